@@ -1,0 +1,138 @@
+"""The canonical event batch every reader yields and every learner consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEFAULT_PERSONA = "default"
+
+#: Column name → numpy dtype of an :class:`EventBatch`.
+COLUMNS = {
+    "ts": np.float64,  # event time, epoch seconds
+    "method": object,  # upper-case HTTP method
+    "endpoint": object,  # endpoint template path, e.g. /api/users/{id}
+    "status": np.int32,  # HTTP status; 0 = not recorded (status model untouched)
+    "latency_ms": np.float64,  # NaN = not recorded (latency models untouched)
+    "persona": object,  # persona name; "default" when the event has none
+    "session": object,  # session id; "" when the event has none
+    "line": np.int64,  # 1-based line (or record) number in ``source``
+}
+
+
+@dataclass
+class EventBatch:
+    """A columnar batch of canonical events, all arrays of the same length.
+
+    Parameters
+    ----------
+    ts, method, endpoint, status, latency_ms, persona, session, line
+        One numpy array per column, dtypes as in :data:`COLUMNS`.
+    source : str
+        File (or stream) the batch came from, for error messages.
+    """
+
+    ts: np.ndarray
+    method: np.ndarray
+    endpoint: np.ndarray
+    status: np.ndarray
+    latency_ms: np.ndarray
+    persona: np.ndarray
+    session: np.ndarray
+    line: np.ndarray
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        for name, dtype in COLUMNS.items():
+            setattr(self, name, np.asarray(getattr(self, name), dtype=dtype))
+        sizes = {len(getattr(self, name)) for name in COLUMNS}
+        if len(sizes) > 1:
+            raise ValueError(f"EventBatch columns differ in length: {sizes}")
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def take(self, index: np.ndarray) -> EventBatch:
+        """Rows selected by an integer or boolean index, in that order."""
+        return EventBatch(**{n: getattr(self, n)[index] for n in COLUMNS}, source=self.source)
+
+    @classmethod
+    def from_records(cls, records: list[dict], source: str = "<memory>") -> EventBatch:
+        """Build a batch from already-valid canonical dicts (tests and notebooks).
+
+        ``endpoint`` defaults to the templated ``path``; missing optional fields get their
+        defaults. Use the readers in :mod:`driftbayes.io` for untrusted input.
+        """
+        from driftbayes.templates import template_path
+
+        cols: dict[str, list] = {n: [] for n in COLUMNS}
+        for i, r in enumerate(records, start=1):
+            cols["ts"].append(float(r["ts"]))
+            cols["method"].append(str(r.get("method", "GET")).upper())
+            cols["endpoint"].append(r.get("endpoint") or template_path(r["path"]))
+            cols["status"].append(int(r.get("status") or 0))
+            lat = r.get("latency_ms")
+            cols["latency_ms"].append(np.nan if lat is None else float(lat))
+            cols["persona"].append(r.get("persona") or DEFAULT_PERSONA)
+            cols["session"].append(r.get("session") or "")
+            cols["line"].append(i)
+        return cls(**cols, source=source)
+
+    @classmethod
+    def empty(cls, source: str = "<memory>") -> EventBatch:
+        return cls(**{n: np.empty(0, dtype=d) for n, d in COLUMNS.items()}, source=source)
+
+    @classmethod
+    def concat(cls, batches: list[EventBatch]) -> EventBatch:
+        if not batches:
+            return cls.empty()
+        return cls(
+            **{n: np.concatenate([getattr(b, n) for b in batches]) for n in COLUMNS},
+            source=batches[0].source,
+        )
+
+
+@dataclass
+class BadRecord:
+    """Where and why one input record was rejected."""
+
+    source: str
+    line: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: field '{self.field}': {self.reason}"
+
+
+class BadRecordError(ValueError):
+    """Raised in strict mode at the first bad record."""
+
+    def __init__(self, bad: BadRecord):
+        super().__init__(str(bad))
+        self.bad = bad
+
+
+@dataclass
+class BadRecordReport:
+    """Counts of skipped records, keeping the first few locations for the end-of-run report."""
+
+    keep: int = 5
+    count: int = 0
+    first: list[BadRecord] = field(default_factory=list)
+    by_field: dict[str, int] = field(default_factory=dict)
+
+    def add(self, bad: BadRecord) -> None:
+        self.count += 1
+        self.by_field[bad.field] = self.by_field.get(bad.field, 0) + 1
+        if len(self.first) < self.keep:
+            self.first.append(bad)
+
+    def summary(self) -> str:
+        if not self.count:
+            return "no bad records"
+        fields = ", ".join(f"{k}: {v}" for k, v in sorted(self.by_field.items()))
+        lines = [f"skipped {self.count} bad record(s) ({fields}); first:"]
+        lines += [f"  {b}" for b in self.first]
+        return "\n".join(lines)
