@@ -1,0 +1,284 @@
+"""Pure conjugate maths on sufficient statistics.
+
+Every function here is keyword-friendly, stateless and vectorised: inputs broadcast over any
+leading dims (``endpoint``, ``persona``, …) and new dims go last. The learner keeps *evidence*
+(decay-weighted sufficient statistics) and adds it to the synthetic prior's pseudo-statistics,
+so each posterior is ``prior + evidence`` in natural-parameter space.
+
+Models
+------
+* latency shape — categorical over fine log-spaced bins, Dirichlet prior whose base measure is
+  the synthetic log-normal; the median's credible interval is exact through the Dirichlet
+  aggregation property (``F(edge_k) ~ Beta(A_k, A - A_k)``).
+* latency summary / think time — log-normal, Normal-Inverse-Gamma on ``(μ, σ²)`` of the log.
+* status mix — categorical, Dirichlet; error rates are Beta marginals.
+* request frequency — Poisson counts with exposure, Gamma prior, negative-binomial predictive.
+* transitions — one categorical row per source state, Dirichlet rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+#: Latency bin edges in milliseconds: 32 log-spaced bins per decade from 0.05 ms to 300 s.
+#: Latencies outside the range fall into the first / last bin.
+LATENCY_EDGES_MS = np.geomspace(0.05, 3.0e5, 218)
+LOG_EDGES = np.log(LATENCY_EDGES_MS)
+N_LATENCY_BINS = len(LATENCY_EDGES_MS) - 1
+
+# Pseudo-count floor so every Dirichlet component stays strictly positive (proper posterior).
+_ALPHA_FLOOR = 1e-9
+
+
+# --------------------------------------------------------------------------- decay & confidence
+def decay_evidence(evidence, *, decay: float, k: int = 1):
+    """Stabilised exponential forgetting of evidence toward the prior.
+
+    ``post = prior + (1-λ)·(post − prior)`` applied ``k`` times is ``evidence·(1-λ)^k``.
+    """
+    return evidence * (1.0 - decay) ** k
+
+
+def contraction(width_post, width_prior):
+    """Confidence as credible-interval contraction ``1 − width_post / width_prior`` in [0, 1]."""
+    width_post = np.asarray(width_post, dtype=float)
+    width_prior = np.asarray(width_prior, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = 1.0 - width_post / width_prior
+    return np.clip(np.nan_to_num(c, nan=0.0), 0.0, 1.0)
+
+
+def tail_probs(mass: float) -> tuple[float, float]:
+    """Lower and upper quantile levels of an equal-tailed interval of probability ``mass``."""
+    return (1.0 - mass) / 2.0, (1.0 + mass) / 2.0
+
+
+# --------------------------------------------------------------------------- latency histogram
+def lognormal_bin_probs(*, median_ms, sigma, log_edges=LOG_EDGES):
+    """Probability of each latency bin under a log-normal; the outer bins absorb the tails.
+
+    Returns shape ``(..., n_bins)`` for broadcastable ``median_ms`` and ``sigma``.
+    """
+    mu = np.log(np.asarray(median_ms, dtype=float))[..., None]
+    sigma = np.asarray(sigma, dtype=float)[..., None]
+    cdf = special.ndtr((log_edges - mu) / sigma)
+    cdf[..., 0] = 0.0
+    cdf[..., -1] = 1.0
+    return np.diff(cdf, axis=-1)
+
+
+def dirichlet_prior_alpha(*, median_ms, sigma, strength, log_edges=LOG_EDGES):
+    """Dirichlet pseudo-counts with the synthetic log-normal as base measure."""
+    probs = lognormal_bin_probs(median_ms=median_ms, sigma=sigma, log_edges=log_edges)
+    return np.asarray(strength, dtype=float)[..., None] * probs + _ALPHA_FLOOR
+
+
+def latency_bin_index(latency_ms, edges=LATENCY_EDGES_MS):
+    """Bin of each latency; out-of-range values go to the outer bins."""
+    idx = np.searchsorted(edges, latency_ms, side="right") - 1
+    return np.clip(idx, 0, len(edges) - 2)
+
+
+def _median_cdf_at_edges(cum, total):
+    """P(median ≤ upper edge of bin k) = P(Beta(A_k, A − A_k) ≥ ½) = I_½(A − A_k, A_k)."""
+    rest = np.maximum(total - cum, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g = special.betainc(np.maximum(rest, 1e-300), np.maximum(cum, 1e-300), 0.5)
+    g = np.where(cum <= 0, 0.0, g)
+    return np.where(rest <= 0, 1.0, g)
+
+
+def dirichlet_median_quantiles(alpha, qs, *, log_edges=LOG_EDGES):
+    """Quantiles of the posterior distribution of the *median latency* (ms).
+
+    Uses the aggregation property of the Dirichlet: the CDF value at a bin edge is Beta
+    distributed, so ``P(median ≤ edge)`` is a regularised incomplete beta function. A vectorised
+    binary search over bins finds each quantile, interpolated linearly in log latency.
+
+    Parameters
+    ----------
+    alpha : array of shape (..., n_bins)
+        Dirichlet parameters.
+    qs : sequence of float
+        Quantile levels in (0, 1).
+
+    Returns
+    -------
+    ndarray of shape (..., len(qs))
+    """
+    alpha = np.asarray(alpha, dtype=float)
+    cum = np.cumsum(alpha, axis=-1)
+    total = cum[..., -1:]
+    n_bins = alpha.shape[-1]
+    lead = alpha.shape[:-1]
+    out = np.empty(lead + (len(qs),))
+    flat_cum = cum.reshape(-1, n_bins)
+    flat_tot = total.reshape(-1)
+    rows = np.arange(flat_cum.shape[0])
+    for j, q in enumerate(qs):
+        lo = np.zeros(len(rows), dtype=np.int64)  # smallest k with G_k >= q lies in [lo, hi]
+        hi = np.full(len(rows), n_bins - 1, dtype=np.int64)
+        while np.any(lo < hi):
+            mid = (lo + hi) // 2
+            g = _median_cdf_at_edges(flat_cum[rows, mid], flat_tot)
+            go_right = g < q
+            lo = np.where(go_right, mid + 1, lo)
+            hi = np.where(go_right, hi, mid)
+        k = lo
+        g_hi = _median_cdf_at_edges(flat_cum[rows, k], flat_tot)
+        prev = np.where(k > 0, flat_cum[rows, np.maximum(k - 1, 0)], 0.0)
+        g_lo = np.where(k > 0, _median_cdf_at_edges(prev, flat_tot), 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.clip(np.nan_to_num((q - g_lo) / (g_hi - g_lo), nan=0.5), 0.0, 1.0)
+        log_ms = log_edges[k] + frac * (log_edges[k + 1] - log_edges[k])
+        out.reshape(-1, len(qs))[:, j] = np.exp(log_ms)
+    return out
+
+
+def histogram_quantiles(probs, qs, *, log_edges=LOG_EDGES):
+    """Quantiles (ms) of the histogram predictive with log-uniform mass inside each bin.
+
+    ``probs`` has shape (..., n_bins) and sums to one on the last axis.
+    """
+    probs = np.asarray(probs, dtype=float)
+    cdf = np.cumsum(probs, axis=-1)
+    cdf = cdf / cdf[..., -1:]
+    out = []
+    for q in qs:
+        k = np.minimum((cdf < q).sum(axis=-1), probs.shape[-1] - 1)
+        c_hi = np.take_along_axis(cdf, k[..., None], -1)[..., 0]
+        p_k = np.take_along_axis(probs, k[..., None], -1)[..., 0] / np.maximum(
+            np.sum(probs, axis=-1), 1e-300
+        )
+        c_lo = c_hi - p_k
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.clip(np.nan_to_num((q - c_lo) / p_k, nan=0.5), 0.0, 1.0)
+        out.append(np.exp(log_edges[k] + frac * (log_edges[k + 1] - log_edges[k])))
+    return np.stack(out, axis=-1)
+
+
+def sample_histogram(probs, rng: np.random.Generator, *, log_edges=LOG_EDGES):
+    """One latency (ms) per row of ``probs`` (shape (n, n_bins)): draw a bin, then log-uniform."""
+    probs = np.atleast_2d(probs)
+    cdf = np.cumsum(probs, axis=-1)
+    u = rng.random(probs.shape[0]) * cdf[:, -1]
+    k = np.minimum((cdf < u[:, None]).sum(axis=-1), probs.shape[-1] - 1)
+    v = rng.random(probs.shape[0])
+    return np.exp(log_edges[k] + v * (log_edges[k + 1] - log_edges[k]))
+
+
+# --------------------------------------------------------------------------- Normal-Inverse-Gamma
+def nig_prior(*, median_ms, sigma, strength):
+    """NIG hyper-parameters ``(mu, kappa, alpha, beta)`` for a synthetic log-normal.
+
+    ``strength`` pseudo-observations at log-median ``log(median_ms)`` with log-scale
+    spread ``sigma``: ``kappa = strength``, ``alpha = strength/2``, ``beta = strength·sigma²/2``.
+    """
+    strength = np.asarray(strength, dtype=float)
+    mu = np.log(np.asarray(median_ms, dtype=float))
+    sigma = np.asarray(sigma, dtype=float)
+    return mu, strength, strength / 2.0, strength * sigma**2 / 2.0
+
+
+def normal_nig_posterior(*, mu0, kappa0, alpha0, beta0, n, sx, sxx):
+    """Posterior NIG parameters from (weighted) sufficient statistics of log values.
+
+    Natural-parameter form, valid for fractional (decay-weighted) counts and ``n = 0``:
+    ``kappa = kappa0 + n``, ``mu = (kappa0·mu0 + Σx)/kappa``, ``alpha = alpha0 + n/2``,
+    ``beta = beta0 + (Σx² + kappa0·mu0² − kappa·mu²)/2``.
+    """
+    kappa = kappa0 + n
+    mu = (kappa0 * mu0 + sx) / kappa
+    alpha = alpha0 + n / 2.0
+    beta = beta0 + 0.5 * np.maximum(sxx + kappa0 * mu0**2 - kappa * mu**2, 0.0)
+    return mu, kappa, alpha, beta
+
+
+def nig_mean_interval(*, mu, kappa, alpha, beta, mass):
+    """Equal-tailed credible interval of ``mu`` (Student-t marginal, df = 2·alpha)."""
+    _, hi = tail_probs(mass)
+    half = special.stdtrit(2.0 * alpha, hi) * np.sqrt(beta / (alpha * kappa))
+    return mu - half, mu + half
+
+
+def normal_nig_predictive(*, mu, kappa, alpha, beta):
+    """Student-t predictive of a new log value: ``(df, loc, scale)``."""
+    return 2.0 * alpha, mu, np.sqrt(beta * (kappa + 1.0) / (alpha * kappa))
+
+
+def sample_lognormal_nig(*, mu, kappa, alpha, beta, rng: np.random.Generator):
+    """Predictive draws on the original scale: ``exp(Student-t)``, one per parameter row."""
+    df, loc, scale = normal_nig_predictive(mu=mu, kappa=kappa, alpha=alpha, beta=beta)
+    return np.exp(loc + scale * rng.standard_t(df))
+
+
+# --------------------------------------------------------------------------- Dirichlet / Beta
+def beta_interval(a, b, *, mass):
+    """Equal-tailed interval of Beta(a, b); degenerate components give a point at 0 or 1."""
+    lo_q, hi_q = tail_probs(mass)
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    a_ = np.maximum(a, 1e-300)
+    b_ = np.maximum(b, 1e-300)
+    lo = special.betaincinv(a_, b_, lo_q)
+    hi = special.betaincinv(a_, b_, hi_q)
+    lo = np.where(a <= 0, 0.0, np.where(b <= 0, 1.0, lo))
+    hi = np.where(a <= 0, 0.0, np.where(b <= 0, 1.0, hi))
+    return lo, hi
+
+
+def beta_width_stabilised(a, b, *, mass):
+    """Interval width of a probability on the variance-stabilising ``arcsin(√p)`` scale.
+
+    On this scale a Beta's interval width shrinks like ``1/√n`` wherever the probability sits,
+    so contraction against a prior concentrated near 0 (a low synthetic error rate) measures
+    information, not distance from the prior.
+    """
+    lo, hi = beta_interval(a, b, mass=mass)
+    return np.arcsin(np.sqrt(hi)) - np.arcsin(np.sqrt(lo))
+
+
+def beta_median(a, b):
+    """Posterior median of Beta(a, b)."""
+    a_ = np.maximum(np.asarray(a, dtype=float), 1e-300)
+    b_ = np.maximum(np.asarray(b, dtype=float), 1e-300)
+    return special.betaincinv(a_, b_, 0.5)
+
+
+def dirichlet_mean(alpha):
+    """Mean of a Dirichlet along the last axis (the one-draw categorical predictive)."""
+    alpha = np.asarray(alpha, dtype=float)
+    total = alpha.sum(axis=-1, keepdims=True)
+    return np.divide(alpha, total, out=np.zeros_like(alpha), where=total > 0)
+
+
+def sample_categorical(probs, rng: np.random.Generator):
+    """One index per row of ``probs`` (shape (n, k)), by inverse CDF."""
+    probs = np.atleast_2d(probs)
+    cdf = np.cumsum(probs, axis=-1)
+    u = rng.random(probs.shape[0]) * cdf[:, -1]
+    return np.minimum((cdf < u[:, None]).sum(axis=-1), probs.shape[-1] - 1)
+
+
+# --------------------------------------------------------------------------- Gamma-Poisson
+def gamma_prior(*, rate, strength):
+    """Gamma(shape, rate) pseudo-statistics worth ``strength`` events at ``rate`` events/s."""
+    strength = np.asarray(strength, dtype=float)
+    return strength, strength / np.asarray(rate, dtype=float)
+
+
+def poisson_gamma_posterior(*, a0, b0, count, exposure):
+    """Gamma posterior of a Poisson rate: ``(a0 + Σcount, b0 + Σexposure)``."""
+    return a0 + count, b0 + exposure
+
+
+def gamma_interval(a, b, *, mass):
+    """Equal-tailed interval of the rate under Gamma(shape a, rate b)."""
+    lo_q, hi_q = tail_probs(mass)
+    return special.gammaincinv(a, lo_q) / b, special.gammaincinv(a, hi_q) / b
+
+
+def poisson_gamma_predictive(*, a, b, window_s):
+    """Negative-binomial predictive of the count in a window: scipy ``nbinom(n, p)`` params."""
+    return a, b / (b + window_s)
