@@ -81,12 +81,24 @@ def latency_bin_index(latency_ms, edges=LATENCY_EDGES_MS):
 
 
 def _median_cdf_at_edges(cum, total):
-    """P(median ≤ upper edge of bin k) = P(Beta(A_k, A − A_k) ≥ ½) = I_½(A − A_k, A_k)."""
-    rest = np.maximum(total - cum, 0.0)
+    """P(median ≤ upper edge of bin k) = P(Beta(A_k, A − A_k) ≥ ½) = I_½(A − A_k, A_k).
+
+    A Beta(a, b) is sub-Gaussian with variance proxy 1/(4(a+b+1)) (Marchal & Arbel 2017), so
+    where the mean CDF sits more than 9 proxy standard deviations from ½ the probability is 0
+    or 1 to within 3e-18; the incomplete beta function is evaluated only on the other edges.
+    """
+    cum, total = np.broadcast_arrays(np.asarray(cum, float), np.asarray(total, float))
     with np.errstate(invalid="ignore", divide="ignore"):
-        g = special.betainc(np.maximum(rest, 1e-300), np.maximum(cum, 1e-300), 0.5)
-    g = np.where(cum <= 0, 0.0, g)
-    return np.where(rest <= 0, 1.0, g)
+        m = cum / total
+    g = (m >= 0.5).astype(float)
+    active = np.abs(m - 0.5) < 4.5 / np.sqrt(total + 1.0)
+    active &= (cum > 0) & (cum < total)
+    if active.any():
+        a, t = cum[active], total[active]
+        g[active] = special.betainc(t - a, a, 0.5)
+    g[cum <= 0] = 0.0
+    g[cum >= total] = 1.0
+    return g
 
 
 def dirichlet_median_quantiles(alpha, qs, *, log_edges=LOG_EDGES):
@@ -109,31 +121,33 @@ def dirichlet_median_quantiles(alpha, qs, *, log_edges=LOG_EDGES):
     """
     alpha = np.asarray(alpha, dtype=float)
     cum = np.cumsum(alpha, axis=-1)
-    total = cum[..., -1:]
     n_bins = alpha.shape[-1]
-    lead = alpha.shape[:-1]
-    out = np.empty(lead + (len(qs),))
     flat_cum = cum.reshape(-1, n_bins)
-    flat_tot = total.reshape(-1)
-    rows = np.arange(flat_cum.shape[0])
-    for j, q in enumerate(qs):
-        lo = np.zeros(len(rows), dtype=np.int64)  # smallest k with G_k >= q lies in [lo, hi]
-        hi = np.full(len(rows), n_bins - 1, dtype=np.int64)
-        while np.any(lo < hi):
-            mid = (lo + hi) // 2
-            g = _median_cdf_at_edges(flat_cum[rows, mid], flat_tot)
-            go_right = g < q
-            lo = np.where(go_right, mid + 1, lo)
-            hi = np.where(go_right, hi, mid)
-        k = lo
-        g_hi = _median_cdf_at_edges(flat_cum[rows, k], flat_tot)
-        prev = np.where(k > 0, flat_cum[rows, np.maximum(k - 1, 0)], 0.0)
-        g_lo = np.where(k > 0, _median_cdf_at_edges(prev, flat_tot), 0.0)
+    flat_tot = flat_cum[:, -1]
+    if flat_cum.size <= 400_000:  # small: evaluate every edge at once (fewest numpy calls)
+        g_all = _median_cdf_at_edges(flat_cum, flat_tot[:, None])
+        ks = [np.minimum((g_all < q).sum(axis=-1), n_bins - 1) for q in qs]
+        g_at = lambda k: np.take_along_axis(g_all, k[:, None], -1)[:, 0]  # noqa: E731
+    else:  # large: vectorised binary search, O(log n_bins) evaluations per cell
+        rows = np.arange(flat_cum.shape[0])
+        g_at = lambda k: _median_cdf_at_edges(flat_cum[rows, k], flat_tot)  # noqa: E731
+        ks = []
+        for q in qs:
+            lo = np.zeros(len(rows), dtype=np.int64)
+            hi = np.full(len(rows), n_bins - 1, dtype=np.int64)
+            while np.any(lo < hi):
+                mid = (lo + hi) // 2
+                right = g_at(mid) < q
+                lo, hi = np.where(right, mid + 1, lo), np.where(right, hi, mid)
+            ks.append(lo)
+    out = np.empty((flat_cum.shape[0], len(qs)))
+    for j, (q, k) in enumerate(zip(qs, ks)):
+        g_hi = g_at(k)
+        g_lo = np.where(k > 0, g_at(np.maximum(k - 1, 0)), 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             frac = np.clip(np.nan_to_num((q - g_lo) / (g_hi - g_lo), nan=0.5), 0.0, 1.0)
-        log_ms = log_edges[k] + frac * (log_edges[k + 1] - log_edges[k])
-        out.reshape(-1, len(qs))[:, j] = np.exp(log_ms)
-    return out
+        out[:, j] = np.exp(log_edges[k] + frac * (log_edges[k + 1] - log_edges[k]))
+    return out.reshape(alpha.shape[:-1] + (len(qs),))
 
 
 def histogram_quantiles(probs, qs, *, log_edges=LOG_EDGES):

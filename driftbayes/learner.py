@@ -481,9 +481,13 @@ class DriftLearner:
         mass = float(cfg.credible_mass)
         prior_w = self._prior_widths(mass)
         conf, n_eff = {}, {}
+        lo_q, hi_q = cj.tail_probs(mass)
+        lat_q = cj.dirichlet_median_quantiles(post.lat_alpha, [lo_q, 0.5, hi_q])
         for kind in KINDS:
             n_eff[kind] = _kind_count(pooled, kind)
-            if kind == "transitions":  # the row's most likely next state
+            if kind == "latency":
+                w_post, w_prior = np.log(lat_q[..., 2] / lat_q[..., 0]), prior_w[kind]
+            elif kind == "transitions":  # the row's most likely next state
                 top = np.argmax(post.trans_alpha, axis=-1)[..., None]
                 w_post = _component_width(post.trans_alpha, top, mass)
                 w_prior = np.take_along_axis(
@@ -498,7 +502,8 @@ class DriftLearner:
             & (conf[k] >= float(cfg.confidence_threshold))
             for k in KINDS
         }
-        return {"gate": gate, "confidence": conf, "n_eff": n_eff, "enabled": enabled}
+        return {"gate": gate, "confidence": conf, "n_eff": n_eff, "enabled": enabled,
+                "posterior": post, "latency_quantiles": lat_q}
 
     def _prior_widths(self, mass: float) -> dict[str, np.ndarray]:
         """Credible-interval widths under the synthetic prior (cached per vocabulary)."""
@@ -724,11 +729,9 @@ class DriftLearner:
     # ------------------------------------------------------------------ history & warnings
     def _record(self, window: int, pend: Stats, pooled: Stats, report: dict) -> None:
         T = float(self.config.update_interval)
-        post = self.params_from(pooled)
+        post, lat_q = report["posterior"], report["latency_quantiles"]
         appl = self.params_from(self.applied_)
         mass = float(self.config.credible_mass)
-        lo_q, hi_q = cj.tail_probs(mass)
-        lat_q = cj.dirichlet_median_quantiles(post.lat_alpha, [lo_q, 0.5, hi_q])
         lat_a = cj.dirichlet_median_quantiles(appl.lat_alpha, [0.5])[..., 0]
         a5, rest = _error_split(post.status_alpha, self.statuses_, 500)
         err_lo, err_hi = cj.beta_interval(a5, rest, mass=mass)

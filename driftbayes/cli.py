@@ -1,0 +1,315 @@
+"""The ``driftbayes`` command line: learn, patterns, sample, reset, config, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from driftbayes.config import ConfigError, load_config
+from driftbayes.events import BadRecordError, BadRecordReport
+
+app = typer.Typer(
+    help="Bayesian drift learning for API mocks: learn from recorded traffic, inspect patterns, "
+    "sample mock responses.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Show, read or change the drift_learning config.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+out = Console()
+if not out.is_terminal:  # piped or captured: keep table columns readable
+    out = Console(width=160)
+err = Console(stderr=True)
+
+DEFAULT_CONFIG = "driftbayes.yaml"
+DEFAULT_STATE = "driftbayes-state.nc"
+
+StateOpt = typer.Option(DEFAULT_STATE, "--state", "-s", help="State file (NetCDF).")
+ConfigOpt = typer.Option(None, "--config", "-c", help=f"Config YAML (default: {DEFAULT_CONFIG} if present).")
+LayerOpt = typer.Option("applied", "--layer", help="applied | posterior | prior")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _config_path(config: Optional[Path]) -> Optional[Path]:
+    if config is not None:
+        return config
+    return Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).exists() else None
+
+
+def _load_learner(state: Path, config: Optional[Path] = None, *, must_exist: bool = True):
+    from driftbayes.learner import DriftLearner
+    from driftbayes.state import StateError, load_state
+
+    cfg_path = _config_path(config)
+    try:
+        cfg = load_config(cfg_path) if cfg_path is not None else None
+        if state.exists():
+            return load_state(state, cfg)
+        if must_exist:
+            _fail(f"{state}: no such state file (run `driftbayes learn FILE` first)")
+        return DriftLearner(cfg)
+    except (ConfigError, StateError) as exc:
+        _fail(str(exc))
+
+
+def learn_files(learner, files: list[str], *, fmt: str | None = None, strict: bool = False,
+                progress: bool = True, report: BadRecordReport | None = None) -> int:
+    """Stream every file through the learner with a progress display; returns events learned."""
+    from driftbayes.io.recordings import read_events
+
+    report = report if report is not None else BadRecordReport()
+    total = 0
+    started = time.perf_counter()
+    with Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.fields[events]:,} events · {task.fields[rate]}"), TimeElapsedColumn(),
+        console=err, disable=not progress, transient=False,
+    ) as bar:
+        for f in files:
+            task = bar.add_task(f"learning {f}", total=None, events=0, rate="")
+            n = 0
+            for batch in read_events(f, fmt=fmt, strict=strict, report=report,
+                                     persona_field=learner.config.persona_field):
+                learner.learn_many(batch)
+                n += len(batch)
+                rate = (total + n) / max(time.perf_counter() - started, 1e-9)
+                bar.update(task, events=n, rate=f"{rate:,.0f} ev/s")
+            bar.update(task, total=1, completed=1)
+            total += n
+    return total
+
+
+@app.command()
+def learn(
+    files: list[str] = typer.Argument(..., help="Recordings (JSONL, .gz ok, '-' for stdin) or a named real recording."),
+    config: Optional[Path] = ConfigOpt,
+    state: Path = StateOpt,
+    fmt: Optional[str] = typer.Option(None, "--format", help="Force the input format (default: detect)."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first bad record (file:line and field)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Learn from recordings, creating STATE or updating it incrementally."""
+    from driftbayes.state import save_state
+
+    learner = _load_learner(state, config, must_exist=False)
+    report = BadRecordReport()
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            n = learn_files(learner, files, fmt=fmt, strict=strict, progress=progress, report=report)
+        except BadRecordError as exc:
+            _fail(f"{exc} (strict mode: nothing from this run was saved)")
+        except (FileNotFoundError, ValueError) as exc:
+            _fail(str(exc))
+        learner.warn_unreachable()
+    elapsed = time.perf_counter() - started
+    save_state(learner, state)
+    for w in caught:
+        err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+    err.print(
+        f"learned {n:,} events in {elapsed:.2f} s ({n / max(elapsed, 1e-9):,.0f} ev/s) → {state}  "
+        f"[{len(learner.endpoints_)} endpoints, {len(learner.personas_)} personas, "
+        f"{learner.n_windows_} windows closed]", highlight=False)
+    if report.count:
+        err.print(f"[yellow]{report.summary()}[/]", highlight=False)
+
+
+def _pattern_table(rows: list[dict], layer: str) -> Table:
+    t = Table(title=f"learned patterns ({layer} layer)", header_style="bold")
+    for col, just in [("endpoint", "left"), ("persona", "left"), ("kind", "left"),
+                      ("n_eff", "right"), ("confidence", "right"), ("applied", "center"),
+                      ("estimate", "right"), ("interval", "right"), ("unit", "left")]:
+        t.add_column(col, justify=just)
+    for r in rows:
+        ep = f"{r['method']} {r['endpoint']}".strip()
+        if r["kind"] == "transitions":
+            ep = f"{ep} → {r['next']}"
+        iv = r["interval"]
+        fmt = (lambda v: f"{v:.4f}") if r["unit"] in ("probability", "req/s") else (lambda v: f"{v:,.1f}")
+        t.add_row(ep, r["persona"], r["kind"], f"{r['n_eff']:,.1f}", f"{r['confidence']:.2f}",
+                  "[green]yes[/]" if r["applied"] else ("no" if r["enabled"] else "[dim]off[/]"),
+                  fmt(r["estimate"]), f"[{fmt(iv['lower'])}, {fmt(iv['upper'])}]", r["unit"])
+    return t
+
+
+@app.command()
+def patterns(
+    state: Path = StateOpt,
+    config: Optional[Path] = ConfigOpt,
+    format: str = typer.Option("table", "--format", help="table | json"),
+    layer: str = LayerOpt,
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind (latency, errors, transitions, think_time, frequency)."),
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="Only endpoints matching this glob."),
+    persona: Optional[str] = typer.Option(None, "--persona", help="Only this persona."),
+) -> None:
+    """Show learned patterns with confidence, credible interval and whether they are applied."""
+    from driftbayes.globs import match_glob
+    from driftbayes.patterns import patterns as get_patterns
+
+    if format not in ("table", "json"):
+        _fail(f"--format must be table or json, not {format!r}")
+    learner = _load_learner(state, config)
+    try:
+        rows = get_patterns(learner, layer)
+    except ValueError as exc:
+        _fail(str(exc))
+    if kind:
+        rows = [r for r in rows if r["kind"] == kind]
+    if endpoint:
+        rows = [r for r in rows if match_glob({endpoint: True}, f"{r['method']} {r['endpoint']}".strip())]
+    if persona:
+        rows = [r for r in rows if r["persona"] == persona]
+    if format == "json":
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        out.print(_pattern_table(rows, layer))
+
+
+@app.command()
+def sample(
+    n: int = typer.Option(10, "--n", "-n", min=1, help="Number of responses."),
+    state: Path = StateOpt,
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="/tmpl or 'METHOD /tmpl' (default: drawn by learned frequency)."),
+    persona: Optional[str] = typer.Option(None, "--persona"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    layer: str = LayerOpt,
+    sessions: Optional[int] = typer.Option(None, "--sessions", min=1, help="Print K whole sessions instead."),
+) -> None:
+    """Print JSONL draws from a layer's posterior predictive (responses or whole sessions)."""
+    from driftbayes.sampling import sample as draw
+    from driftbayes.sampling import sample_sessions
+
+    learner = _load_learner(state)
+    try:
+        if sessions is not None:
+            rows = sample_sessions(learner, sessions, persona=persona, layer=layer, seed=seed)
+        else:
+            cols = draw(learner, n, endpoint=endpoint, persona=persona, layer=layer, seed=seed)
+            rows = [
+                {"endpoint": e, "method": m, "persona": str(p), "status": int(s),
+                 "latency_ms": round(float(x), 3)}
+                for e, m, p, s, x in zip(cols["endpoint"], cols["method"], cols["persona"],
+                                         cols["status"], cols["latency_ms"])
+            ]
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc.args[0] if exc.args else exc))
+    sys.stdout.buffer.write(b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in rows))
+
+
+@app.command()
+def reset(
+    state: Path = StateOpt,
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="Glob of endpoints to reset."),
+    persona: Optional[str] = typer.Option(None, "--persona", help="Persona to reset."),
+) -> None:
+    """Forget learned patterns (all, or for matching endpoints / a persona)."""
+    from driftbayes.state import save_state
+
+    learner = _load_learner(state)
+    try:
+        cells = learner.reset(endpoint, persona)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    save_state(learner, state)
+    what = "everything" if endpoint is None and persona is None else f"{cells} endpoint × persona cell(s)"
+    err.print(f"reset {what} in {state}")
+
+
+@config_app.command("show")
+def config_show(config: Optional[Path] = ConfigOpt) -> None:
+    """Print the effective config (defaults filled in)."""
+    try:
+        cfg = load_config(_config_path(config))
+    except ConfigError as exc:
+        _fail(str(exc))
+    sys.stdout.write(cfg.to_yaml())
+
+
+@config_app.command("get")
+def config_get(key: str, config: Optional[Path] = ConfigOpt) -> None:
+    """Print one value, e.g. `driftbayes config get drift_learning.mode`."""
+    from driftbayes.config import get_key
+
+    try:
+        value = get_key(_config_path(config), key)
+    except (ConfigError, KeyError) as exc:
+        _fail(str(exc.args[0] if exc.args else exc))
+    sys.stdout.write((json.dumps(value) if isinstance(value, (dict, list, bool)) else str(value)) + "\n")
+
+
+@config_app.command("set")
+def config_set(key: str, value: str, config: Optional[Path] = ConfigOpt) -> None:
+    """Change one value in the config file, e.g. `driftbayes config set drift_learning.mode hybrid`."""
+    from driftbayes.config import set_key
+
+    path = config or Path(DEFAULT_CONFIG)
+    try:
+        set_key(path, key, value)
+    except (ConfigError, KeyError) as exc:
+        _fail(str(exc.args[0] if exc.args else exc))
+    err.print(f"{path}: {key} = {value}")
+
+
+@app.command()
+def demo(
+    recording: str = typer.Option("trainticket", "--recording", help="Named real recording to learn."),
+    out_dir: Path = typer.Option(Path("driftbayes-demo"), "--out", help="Folder for state, patterns and plot."),
+    config: Optional[Path] = ConfigOpt,
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Learn a bundled real recording, print the patterns and plot how they drifted."""
+    from driftbayes.io.recordings import RECORDINGS
+    from driftbayes.learner import DriftLearner
+    from driftbayes.patterns import patterns as get_patterns
+    from driftbayes.plots import plot_drift
+    from driftbayes.state import save_state
+
+    if recording not in RECORDINGS:
+        _fail(f"unknown recording {recording!r}; choose one of {', '.join(RECORDINGS)}")
+    try:
+        cfg = load_config(config) if config else load_config(None)
+    except ConfigError as exc:
+        _fail(str(exc))
+    learner = DriftLearner(cfg, track_history=True)
+    err.print(f"[bold]driftbayes demo[/]: {RECORDINGS[recording].description}", highlight=False)
+    try:
+        n = learn_files(learner, [recording], progress=progress)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_state(learner, out_dir / "state.nc")
+    rows = get_patterns(learner, "applied")
+    (out_dir / "patterns.json").write_text(json.dumps(rows, indent=2))
+    shown = [r for r in rows if r["kind"] in ("latency", "errors", "frequency")]
+    out.print(_pattern_table(shown, "applied"))
+    plot = out_dir / "drift.png"
+    plot_drift(learner.history_frame(), out=plot,
+               title=f"driftbayes · {recording}: learned latency and error rate over time")
+    err.print(f"{n:,} events · {learner.n_windows_} windows of {cfg.update_interval:g} s · "
+              f"state {out_dir / 'state.nc'} · patterns {out_dir / 'patterns.json'} · plot {plot}",
+              highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,77 @@
+"""Drift plots: how the learned latency and error rate moved through the recording."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def plot_drift(history, *, endpoints: list[str] | None = None, persona: str | None = None,
+               max_endpoints: int = 3, out: str | Path | None = None, title: str = ""):
+    """Latency and error-rate drift per endpoint: observed windows, posterior band, applied.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        :meth:`DriftLearner.history_frame` output.
+    endpoints : list of str, optional
+        Endpoint keys (``"GET /x"``) to show; default the busiest ``max_endpoints``.
+    persona : str, optional
+        Persona to show; default the busiest.
+    out : path, optional
+        Write a PNG there.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    df = history
+    if persona is None:
+        persona = df.groupby("persona")["n"].sum().idxmax()
+    df = df[df["persona"] == persona]
+    if endpoints is None:
+        endpoints = list(df.groupby("endpoint")["n"].sum().nlargest(max_endpoints).index)
+    fig, axes = plt.subplots(len(endpoints), 2, figsize=(13, 3.2 * len(endpoints)),
+                             squeeze=False, sharex=True)
+    for row, ep in zip(axes, endpoints):
+        d = df[df["endpoint"] == ep]
+        t = d["time"]
+        ax = row[0]
+        seen = d["n"] > 0
+        ax.scatter(t[seen], d["observed_latency_ms"][seen], s=6, color="0.6",
+                   label="observed window median")
+        ax.fill_between(t, d["latency_lower"], d["latency_upper"], color="C0", alpha=0.25,
+                        label="posterior median, credible band")
+        ax.plot(t, d["latency_median"], color="C0", lw=1.2)
+        ax.plot(t, d["latency_applied"], color="C3", lw=1.5, label="applied (served)")
+        ax.set_yscale("log")
+        ax.set_ylabel("latency ms")
+        ax.set_title(f"{ep} · {persona}: median latency", fontsize=10)
+        ax = row[1]
+        if d["observed_error_rate"].notna().any():
+            ax.scatter(t, d["observed_error_rate"], s=6, color="0.6", label="observed window rate")
+        else:
+            ax.text(0.5, 0.5, "no status codes in this recording:\nerror model stays synthetic",
+                    transform=ax.transAxes, ha="center", va="center", color="0.4")
+        ax.fill_between(t, d["error_lower"], d["error_upper"], color="C0", alpha=0.25,
+                        label="posterior, credible band")
+        ax.plot(t, d["error_mean"], color="C0", lw=1.2)
+        ax.plot(t, d["error_applied"], color="C3", lw=1.5, label="applied (served)")
+        ax.set_ylabel("P(status ≥ 500)")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"{ep} · {persona}: error rate", fontsize=10)
+    axes[0, 0].legend(fontsize=8, loc="upper right")
+    axes[0, 1].legend(fontsize=8, loc="upper right")
+    if title:
+        fig.suptitle(title)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=110)
+    return fig
+
