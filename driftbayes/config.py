@@ -292,7 +292,7 @@ class Config:
                                        range="[0, 1]")
     credible_mass: float = knob(0.9, "probability mass of reported credible intervals",
                                 range="(0, 1)")
-    pooling_strength: float = knob(20.0, "pseudo-observations a persona borrows from its "
+    pooling_strength: float = knob(100.0, "pseudo-observations a persona borrows from its "
                                    "endpoint", range="[0, inf)")
     session_gap: float = knob(1800.0, "inactivity gap that ends a session", kind="duration",
                               range="(0, inf)")

@@ -136,3 +136,19 @@ class BadRecordReport:
         lines = [f"skipped {self.count} bad record(s) ({fields}); first:"]
         lines += [f"  {b}" for b in self.first]
         return "\n".join(lines)
+
+
+def handle_bad_records(
+    bad: list[BadRecord], *, strict: bool, report: BadRecordReport | None
+) -> None:
+    """Raise :class:`BadRecordError` at the first of ``bad`` (``strict``), else report them all.
+
+    ``bad`` must be in input order; ``report=None`` in lenient mode drops them silently.
+    """
+    if not bad:
+        return
+    if strict:
+        raise BadRecordError(bad[0])
+    if report is not None:
+        for b in bad:
+            report.add(b)

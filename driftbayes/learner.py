@@ -159,10 +159,11 @@ class DriftLearner:
         self._prior_width_cache = None
 
     def _index(self, values: np.ndarray, vocab: list, index: dict) -> np.ndarray:
-        uniq, inverse = np.unique(values, return_inverse=True)
+        uniq, first, inverse = np.unique(values, return_index=True, return_inverse=True)
         grew = False
         codes = np.empty(len(uniq), dtype=np.int64)
-        for i, u in enumerate(uniq):
+        for i in np.argsort(first):  # new names join in order of first appearance
+            u = uniq[i]
             j = index.get(u)
             if j is None:
                 j = index[u] = len(vocab)
@@ -649,14 +650,23 @@ class DriftLearner:
         return int(cells.sum())
 
     def __add__(self, other: DriftLearner) -> DriftLearner:
-        """Merge two learners that saw disjoint traffic (e.g. shards) under the same config."""
+        """Merge two learners that saw disjoint traffic (e.g. shards) under the same config.
+
+        Both are first brought to the same open window. Data statistics add; exposure (the
+        observed time behind request rates) is shared, so it merges as the elementwise maximum.
+        Evidence and pending statistics merge exactly; the applied layer is a controller whose
+        path depends on the gates, so merged applied statistics are the sum of the shards'.
+        """
         if self.config.to_dict() != other.config.to_dict():
             raise ValueError("cannot merge learners with different configs")
         a, b = self.__class__._aligned(self, other)
         out = a
-        out.evidence_ = a.evidence_ + b.evidence_
-        out.applied_ = a.applied_ + b.applied_
-        out.pending_ = a.pending_ + b.pending_
+        for attr in ("evidence_", "applied_", "pending_"):
+            x, y = getattr(a, attr), getattr(b, attr)
+            merged = x + y
+            # exposure is observed time, not data: shards watching the same clock share it
+            merged["freq_exposure"] = np.maximum(x["freq_exposure"], y["freq_exposure"])
+            setattr(out, attr, merged)
         out.gate_ = {k: a.gate_[k] | b.gate_[k] for k in KINDS}
         out.n_events_ += b.n_events_
         out.n_late_ += b.n_late_

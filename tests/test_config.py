@@ -186,7 +186,7 @@ def test_defaults():
     assert (cfg.update_interval, cfg.session_gap) == (60.0, 1800.0)
     assert cfg.persona_adaptation and cfg.traffic_mirroring
     assert cfg.endpoint_learning == {} and cfg.persona_learning == {}
-    assert (cfg.confidence_threshold, cfg.credible_mass, cfg.pooling_strength) == (0.5, 0.9, 20.0)
+    assert (cfg.confidence_threshold, cfg.credible_mass, cfg.pooling_strength) == (0.5, 0.9, 100.0)
     assert (cfg.persona_field, cfg.persona_header) == ("persona", "X-Persona")
     assert cfg.synthetic == SyntheticPrior(
         latency_median_ms=100.0, latency_sigma=0.6, status=200, error_status=500,

@@ -1,0 +1,321 @@
+"""CSV traffic with a column mapping onto the canonical event.
+
+Every mapped cell is read as text and converted vectorised, with the same rules as the JSONL
+reader: a row with a bad mapped value is rejected whole. Empty cells are missing values. Rows whose
+mapped cells are all empty (blank lines) are skipped silently; lines with too many fields are bad
+(field ``"csv"``). Line numbers are physical lines (header = line 1) as long as no quoted field
+spans several lines.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from os import PathLike
+
+import numpy as np
+import pandas as pd
+
+from driftbayes.events import (
+    DEFAULT_PERSONA,
+    BadRecord,
+    BadRecordReport,
+    EventBatch,
+    handle_bad_records,
+)
+from driftbayes.io.jsonl import check_input, iso_to_epoch, map_unique, open_input
+from driftbayes.templates import template_paths
+
+__all__ = ["CsvMapping", "read_csv_mapped"]
+
+_TS_SCALE = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}  # units per second
+_LATENCY_UNITS = ("ms", "s", "us")
+_SKIPPED = re.compile(r"Skipping line (\d+): (.*)")
+
+
+@dataclass(frozen=True)
+class CsvMapping:
+    """Which CSV column holds each canonical field (``None`` = the file has none).
+
+    Parameters
+    ----------
+    ts : str
+        Timestamp column (required), in ``ts_unit``.
+    method, path, endpoint, status, latency, persona, session : str or None
+        Columns of the other fields. ``path`` or ``endpoint`` is required; a non-empty
+        ``endpoint`` cell wins over templating ``path``. Without a ``status`` column every
+        status is 0 (unknown); without ``latency`` every latency is NaN.
+    ts_unit : {"s", "ms", "us", "ns", "iso"}
+        Epoch unit of ``ts``, or ``"iso"`` for ISO 8601 text (naive = UTC).
+    latency_unit : {"ms", "s", "us"}
+    default_method : str
+        Method when there is no method column or the cell is empty.
+    """
+
+    ts: str = "ts"
+    method: str | None = "method"
+    path: str | None = "path"
+    endpoint: str | None = None
+    status: str | None = "status"
+    latency: str | None = "latency_ms"
+    persona: str | None = None
+    session: str | None = None
+    ts_unit: str = "s"
+    latency_unit: str = "ms"
+    default_method: str = "GET"
+
+    def __post_init__(self) -> None:
+        if not self.ts:
+            raise ValueError("CsvMapping needs a ts column")
+        if self.path is None and self.endpoint is None:
+            raise ValueError("CsvMapping needs a path or an endpoint column")
+        if self.ts_unit not in (*_TS_SCALE, "iso"):
+            raise ValueError(f"ts_unit must be one of s, ms, us, ns, iso; got {self.ts_unit!r}")
+        if self.latency_unit not in _LATENCY_UNITS:
+            raise ValueError(f"latency_unit must be one of ms, s, us; got {self.latency_unit!r}")
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Canonical field → CSV column, for the mapped fields only."""
+        fields = ("ts", "method", "path", "endpoint", "status", "latency", "persona", "session")
+        return {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
+
+
+def _text(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(object array with None for empty cells, present mask)."""
+    values = series.to_numpy(dtype=object, na_value=None)
+    present = series.notna().to_numpy()
+    return values, present
+
+
+def _numeric(series: pd.Series, per: float = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(float values / ``per``, present mask); unparseable text becomes NaN, still present.
+
+    Integer columns are divided exactly (so nanosecond epochs keep their precision).
+    """
+    present = series.notna().to_numpy()
+    values = pd.to_numeric(series, errors="coerce")
+    if values.dtype.kind in "iu" and per != 1:
+        whole, frac = np.divmod(values.to_numpy(), per)
+        return whole + frac / per, present
+    return values.to_numpy(dtype=np.float64, na_value=np.nan) / per, present
+
+
+def _skipped_lines(caught: list[warnings.WarningMessage]) -> list[tuple[int, str]]:
+    out = []
+    for w in caught:
+        out += [(int(n), why.strip()) for n, why in _SKIPPED.findall(str(w.message))]
+    return out
+
+
+def _convert(
+    chunk: pd.DataFrame, mapping: CsvMapping
+) -> tuple[dict[str, np.ndarray], np.ndarray, list[tuple[int, str, str]]]:
+    """Canonical columns, blank-row mask and ``(row, column, reason)`` of bad rows."""
+    cols = mapping.columns
+    n = len(chunk)
+    blank = np.ones(n, dtype=bool)
+    for c in set(cols.values()):
+        blank &= chunk[c].isna().to_numpy()
+    bad_cell: dict[int, tuple[str, str]] = {}
+
+    def flag(field: str, mask: np.ndarray, reason) -> None:
+        for i in np.flatnonzero(mask & ~blank):
+            if int(i) not in bad_cell:
+                value = chunk[cols[field]].iloc[i]
+                bad_cell[int(i)] = (cols[field], reason(value))
+
+    def text(field: str) -> tuple[np.ndarray, np.ndarray]:
+        values, present = _text(chunk[cols[field]])
+        if present.any():
+            broken = np.zeros(n, dtype=bool)
+            contains = chunk[cols[field]][present].str.contains("\ufffd", regex=False)
+            broken[present] = contains.to_numpy(dtype=bool)
+            flag(field, broken, lambda v: "not valid UTF-8")
+        return values, present
+
+    # ts
+    if mapping.ts_unit == "iso":
+        raw, present = _text(chunk[mapping.ts])
+        ts = np.full(n, np.nan)
+        ts[present] = iso_to_epoch(raw[present])
+    else:
+        ts, present = _numeric(chunk[mapping.ts], _TS_SCALE[mapping.ts_unit])
+    flag(
+        "ts",
+        ~np.isfinite(ts),
+        lambda v: "missing" if pd.isna(v) else f"not a {mapping.ts_unit} timestamp: {v!r}",
+    )
+    # method
+    if mapping.method is not None:
+        method, present = text("method")
+        method[~present] = mapping.default_method
+    else:
+        method = np.full(n, mapping.default_method, dtype=object)
+    # endpoint / path
+    endpoint = np.full(n, None, dtype=object)
+    has_ep = np.zeros(n, dtype=bool)
+    if mapping.endpoint is not None:
+        endpoint, has_ep = text("endpoint")
+    need = ~has_ep
+    if mapping.path is not None:
+        path, has_path = text("path")
+        flag("path", need & ~has_path, lambda v: "missing (and no endpoint)")
+        need &= has_path
+        if need.any():
+            endpoint[need] = template_paths(path[need])
+    else:
+        flag("endpoint", need, lambda v: "missing")
+    # status
+    if mapping.status is not None:
+        status, present = _numeric(chunk[mapping.status])
+        with np.errstate(invalid="ignore"):
+            ok = (status >= 100) & (status <= 599) & (status == np.floor(status))
+
+        def why_status(v: object) -> str:
+            if pd.isna(v):
+                return "missing"
+            return f"not an integer status in 100-599: {v!r}"
+
+        flag("status", ~ok, why_status)
+        status = np.where(ok, status, 0)
+    else:
+        status = np.zeros(n)
+    # latency
+    if mapping.latency is not None:
+        unit = mapping.latency_unit
+        latency, present = _numeric(chunk[mapping.latency], 1000 if unit == "us" else 1)
+        if unit == "s":
+            latency = latency * 1e3
+        with np.errstate(invalid="ignore"):
+            lat_bad = present & (~np.isfinite(latency) | (latency < 0))
+        flag("latency", lat_bad, lambda v: f"not a finite number ≥ 0: {v!r}")
+    else:
+        latency = np.full(n, np.nan)
+    # persona, session
+    if mapping.persona is not None:
+        persona, present = text("persona")
+        persona[~present] = DEFAULT_PERSONA
+    else:
+        persona = np.full(n, DEFAULT_PERSONA, dtype=object)
+    if mapping.session is not None:
+        session, present = text("session")
+        session[~present] = ""
+    else:
+        session = np.full(n, "", dtype=object)
+
+    fine = ~blank
+    if bad_cell:
+        fine[list(bad_cell)] = False
+    method[fine] = map_unique(method[fine], str.upper)
+    out = {
+        "ts": ts,
+        "method": method,
+        "endpoint": endpoint,
+        "status": status.astype(np.int32),
+        "latency_ms": latency,
+        "persona": persona,
+        "session": session,
+    }
+    bad = [(i, col, reason) for i, (col, reason) in bad_cell.items()]
+    return out, fine, bad
+
+
+def read_csv_mapped(
+    path: str | PathLike[str],
+    mapping: CsvMapping,
+    *,
+    batch_size: int = 65536,
+    strict: bool = False,
+    report: BadRecordReport | None = None,
+) -> Iterator[EventBatch]:
+    """Stream a CSV file as :class:`EventBatch` es through a :class:`CsvMapping`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        CSV file with a header line; gzip is detected; ``-`` reads stdin.
+    mapping : CsvMapping
+    batch_size : int
+        Data rows per batch.
+    strict : bool
+        Raise :class:`~driftbayes.events.BadRecordError` at the first bad row.
+    report : BadRecordReport, optional
+        Collects skipped rows (``field`` is the CSV column name, or ``"csv"`` for a line with too
+        many fields). Without one, a warning summarises them at the end.
+
+    Yields
+    ------
+    EventBatch
+        ``line`` is the physical line number of each row (the header is line 1).
+    """
+    check_input(path, batch_size)
+    return _iter_csv(path, mapping, batch_size, strict, report)
+
+
+def _iter_csv(
+    path: str | PathLike[str],
+    mapping: CsvMapping,
+    batch_size: int,
+    strict: bool,
+    report: BadRecordReport | None,
+) -> Iterator[EventBatch]:
+    source = "<stdin>" if str(path) == "-" else str(path)
+    own_report = report is None
+    if own_report:
+        report = BadRecordReport()
+    usecols = sorted(set(mapping.columns.values()))
+    pending_skips: list[tuple[int, str]] = []
+    next_line = 2
+    with open_input(path) as f:
+        try:
+            reader = pd.read_csv(
+                f,
+                usecols=usecols,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                skip_blank_lines=False,
+                on_bad_lines="warn",
+                encoding="utf-8",
+                encoding_errors="replace",
+                chunksize=batch_size,
+            )
+        except ValueError as exc:
+            if "Usecols" in str(exc):
+                raise ValueError(f"{source}: {exc} (mapping: {mapping.columns})") from exc
+            raise
+        with reader:
+            while True:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", pd.errors.ParserWarning)
+                    try:
+                        chunk = next(reader)
+                    except StopIteration:
+                        chunk = None
+                pending_skips += _skipped_lines(caught)
+                if chunk is None:
+                    break
+                skip_lines = np.array(sorted(n for n, _ in pending_skips), dtype=np.int64)
+                candidates = np.arange(next_line, next_line + len(chunk) + len(skip_lines))
+                lines = candidates[~np.isin(candidates, skip_lines)][: len(chunk)]
+                next_line = int(lines[-1]) + 1 if len(lines) else next_line
+                cols, fine, bad_rows = _convert(chunk, mapping)
+                bad = [BadRecord(source, int(lines[i]), c, r) for i, c, r in bad_rows]
+                bad += [BadRecord(source, n, "csv", why) for n, why in pending_skips if n < next_line]
+                pending_skips = [(n, why) for n, why in pending_skips if n >= next_line]
+                bad.sort(key=lambda b: b.line)
+                handle_bad_records(bad, strict=strict, report=report)
+                if fine.any():
+                    yield EventBatch(
+                        **{k: v[fine] for k, v in cols.items()}, line=lines[fine], source=source
+                    )
+        bad = [BadRecord(source, n, "csv", why) for n, why in sorted(pending_skips)]
+        handle_bad_records(bad, strict=strict, report=report)
+    if own_report and report.count:
+        warnings.warn(
+            f"{source}: {report.summary()}\n(pass report=BadRecordReport() to collect them)",
+            stacklevel=2,
+        )

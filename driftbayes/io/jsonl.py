@@ -1,0 +1,493 @@
+"""Canonical JSON Lines reader: one event object per line, streamed as :class:`EventBatch` es.
+
+Each line is one JSON object (DESIGN.md §2)::
+
+    {"ts": 1700000000.25, "method": "GET", "path": "/api/users/42", "status": 200,
+     "latency_ms": 12.5, "persona": "mobile", "session": "s-17"}
+
+============== ======== ================================================================
+field          required meaning
+============== ======== ================================================================
+``ts``         yes      epoch seconds (number) or ISO 8601 string (naive = UTC, ``Z`` ok).
+                        Numbers with ``abs(ts) >= 1e11`` are epoch **milliseconds**,
+                        ``>= 1e14`` microseconds and ``>= 1e17`` nanoseconds (each threshold
+                        is 1973-03-03 in that unit, so any later epoch is unambiguous).
+``method``     no       string, upper-cased; missing/null → ``"GET"``
+``path``       yes*     request path, templated by :func:`driftbayes.templates.template_path`
+``endpoint``   no       endpoint template; when present it wins over ``path`` (*)
+``status``     yes      integer 100–599 (an integral JSON number such as ``200.0`` is accepted)
+``latency_ms`` no       finite number ≥ 0; missing/null → NaN (not recorded)
+``persona``    no       string (field name configurable); missing/null/"" → ``"default"``
+``session``    no       string or number (→ str); missing/null → ``""``
+============== ======== ================================================================
+
+Unknown fields are ignored. A present-but-ill-typed field, a missing required field, an
+out-of-range value, invalid JSON or non-UTF-8 bytes reject the **whole** line. Blank lines are
+skipped silently. Line numbers are 1-based physical lines.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import math
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import repeat
+from os import PathLike
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from driftbayes.events import (
+    DEFAULT_PERSONA,
+    BadRecord,
+    BadRecordReport,
+    EventBatch,
+    handle_bad_records,
+)
+from driftbayes.templates import template_paths
+
+__all__ = ["check_input", "epoch_seconds", "iso_to_epoch", "map_unique", "open_input", "read_jsonl"]
+
+_CHUNK_BYTES = 1 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
+
+# Value kinds, from type(); bool is its own kind so True never passes as a number.
+_NONE, _BOOL, _INT, _FLOAT, _STR, _OTHER = range(6)
+_KIND = {type(None): _NONE, bool: _BOOL, int: _INT, float: _FLOAT, str: _STR}
+_NUMBER_TYPES = {int, float}
+_NUMBER_OR_ABSENT = {int, float, type(None)}
+_ABSENT = float("nan")
+
+try:  # C helper behind DataFrame(list_of_dicts): ~3x faster than one dict.get pass per key
+    from pandas._libs.lib import dicts_to_array as _dicts_to_array
+except ImportError:  # pragma: no cover
+    _dicts_to_array = None
+
+_OUTPUT = ("ts", "method", "endpoint", "status", "latency_ms", "persona", "session")
+
+# Fields in the order a bad line reports them (the first failing one is named).
+_FIELDS = ("json", "ts", "method", "path", "endpoint", "status", "latency_ms", "persona", "session")
+
+
+# --------------------------------------------------------------------------------------------
+# opening and line batching
+
+
+@contextmanager
+def open_input(path: str | PathLike[str]) -> Iterator[io.BufferedIOBase]:
+    """Open ``path`` for binary reading; ``-`` is stdin, gzip is detected by its magic bytes."""
+    if str(path) == "-":
+        raw = sys.stdin.buffer
+        owned = False
+    else:
+        raw = open(path, "rb")  # noqa: SIM115 - closed below
+        owned = True
+    try:
+        if not hasattr(raw, "peek"):
+            raw = io.BufferedReader(raw)
+        if raw.peek(2)[:2] == _GZIP_MAGIC:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                yield gz
+        else:
+            yield raw
+    finally:
+        if owned:
+            raw.close()
+
+
+def _line_batches(f: io.BufferedIOBase, batch_size: int) -> Iterator[tuple[int, list[bytes]]]:
+    """``(first line number, lines)`` with ``batch_size`` physical lines each (last: fewer).
+
+    Lines lose their ``\\n``; a final line without newline is still a line.
+    """
+    pending: list[bytes] = []
+    tail: list[bytes] = []
+    first = 1
+    while chunk := f.read(_CHUNK_BYTES):
+        parts = chunk.split(b"\n")
+        if len(parts) == 1:  # no newline in this chunk: part of one long line
+            tail.append(chunk)
+            continue
+        if tail:
+            tail.append(parts[0])
+            parts[0] = b"".join(tail)
+        last = parts.pop()
+        tail = [last] if last else []
+        pending.extend(parts)
+        while len(pending) >= batch_size:
+            yield first, pending[:batch_size]
+            del pending[:batch_size]
+            first += batch_size
+    if tail:
+        pending.append(b"".join(tail))
+    if pending:
+        yield first, pending
+
+
+# --------------------------------------------------------------------------------------------
+# vectorised helpers shared with the other readers
+
+
+def epoch_seconds(values: np.ndarray) -> np.ndarray:
+    """Numeric epoch timestamps → seconds, detecting ms / µs / ns by magnitude (≥1e11/1e14/1e17)."""
+    v = np.asarray(values, dtype=np.float64)
+    a = np.abs(v)
+    scale = np.select([a >= 1e17, a >= 1e14, a >= 1e11], [1e-9, 1e-6, 1e-3], 1.0)
+    return v * scale
+
+
+def iso_to_epoch(strings: list[str] | np.ndarray) -> np.ndarray:
+    """ISO 8601 strings → float epoch seconds (naive = UTC); NaN where unparseable."""
+    if len(strings) == 0:
+        return np.empty(0, dtype=np.float64)
+    dt = pd.to_datetime(pd.Series(strings, dtype=object), utc=True, format="ISO8601", errors="coerce")
+    return ((dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+
+
+def map_unique(values: np.ndarray, fn) -> np.ndarray:
+    """Apply ``fn`` once per distinct value of an object array; object array out."""
+    values = np.asarray(values, dtype=object)
+    if values.size == 0:
+        return np.empty(0, dtype=object)
+    codes, uniques = pd.factorize(values)
+    return np.array([fn(u) for u in uniques], dtype=object)[codes]
+
+
+def _table(objs: list[dict], keys: list[str]) -> list[tuple[np.ndarray, list]]:
+    """Per key, (object array, list) of ``obj.get(key)``; an absent key gives float NaN.
+
+    orjson never produces NaN, so NaN always means absent.
+    """
+    if _dicts_to_array is not None:
+        try:
+            table = _dicts_to_array(objs, keys)
+        except Exception:  # pragma: no cover - private pandas helper changed
+            pass
+        else:
+            return [(table[:, j], table[:, j].tolist()) for j in range(len(keys))]
+    cols = []
+    for k in keys:
+        col = [o.get(k, _ABSENT) for o in objs]
+        cols.append((np.fromiter(col, dtype=object, count=len(col)), col))
+    return cols
+
+
+def _kinds(col: list) -> np.ndarray:
+    """Per-entry kind codes; absent (None or NaN) → ``_NONE``."""
+    kinds = np.fromiter(
+        map(_KIND.get, map(type, col), repeat(_OTHER)), dtype=np.int8, count=len(col)
+    )
+    floats = np.flatnonzero(kinds == _FLOAT)
+    if floats.size:
+        values = np.array([col[i] for i in floats], dtype=np.float64)
+        kinds[floats[np.isnan(values)]] = _NONE
+    return kinds
+
+
+def _numbers(col: list) -> tuple[np.ndarray, np.ndarray | None]:
+    """(float values with NaN where absent or not a number, kinds or None if all number/absent)."""
+    if set(map(type, col)) <= _NUMBER_OR_ABSENT:
+        return np.array(col, dtype=np.float64), None
+    kinds = _kinds(col)
+    out = np.full(len(col), np.nan)
+    idx = np.flatnonzero((kinds == _INT) | (kinds == _FLOAT))
+    if idx.size:
+        out[idx] = np.array([col[i] for i in idx], dtype=np.float64)
+    return out, kinds
+
+
+def _strings(
+    arr: np.ndarray, col: list, *, allow_numbers: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(object values, present mask, wrong-type mask) of a string field.
+
+    Absent, null and ``""`` are not present (and not wrong); numbers are converted with ``str``
+    when ``allow_numbers``; any other type is wrong. The values are ``arr`` itself when all
+    are present, else a copy.
+    """
+    n = len(col)
+    types = set(map(type, col))
+    if types == {str}:
+        if "" not in col:  # C-speed scan of the list, the common case
+            return arr, np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
+        return arr.copy(), arr != "", np.zeros(n, dtype=bool)
+    if types <= _NUMBER_OR_ABSENT - {int} and np.isnan(np.array(col, dtype=np.float64)).all():
+        return np.full(n, None, dtype=object), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    kinds = _kinds(col)
+    arr = arr.copy()
+    present = kinds == _STR
+    wrong = ~present & (kinds != _NONE)
+    if allow_numbers:
+        num = (kinds == _INT) | (kinds == _FLOAT)
+        for i in np.flatnonzero(num):
+            arr[i] = str(col[i])
+        wrong &= ~num
+        present |= num
+    present[present] = arr[present] != ""
+    return arr, present, wrong
+
+
+# --------------------------------------------------------------------------------------------
+# per-line explanations (only ever run for rejected lines)
+
+
+def _show(value: object) -> str:
+    text = orjson.dumps(value).decode() if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_name(value: object) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
+        type(value), "number" if isinstance(value, int | float) else type(value).__name__
+    )
+
+
+def _explain(field: str, obj: dict, persona_field: str) -> str:
+    key = persona_field if field == "persona" else field
+    v = obj.get(key)
+    if v is None or (field == "path" and v == ""):
+        return "missing (and no 'endpoint')" if field == "path" else "missing"
+    if field == "ts":
+        if isinstance(v, str):
+            return f"not an ISO 8601 timestamp: {_show(v)}"
+        if type(v) in _NUMBER_TYPES:
+            return f"not finite: {_show(v)}"
+        return f"expected epoch seconds or ISO 8601 string, got {_type_name(v)}"
+    if field == "status":
+        if type(v) not in _NUMBER_TYPES:
+            return f"expected an integer, got {_type_name(v)} {_show(v)}"
+        if not float(v).is_integer():
+            return f"not an integer: {_show(v)}"
+        return f"out of range 100-599: {_show(v)}"
+    if field == "latency_ms":
+        if type(v) not in _NUMBER_TYPES:
+            return f"expected a number, got {_type_name(v)} {_show(v)}"
+        if not math.isfinite(v):
+            return f"not finite: {_show(v)}"
+        return f"negative: {_show(v)}"
+    if field == "session":
+        return f"expected a string or number, got {_type_name(v)}"
+    return f"expected a string, got {_type_name(v)} {_show(v)}"
+
+
+def _explain_json(line: bytes, error: Exception | None, obj: object) -> str:
+    if error is None:
+        return f"expected a JSON object, got {_type_name(obj)}"
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8 (byte {exc.start})"
+    return f"invalid JSON: {error}"
+
+
+# --------------------------------------------------------------------------------------------
+# parsing one batch
+
+
+def _parse_lines(lines: list[bytes]) -> tuple[list, np.ndarray, dict[int, Exception | None]]:
+    """orjson-decode ``lines``: (objects, kept positions, {position: error} of bad lines).
+
+    Blank lines are neither kept nor bad. Non-objects are bad with error ``None``.
+    """
+    loads = orjson.loads
+    try:  # fast path: every line is one JSON value (no blank, no broken lines)
+        objs = list(map(loads, lines))
+        kept = np.arange(len(lines))
+        bad: dict[int, Exception | None] = {}
+    except orjson.JSONDecodeError:
+        objs, keep_list, bad = [], [], {}
+        for i, line in enumerate(lines):
+            try:
+                objs.append(loads(line))
+                keep_list.append(i)
+            except orjson.JSONDecodeError as exc:
+                if line.isspace() or not line:
+                    continue
+                bad[i] = exc
+        kept = np.array(keep_list, dtype=np.int64)
+    if set(map(type, objs)) - {dict}:
+        is_obj = np.fromiter((type(o) is dict for o in objs), dtype=bool, count=len(objs))
+        for j in np.flatnonzero(~is_obj):
+            bad[int(kept[j])] = None
+        objs = [o for o, ok in zip(objs, is_obj, strict=True) if ok]
+        kept = kept[is_obj]
+    return objs, kept, bad
+
+
+def _columns(objs: list[dict], persona_field: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Canonical columns of decoded objects and, per row, the index in ``_FIELDS`` of its first
+    bad field (0 = the row is fine)."""
+    n = len(objs)
+    bad = np.zeros(n, dtype=np.int8)
+    if n == 0:
+        empty = EventBatch.empty()
+        return {k: getattr(empty, k) for k in _OUTPUT}, bad
+
+    def flag(field: str, mask: np.ndarray) -> None:
+        if mask.any():
+            code = _FIELDS.index(field)
+            np.copyto(bad, np.int8(code), where=mask & ((bad == 0) | (bad > code)))
+
+    keys = ["ts", "method", "path", "endpoint", "status", "latency_ms", persona_field, "session"]
+    c_ts, c_method, c_path, c_endpoint, c_status, c_latency, c_persona, c_session = _table(
+        objs, keys
+    )
+
+    # ts: epoch number (unit by magnitude) or ISO 8601 string
+    ts, kinds = _numbers(c_ts[1])
+    ts = epoch_seconds(ts)
+    if kinds is not None:
+        strs = np.flatnonzero(kinds == _STR)
+        if strs.size:
+            ts[strs] = iso_to_epoch(c_ts[0][strs])
+    flag("ts", ~np.isfinite(ts))
+
+    # method: upper-cased, absent → GET
+    method, present, wrong = _strings(*c_method)
+    flag("method", wrong)
+    if not present.all():
+        method[~present] = "GET"
+    if any(m != m.upper() for m in set(method.tolist())):
+        method = map_unique(method, str.upper)
+
+    # endpoint wins; otherwise the templated path
+    endpoint, has_ep, wrong_ep = _strings(*c_endpoint)
+    path, has_path, wrong_path = _strings(*c_path)
+    flag("path", wrong_path | (~has_ep & ~has_path))
+    flag("endpoint", wrong_ep)
+    need = ~has_ep & has_path
+    if need.all():
+        endpoint = template_paths(path)
+    elif need.any():
+        endpoint[need] = template_paths(path[need])
+
+    # status: required integer 100-599
+    status, _ = _numbers(c_status[1])
+    with np.errstate(invalid="ignore"):
+        ok = (status >= 100) & (status <= 599) & (status == np.floor(status))
+    flag("status", ~ok)
+
+    # latency: optional finite number >= 0
+    latency, kinds = _numbers(c_latency[1])
+    lat_bad = (latency < 0) | np.isinf(latency)
+    if kinds is not None:
+        lat_bad |= (kinds != _NONE) & (kinds != _INT) & (kinds != _FLOAT)
+    flag("latency_ms", lat_bad)
+
+    # persona (absent → default), session (absent → "")
+    persona, present, wrong = _strings(*c_persona)
+    flag("persona", wrong)
+    if not present.all():
+        persona[~present] = DEFAULT_PERSONA
+    session, present, wrong = _strings(*c_session, allow_numbers=True)
+    flag("session", wrong)
+    if not present.all():
+        session[~present] = ""
+
+    cols = {
+        "ts": ts,
+        "method": method,
+        "endpoint": endpoint,
+        "status": np.where(ok, status, 0).astype(np.int32),
+        "latency_ms": latency,
+        "persona": persona,
+        "session": session,
+    }
+    return cols, bad
+
+
+def _read_batch(
+    lines: list[bytes], first_line: int, source: str, persona_field: str
+) -> tuple[EventBatch, list[BadRecord]]:
+    objs, kept, json_bad = _parse_lines(lines)
+    cols, bad_codes = _columns(objs, persona_field)
+    fine = bad_codes == 0
+    if not fine.all():
+        cols = {k: v[fine] for k, v in cols.items()}
+    batch = EventBatch(**cols, line=kept[fine] + first_line, source=source)
+    bad: list[tuple[int, str, str]] = [
+        (i, "json", _explain_json(lines[i], err, None if err else orjson.loads(lines[i])))
+        for i, err in json_bad.items()
+    ]
+    for j in np.flatnonzero(~fine):
+        field = _FIELDS[bad_codes[j]]
+        reason = _explain(field, objs[j], persona_field)
+        bad.append((int(kept[j]), persona_field if field == "persona" else field, reason))
+    bad.sort()
+    return batch, [BadRecord(source, i + first_line, f, r) for i, f, r in bad]
+
+
+def read_jsonl(
+    path: str | PathLike[str],
+    *,
+    batch_size: int = 65536,
+    strict: bool = False,
+    report: BadRecordReport | None = None,
+    persona_field: str = "persona",
+) -> Iterator[EventBatch]:
+    """Stream canonical JSONL events as :class:`EventBatch` es.
+
+    Parameters
+    ----------
+    path : str or path-like
+        File to read; gzip is detected and decompressed; ``-`` reads stdin.
+    batch_size : int
+        Physical lines per batch (a batch holds at most this many events).
+    strict : bool
+        Raise :class:`~driftbayes.events.BadRecordError` at the first bad line (its batch is not
+        yielded) instead of skipping it.
+    report : BadRecordReport, optional
+        Collects skipped lines. Without one, a warning summarises them at the end.
+    persona_field : str
+        Name of the field that holds the persona.
+
+    Yields
+    ------
+    EventBatch
+        Good events in file order; ``line`` is the 1-based physical line, ``source`` the path as
+        given (``<stdin>`` for ``-``). Empty batches are not yielded.
+    """
+    check_input(path, batch_size)
+    return _iter_jsonl(path, batch_size, strict, report, persona_field)
+
+
+def check_input(path: str | PathLike[str], batch_size: int) -> None:
+    """Fail early (before iteration starts) on a missing file or a bad batch size."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if str(path) != "-" and not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+
+
+def _iter_jsonl(
+    path: str | PathLike[str],
+    batch_size: int,
+    strict: bool,
+    report: BadRecordReport | None,
+    persona_field: str,
+) -> Iterator[EventBatch]:
+    source = "<stdin>" if str(path) == "-" else str(path)
+    own_report = report is None
+    if own_report:
+        report = BadRecordReport()
+    with open_input(path) as f:
+        for first, lines in _line_batches(f, batch_size):
+            if first == 1 and lines and lines[0].startswith(b"\xef\xbb\xbf"):
+                lines[0] = lines[0][3:]  # UTF-8 byte-order mark
+            batch, bad = _read_batch(lines, first, source, persona_field)
+            handle_bad_records(bad, strict=strict, report=report)
+            if len(batch):
+                yield batch
+    if own_report and report.count:
+        warnings.warn(
+            f"{source}: {report.summary()}\n(pass report=BadRecordReport() to collect them)",
+            stacklevel=2,
+        )
