@@ -31,7 +31,7 @@ app.add_typer(config_app, name="config")
 out = Console()
 if not out.is_terminal:  # piped or captured: keep table columns readable
     out = Console(width=160)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages keep file:line intact
 
 DEFAULT_CONFIG = "driftbayes.yaml"
 DEFAULT_STATE = "driftbayes-state.nc"
