@@ -9,11 +9,9 @@ whole segment decides it.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 
 
 class SegmentRule(NamedTuple):
@@ -35,7 +33,9 @@ SEGMENT_RULES: tuple[SegmentRule, ...] = (
     SegmentRule("template", re.compile(r"\{[^{}/]+\}"), None),
     SegmentRule("id", re.compile(r"[0-9]+"), "{id}"),
     SegmentRule(
-        "uuid", re.compile(rf"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"), "{uuid}"
+        "uuid",
+        re.compile(rf"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"),
+        "{uuid}",
     ),
     SegmentRule("hash", re.compile(rf"(?=[a-fA-F]*[0-9]){_HEX}{{16,}}"), "{hash}"),
 )
@@ -43,15 +43,25 @@ SEGMENT_RULES: tuple[SegmentRule, ...] = (
 _URL_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*")
 
 
+def _combined(rules: tuple[SegmentRule, ...]) -> re.Pattern[str]:
+    # one alternation in table order: a single regex call per segment; lastgroup names the rule
+    return re.compile("|".join(f"(?P<r{i}>{r.pattern.pattern})" for i, r in enumerate(rules)))
+
+
+_SEGMENT_RE = _combined(SEGMENT_RULES)
+_MEMO: dict[str, str] = {}
+_MEMO_MAX = 1 << 17
+
+
 def template_segment(segment: str) -> str:
-    """Template one non-empty path segment with :data:`SEGMENT_RULES`."""
-    for rule in SEGMENT_RULES:
-        if rule.pattern.fullmatch(segment):
-            return segment if rule.placeholder is None else rule.placeholder
-    return segment
+    """Template one non-empty path segment with :data:`SEGMENT_RULES` (first match wins)."""
+    m = _SEGMENT_RE.fullmatch(segment)
+    if m is None:
+        return segment
+    placeholder = SEGMENT_RULES[int(m.lastgroup[1:])].placeholder
+    return segment if placeholder is None else placeholder
 
 
-@lru_cache(maxsize=1 << 16)
 def template_path(path: str) -> str:
     """Endpoint template of one request path.
 
@@ -82,6 +92,9 @@ def template_path(path: str) -> str:
 def template_paths(paths: np.ndarray) -> np.ndarray:
     """Vectorised :func:`template_path`: each distinct path is templated once.
 
+    A module-level memo (cleared when it reaches 131,072 paths) carries templates across calls,
+    so streaming readers template a recurring path only once.
+
     Parameters
     ----------
     paths : array-like of str
@@ -92,10 +105,16 @@ def template_paths(paths: np.ndarray) -> np.ndarray:
         Object array of templates, same shape as ``paths``.
     """
     paths = np.asarray(paths, dtype=object)
-    if paths.size == 0:
-        return np.empty(paths.shape, dtype=object)
-    # factorize is the hash-based equivalent of np.unique(return_inverse=True) and avoids
-    # sorting Python strings.
-    codes, uniques = pd.factorize(paths.ravel())
-    templated = np.array([template_path(p) for p in uniques], dtype=object)
-    return templated[codes].reshape(paths.shape)
+    flat = paths.ravel().tolist()
+    memo = _MEMO
+    out = list(map(memo.get, flat))
+    if None in out:
+        new = set(flat).difference(memo)
+        if len(memo) + len(new) > _MEMO_MAX:
+            memo.clear()
+            new = set(flat)
+        memo.update((p, template_path(p)) for p in new)
+        out = list(map(memo.__getitem__, flat))
+    result = np.empty(len(out), dtype=object)
+    result[:] = out
+    return result.reshape(paths.shape)

@@ -104,9 +104,14 @@ def _numeric(series: pd.Series, per: float = 1) -> tuple[np.ndarray, np.ndarray]
 
 
 def _skipped_lines(caught: list[warnings.WarningMessage]) -> list[tuple[int, str]]:
+    """(line, reason) of the lines pandas skipped; other warnings are re-issued."""
     out = []
     for w in caught:
-        out += [(int(n), why.strip()) for n, why in _SKIPPED.findall(str(w.message))]
+        found = _SKIPPED.findall(str(w.message))
+        if found:
+            out += [(int(n), why.strip()) for n, why in found]
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return out
 
 
@@ -146,7 +151,7 @@ def _convert(
     flag(
         "ts",
         ~np.isfinite(ts),
-        lambda v: "missing" if pd.isna(v) else f"not a {mapping.ts_unit} timestamp: {v!r}",
+        lambda v: "missing" if pd.isna(v) else f"not a valid {mapping.ts_unit} timestamp: {v!r}",
     )
     # method
     if mapping.method is not None:
@@ -266,27 +271,23 @@ def _iter_csv(
     own_report = report is None
     if own_report:
         report = BadRecordReport()
-    usecols = sorted(set(mapping.columns.values()))
+    wanted = sorted(set(mapping.columns.values()))
     pending_skips: list[tuple[int, str]] = []
     next_line = 2
     with open_input(path) as f:
-        try:
-            reader = pd.read_csv(
-                f,
-                usecols=usecols,
-                dtype=str,
-                keep_default_na=False,
-                na_values=[""],
-                skip_blank_lines=False,
-                on_bad_lines="warn",
-                encoding="utf-8",
-                encoding_errors="replace",
-                chunksize=batch_size,
-            )
-        except ValueError as exc:
-            if "Usecols" in str(exc):
-                raise ValueError(f"{source}: {exc} (mapping: {mapping.columns})") from exc
-            raise
+        # All columns are read (no usecols): with usecols pandas silently accepts lines with
+        # too many fields, which usually means broken quoting.
+        reader = pd.read_csv(
+            f,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            skip_blank_lines=False,
+            on_bad_lines="warn",
+            encoding="utf-8",
+            encoding_errors="replace",
+            chunksize=batch_size,
+        )
         with reader:
             while True:
                 with warnings.catch_warnings(record=True) as caught:
@@ -298,13 +299,21 @@ def _iter_csv(
                 pending_skips += _skipped_lines(caught)
                 if chunk is None:
                     break
+                missing = [c for c in wanted if c not in chunk.columns]
+                if missing:
+                    raise ValueError(
+                        f"{source}: mapped column(s) {missing} not in the header "
+                        f"{list(chunk.columns)}"
+                    )
                 skip_lines = np.array(sorted(n for n, _ in pending_skips), dtype=np.int64)
                 candidates = np.arange(next_line, next_line + len(chunk) + len(skip_lines))
                 lines = candidates[~np.isin(candidates, skip_lines)][: len(chunk)]
                 next_line = int(lines[-1]) + 1 if len(lines) else next_line
                 cols, fine, bad_rows = _convert(chunk, mapping)
                 bad = [BadRecord(source, int(lines[i]), c, r) for i, c, r in bad_rows]
-                bad += [BadRecord(source, n, "csv", why) for n, why in pending_skips if n < next_line]
+                bad += [
+                    BadRecord(source, n, "csv", why) for n, why in pending_skips if n < next_line
+                ]
                 pending_skips = [(n, why) for n, why in pending_skips if n >= next_line]
                 bad.sort(key=lambda b: b.line)
                 handle_bad_records(bad, strict=strict, report=report)

@@ -12,18 +12,20 @@ field          required meaning
                         Numbers with ``abs(ts) >= 1e11`` are epoch **milliseconds**,
                         ``>= 1e14`` microseconds and ``>= 1e17`` nanoseconds (each threshold
                         is 1973-03-03 in that unit, so any later epoch is unambiguous).
-``method``     no       string, upper-cased; missing/null → ``"GET"``
+``method``     no       string, upper-cased; missing/null/"" → ``"GET"``
 ``path``       yes*     request path, templated by :func:`driftbayes.templates.template_path`
-``endpoint``   no       endpoint template; when present it wins over ``path`` (*)
+``endpoint``   no       endpoint template, used as is; when present (not null/"") it wins over
+                        ``path``, which then is not required (*)
 ``status``     yes      integer 100–599 (an integral JSON number such as ``200.0`` is accepted)
 ``latency_ms`` no       finite number ≥ 0; missing/null → NaN (not recorded)
 ``persona``    no       string (field name configurable); missing/null/"" → ``"default"``
 ``session``    no       string or number (→ str); missing/null → ``""``
 ============== ======== ================================================================
 
-Unknown fields are ignored. A present-but-ill-typed field, a missing required field, an
-out-of-range value, invalid JSON or non-UTF-8 bytes reject the **whole** line. Blank lines are
-skipped silently. Line numbers are 1-based physical lines.
+Unknown fields are ignored; for the optional string fields null and ``""`` mean absent. A
+present-but-ill-typed field, a missing required field, an out-of-range value, invalid JSON or
+non-UTF-8 bytes reject the **whole** line. Blank lines are skipped silently. Line numbers are
+1-based physical lines.
 """
 
 from __future__ import annotations
@@ -146,7 +148,9 @@ def iso_to_epoch(strings: list[str] | np.ndarray) -> np.ndarray:
     """ISO 8601 strings → float epoch seconds (naive = UTC); NaN where unparseable."""
     if len(strings) == 0:
         return np.empty(0, dtype=np.float64)
-    dt = pd.to_datetime(pd.Series(strings, dtype=object), utc=True, format="ISO8601", errors="coerce")
+    dt = pd.to_datetime(
+        pd.Series(strings, dtype=object), utc=True, format="ISO8601", errors="coerce"
+    )
     return ((dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(
         dtype=np.float64, na_value=np.nan
     )
@@ -172,7 +176,8 @@ def _table(objs: list[dict], keys: list[str]) -> list[tuple[np.ndarray, list]]:
         except Exception:  # pragma: no cover - private pandas helper changed
             pass
         else:
-            return [(table[:, j], table[:, j].tolist()) for j in range(len(keys))]
+            # copies, so a column kept downstream does not pin the whole table
+            return [(table[:, j].copy(), table[:, j].tolist()) for j in range(len(keys))]
     cols = []
     for k in keys:
         col = [o.get(k, _ABSENT) for o in objs]

@@ -41,7 +41,10 @@ def data_root() -> Path:
     starts = (Path.cwd().resolve(), Path(__file__).resolve().parent)
     for start in starts:
         for d in (start, *start.parents):
-            for candidate in (d / "shared" / "data" / "real", d.parent / "shared" / "data" / "real"):
+            for candidate in (
+                d / "shared" / "data" / "real",
+                d.parent / "shared" / "data" / "real",
+            ):
                 if candidate.is_dir():
                     return candidate
     raise FileNotFoundError(
@@ -106,8 +109,8 @@ RECORDINGS: dict[str, Recording] = {
                 latency_unit="us",
             ),
             description=(
-                "TrainTicket microservices, 27,364 requests over 12.3 h (2023-01-30), 10 endpoints, "
-                "latency only, 17 injected faults then a regime shift"
+                "TrainTicket microservices: 27,364 requests in 12.3 h (2023-01-30), "
+                "10 endpoints, latency only, 17 injected faults then a regime shift"
             ),
         ),
     )
