@@ -140,14 +140,36 @@ def dirichlet_median_quantiles(alpha, qs, *, log_edges=LOG_EDGES):
                 right = g_at(mid) < q
                 lo, hi = np.where(right, mid + 1, lo), np.where(right, hi, mid)
             ks.append(lo)
-    out = np.empty((flat_cum.shape[0], len(qs)))
-    for j, (q, k) in enumerate(zip(qs, ks)):
-        g_hi = g_at(k)
-        g_lo = np.where(k > 0, g_at(np.maximum(k - 1, 0)), 0.0)
+    # Inside bin k the predictive spreads the bin's mass evenly in log latency, so the CDF at a
+    # fraction u of the bin is Beta with pseudo-count c = cum_{k-1} + u·alpha_k: solve
+    # I_½(A − c, c) = q for c (monotone) by the Illinois variant of regula falsi.
+    q = np.repeat(np.asarray(qs, dtype=float)[None, :], flat_cum.shape[0], 0).ravel()
+    k = np.stack(ks, axis=1).ravel()
+    tot = np.repeat(flat_tot, len(qs))
+    row = np.repeat(np.arange(flat_cum.shape[0]), len(qs))
+    c_hi = flat_cum[row, k]
+    c_lo = np.where(k > 0, flat_cum[row, np.maximum(k - 1, 0)], 0.0)
+    f_lo = np.where(k > 0, _median_cdf_at_edges(c_lo, tot), 0.0) - q
+    f_hi = _median_cdf_at_edges(c_hi, tot) - q
+    a, b, fa, fb = c_lo.copy(), c_hi.copy(), f_lo, f_hi
+    side = np.zeros(len(q))
+    for _ in range(30):
         with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.clip(np.nan_to_num((q - g_lo) / (g_hi - g_lo), nan=0.5), 0.0, 1.0)
-        out[:, j] = np.exp(log_edges[k] + frac * (log_edges[k + 1] - log_edges[k]))
-    return out.reshape(alpha.shape[:-1] + (len(qs),))
+            c = np.where(fb - fa > 0, (a * fb - b * fa) / (fb - fa), (a + b) / 2)
+        c = np.clip(np.nan_to_num(c, nan=0.0), a, b)
+        fc = _median_cdf_at_edges(c, tot) - q
+        left = fc < 0  # root in [c, b]
+        a, fa = np.where(left, c, a), np.where(left, fc, fa)
+        b, fb = np.where(left, b, c), np.where(left, fb, fc)
+        fb = np.where(left & (side == 1), fb / 2, fb)  # Illinois: halve the stale end
+        fa = np.where(~left & (side == -1), fa / 2, fa)
+        side = np.where(left, 1, -1)
+        if np.all(b - a <= 1e-9 * np.maximum(c_hi - c_lo, 1e-300)):
+            break
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.clip(np.nan_to_num((c - c_lo) / (c_hi - c_lo), nan=0.5), 0.0, 1.0)
+    log_ms = log_edges[k] + frac * (log_edges[k + 1] - log_edges[k])
+    return np.exp(log_ms).reshape(alpha.shape[:-1] + (len(qs),))
 
 
 def histogram_quantiles(probs, qs, *, log_edges=LOG_EDGES):

@@ -163,7 +163,7 @@ class DriftLearner:
         grew = False
         codes = np.empty(len(uniq), dtype=np.int64)
         for i in np.argsort(first):  # new names join in order of first appearance
-            u = uniq[i]
+            u = uniq[i].item() if isinstance(uniq[i], np.generic) else uniq[i]
             j = index.get(u)
             if j is None:
                 j = index[u] = len(vocab)
@@ -197,7 +197,7 @@ class DriftLearner:
         for i, s in enumerate(syns):
             status[i, self._status_index[int(s.status)]] += s.prior_strength * (1 - s.error_rate)
             status[i, self._status_index[int(s.error_status)]] += s.prior_strength * s.error_rate
-        status = np.maximum(status, 0.0)
+        status = np.maximum(status, 0.0) + cj._ALPHA_FLOOR  # codes the synthetic mock never serves
         think_nig = cj.nig_prior(
             median_ms=col("think_time_median_ms"), sigma=col("think_time_sigma"), strength=strength
         )
