@@ -149,27 +149,50 @@ def dirichlet_median_quantiles(alpha, qs, *, log_edges=LOG_EDGES):
     row = np.repeat(np.arange(flat_cum.shape[0]), len(qs))
     c_hi = flat_cum[row, k]
     c_lo = np.where(k > 0, flat_cum[row, np.maximum(k - 1, 0)], 0.0)
-    f_lo = np.where(k > 0, _median_cdf_at_edges(c_lo, tot), 0.0) - q
-    f_hi = _median_cdf_at_edges(c_hi, tot) - q
-    a, b, fa, fb = c_lo.copy(), c_hi.copy(), f_lo, f_hi
-    side = np.zeros(len(q))
-    for _ in range(30):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            c = np.where(fb - fa > 0, (a * fb - b * fa) / (fb - fa), (a + b) / 2)
-        c = np.clip(np.nan_to_num(c, nan=0.0), a, b)
-        fc = _median_cdf_at_edges(c, tot) - q
-        left = fc < 0  # root in [c, b]
-        a, fa = np.where(left, c, a), np.where(left, fc, fa)
-        b, fb = np.where(left, b, c), np.where(left, fb, fc)
-        fb = np.where(left & (side == 1), fb / 2, fb)  # Illinois: halve the stale end
-        fa = np.where(~left & (side == -1), fa / 2, fa)
-        side = np.where(left, 1, -1)
-        if np.all(b - a <= 1e-9 * np.maximum(c_hi - c_lo, 1e-300)):
-            break
+    # on the probit scale the CDF is close to linear in c, so regula falsi needs few steps
+    def probit(g):
+        return special.ndtri(np.clip(g, 1e-300, 1 - 1e-16))
+
+    z = probit(q)
+    f_lo = np.where(k > 0, probit(_median_cdf_at_edges(c_lo, tot)), probit(0.0)) - z
+    f_hi = probit(_median_cdf_at_edges(c_hi, tot)) - z
+    c = _illinois_root(c_lo, c_hi, f_lo, f_hi,
+                       lambda x, i: probit(_median_cdf_at_edges(x, tot[i])) - z[i])
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.clip(np.nan_to_num((c - c_lo) / (c_hi - c_lo), nan=0.5), 0.0, 1.0)
     log_ms = log_edges[k] + frac * (log_edges[k + 1] - log_edges[k])
     return np.exp(log_ms).reshape(alpha.shape[:-1] + (len(qs),))
+
+
+def _illinois_root(a, b, fa, fb, f, *, rtol=1e-5, ftol=1e-10, max_iter=60):
+    """Roots of increasing functions bracketed by ``[a, b]`` (``fa ≤ 0 ≤ fb``), vectorised.
+
+    Illinois regula falsi; only unconverged elements are re-evaluated. ``f(x, index)`` gets the
+    trial points and the indices of the elements they belong to.
+    """
+    a, b = np.array(a, dtype=float), np.array(b, dtype=float)
+    fa, fb = np.array(fa, dtype=float), np.array(fb, dtype=float)
+    width0 = np.maximum(b - a, 1e-300)
+    root = np.where(fa >= 0, a, b)
+    todo = np.flatnonzero((fa < 0) & (fb > 0))
+    side = np.zeros(len(a))
+    for _ in range(max_iter):
+        if not len(todo):
+            break
+        ai, bi, fai, fbi = a[todo], b[todo], fa[todo], fb[todo]
+        c = np.clip((ai * fbi - bi * fai) / (fbi - fai), ai, bi)
+        fc = f(c, todo)
+        root[todo] = c
+        left = fc < 0  # the root lies in [c, b]
+        s_old = side[todo]
+        a[todo] = np.where(left, c, ai)
+        fa[todo] = np.where(left, fc, np.where(s_old == -1, fai / 2, fai))
+        b[todo] = np.where(left, bi, c)
+        fb[todo] = np.where(left, np.where(s_old == 1, fbi / 2, fbi), fc)
+        side[todo] = np.where(left, 1, -1)
+        done = (np.abs(fc) <= ftol) | (b[todo] - a[todo] <= rtol * width0[todo])
+        todo = todo[~done]
+    return root
 
 
 def histogram_quantiles(probs, qs, *, log_edges=LOG_EDGES):
