@@ -129,6 +129,9 @@ def save_state(learner: DriftLearner, path: str | os.PathLike) -> Path:
     ds = to_dataset(learner)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a state file is an ordinary file
     try:
         ds.to_netcdf(tmp, engine="h5netcdf")
         with open(tmp, "rb+") as fh:

@@ -1,0 +1,71 @@
+"""State files: round trip, continuing after a reload, atomic save, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from driftbayes import state as state_mod
+from driftbayes.config import Config
+from driftbayes.learner import DriftLearner
+from driftbayes.state import StateError, load_state, save_state, to_dataset
+from tests.helpers import traffic
+
+
+def test_round_trip_and_continue(tmp_path):
+    batch = traffic(4000, seed=1)
+    half = np.arange(2000)
+    first = DriftLearner(Config(decay=0.1)).learn_many(batch.take(half))
+    save_state(first, tmp_path / "s.nc")
+    again = load_state(tmp_path / "s.nc")
+    assert again.config.decay == 0.1
+    assert again.endpoints_ == first.endpoints_ and again.personas_ == first.personas_
+    assert again.evidence_.equals(first.evidence_) and again.pending_.equals(first.pending_)
+    again.learn_many(batch.take(np.arange(2000, 4000)))
+    whole = DriftLearner(Config(decay=0.1)).learn_many(batch)
+    assert again.evidence_.equals(whole.evidence_)
+    assert again.applied_.equals(whole.applied_)
+
+
+def test_dataset_has_named_dims():
+    ds = to_dataset(DriftLearner().learn_many(traffic(500, seed=2)))
+    assert ds["lat_hist"].dims == ("store", "endpoint", "persona", "lat_bin")
+    assert ds["trans_count"].dims == ("store", "persona", "src", "dst")
+    assert list(ds["store"].values) == ["evidence", "applied", "pending"]
+    assert ds["src"].values[-1] == "START" and ds["dst"].values[-1] == "END"
+    assert ds.attrs["schema"] == "driftbayes-state"
+
+
+def test_crash_mid_save_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "s.nc"
+    save_state(DriftLearner().learn_many(traffic(300, seed=3)), path)
+    before = path.read_bytes()
+
+    def boom(self, *a, **k):
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", boom)
+    with pytest.raises(KeyboardInterrupt):
+        save_state(DriftLearner().learn_many(traffic(900, seed=4)), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["s.nc"]  # no temp file left behind
+
+
+def test_not_a_state_and_unknown_version(tmp_path):
+    junk = tmp_path / "junk.nc"
+    junk.write_text("hello")
+    with pytest.raises(StateError, match="not a driftbayes state"):
+        load_state(junk)
+    other = tmp_path / "other.nc"
+    xr.Dataset({"x": ("a", [1, 2])}).to_netcdf(other, engine="h5netcdf")
+    with pytest.raises(StateError, match="no 'driftbayes-state' schema"):
+        load_state(other)
+    future = tmp_path / "future.nc"
+    ds = to_dataset(DriftLearner().learn_many(traffic(100, seed=5)))
+    ds.attrs["schema_version"] = state_mod.SCHEMA_VERSION + 1
+    ds.to_netcdf(future, engine="h5netcdf")
+    with pytest.raises(StateError, match="schema version 2 is not supported"):
+        load_state(future)
+    with pytest.raises(StateError, match="no such state file"):
+        load_state(tmp_path / "missing.nc")
