@@ -297,7 +297,8 @@ def demo(
     save_state(learner, out_dir / "state.nc")
     rows = get_patterns(learner, "applied")
     (out_dir / "patterns.json").write_text(json.dumps(rows, indent=2))
-    shown = [r for r in rows if r["kind"] in ("latency", "errors", "frequency")]
+    shown = sorted((r for r in rows if r["kind"] in ("latency", "errors", "frequency")),
+                   key=lambda r: (-r["n_eff"], r["endpoint"], r["kind"]))
     out.print(_pattern_table(shown, "applied"))
     plot = out_dir / "drift.png"
     plot_drift(learner.history_frame(), out=plot,

@@ -49,6 +49,13 @@ def patterns(learner: DriftLearner, layer: str = "applied") -> list[dict]:
     t_lo, t_hi = cj.nig_mean_interval(mu=tmu, kappa=tk, alpha=ta, beta=tb, mass=mass)
     r_lo, r_hi = cj.gamma_interval(prm.rate_a, prm.rate_b, mass=mass)
     trans_p = cj.dirichlet_mean(prm.trans_alpha)
+    # rate by UTC hour of day: the prior spread evenly over the 24 hours, plus that hour's data
+    ev = {"prior": None, "posterior": pooled, "applied": snap.applied_}[layer]
+    a0, b0 = (prm.rate_a - (0 if ev is None else ev["freq_count"].sum(-1)),
+              prm.rate_b - (0 if ev is None else ev["freq_exposure"].sum(-1)))
+    counts = 0 if ev is None else ev["freq_count"]
+    expo = 0 if ev is None else ev["freq_exposure"]
+    hourly = (a0[..., None] / 24 + counts) / (b0[..., None] / 24 + expo)
 
     rows: list[dict] = []
     names = snap.endpoints_ + [START]
@@ -95,7 +102,7 @@ def patterns(learner: DriftLearner, layer: str = "applied") -> list[dict]:
                 row(ei, pi, "think_time", np.exp(tmu[ei, pi]), np.exp(t_lo[ei, pi]),
                     np.exp(t_hi[ei, pi]))
             row(ei, pi, "frequency", prm.rate_a[ei, pi] / prm.rate_b[ei, pi],
-                r_lo[ei, pi], r_hi[ei, pi])
+                r_lo[ei, pi], r_hi[ei, pi], hourly_rate=[round(float(x), 6) for x in hourly[ei, pi]])
     trans_own = own["trans_count"].sum(-1)
     for pi in range(P):
         for si in range(E + 1):
