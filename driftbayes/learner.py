@@ -25,6 +25,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from driftbayes import conjugate as cj
 from driftbayes.config import Config, GateUnreachableWarning, gate_reachable
@@ -159,20 +160,56 @@ class DriftLearner:
         self._prior_width_cache = None
 
     def _index(self, values: np.ndarray, vocab: list, index: dict) -> np.ndarray:
-        uniq, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+        """Vocabulary codes of ``values``; new names join in order of first appearance."""
+        codes, uniq = pd.factorize(values)
+        mapped = np.empty(len(uniq), dtype=np.int64)
         grew = False
-        codes = np.empty(len(uniq), dtype=np.int64)
-        for i in np.argsort(first):  # new names join in order of first appearance
-            u = uniq[i].item() if isinstance(uniq[i], np.generic) else uniq[i]
+        for i, u in enumerate(uniq.tolist()):
             j = index.get(u)
             if j is None:
                 j = index[u] = len(vocab)
                 vocab.append(u)
                 grew = True
-            codes[i] = j
+            mapped[i] = j
         if grew:
             self._grow()
-        return codes[inverse.reshape(-1)]
+        return mapped[codes]
+
+    def _session_rows(self, sessions: np.ndarray) -> np.ndarray:
+        """Rows of the open-session table for each event's session (-1 for no session)."""
+        self._compact_sessions()
+        codes, uniq = pd.factorize(sessions)
+        rows = np.empty(len(uniq), dtype=np.int64)
+        new = []
+        for i, sid in enumerate(uniq.tolist()):
+            r = self._open_ids.get(sid)
+            if r is None:
+                new.append((i, sid))
+            else:
+                rows[i] = r
+        if new:
+            start = len(self._open_ts)
+            for k, (i, sid) in enumerate(new):
+                rows[i] = self._open_ids[sid] = start + k
+            pad = len(new)
+            self._open_e = np.r_[self._open_e, np.zeros(pad, np.int64)]
+            self._open_p = np.r_[self._open_p, np.zeros(pad, np.int64)]
+            self._open_ts = np.r_[self._open_ts, np.zeros(pad)]
+            self._open_alive = np.r_[self._open_alive, np.zeros(pad, bool)]
+        out = rows[codes]
+        out[np.asarray(sessions == "", dtype=bool)] = -1
+        return out
+
+    def _compact_sessions(self) -> None:
+        """Drop ended sessions from the table once they outnumber the open ones."""
+        dead = len(self._open_alive) - int(self._open_alive.sum())
+        if dead < 10_000 or dead < 2 * (len(self._open_alive) - dead):
+            return
+        keep = np.flatnonzero(self._open_alive)
+        ids = {row: sid for sid, row in self._open_ids.items()}
+        self._open_ids = {ids[r]: i for i, r in enumerate(keep)}
+        self._open_e, self._open_p = self._open_e[keep], self._open_p[keep]
+        self._open_ts, self._open_alive = self._open_ts[keep], self._open_alive[keep]
 
     # ------------------------------------------------------------------ priors
     def _prior(self):
@@ -225,14 +262,18 @@ class DriftLearner:
         if len(batch) == 0:
             return self
         interval = float(self.config.update_interval)
-        keys = np.char.add(np.char.add(batch.method.astype(str), " "), batch.endpoint.astype(str))
-        e = self._index(keys.astype(object), self.endpoints_, self._endpoint_index)
+        mc, mu = pd.factorize(batch.method)
+        tc, tu = pd.factorize(batch.endpoint)
+        pair, pairs = pd.factorize(mc * len(tu) + tc)
+        keys = np.array([f"{mu[k // len(tu)]} {tu[k % len(tu)]}" for k in pairs], dtype=object)
+        e = self._index(keys, self.endpoints_, self._endpoint_index)[pair]
         p = self._index(batch.persona, self.personas_, self._persona_index)
         has_status = batch.status > 0
         s = np.full(len(batch), -1, dtype=np.int64)
         if has_status.any():
             s[has_status] = self._index(batch.status[has_status].astype(np.int64),
                                         self.statuses_, self._status_index)
+        rows = self._session_rows(batch.session)
         win = np.floor(batch.ts / interval).astype(np.int64)
         if self.window_ is None:
             self.window_ = int(win[0])
@@ -243,12 +284,12 @@ class DriftLearner:
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(eff)]):
             if eff[lo] > self.window_:
                 self._advance(int(eff[lo]))
-            self._accumulate(batch, e, p, s, slice(lo, hi))
+            self._accumulate(batch, e, p, s, rows, slice(lo, hi))
         self.n_events_ += len(batch)
         self.t_last_ = float(np.nanmax([self.t_last_, batch.ts.max()]))
         return self
 
-    def _accumulate(self, b: EventBatch, e, p, s, sl: slice) -> None:
+    def _accumulate(self, b: EventBatch, e, p, s, rows, sl: slice) -> None:
         """Add one window's events to the pending statistics (vectorised)."""
         e, p, s = e[sl], p[sl], s[sl]
         ts, lat = b.ts[sl], b.latency_ms[sl]
@@ -273,30 +314,25 @@ class DriftLearner:
         pend["freq_count"] += np.bincount(cell * N_HOURS + hour, minlength=E * P * N_HOURS).reshape(
             E, P, N_HOURS
         )
-        sess = b.session[sl]
-        has = sess != ""
+        rows = rows[sl]
+        has = rows >= 0
         if has.any():
-            self._accumulate_sessions(sess[has], e[has], p[has], ts[has])
+            self._accumulate_sessions(rows[has], e[has], p[has], ts[has])
 
-    def _accumulate_sessions(self, sess, e, p, ts) -> None:
+    def _accumulate_sessions(self, row, e, p, ts) -> None:
         """Transitions and think times from consecutive requests of each session."""
         E, P = len(self.endpoints_), len(self.personas_)
         gap = float(self.config.session_gap)
-        uniq, code = np.unique(sess, return_inverse=True)
-        order = np.argsort(code, kind="stable")
-        code, e, p, ts = code[order], e[order], p[order], ts[order]
-        first = np.r_[True, code[1:] != code[:-1]]
-        # previous request of each event: within the window, or the open-session table
-        prev_e = np.r_[-1, e[:-1]]
-        prev_p = np.r_[-1, p[:-1]]
-        prev_ts = np.r_[np.nan, ts[:-1]]
-        firsts = np.flatnonzero(first)
-        for i in firsts:
-            row = self._open_ids.get(uniq[code[i]])
-            if row is None or not self._open_alive[row]:
-                prev_e[i], prev_ts[i] = -1, np.nan
-            else:
-                prev_e[i], prev_p[i], prev_ts[i] = self._open_e[row], self._open_p[row], self._open_ts[row]
+        order = np.argsort(row, kind="stable")
+        row, e, p, ts = row[order], e[order], p[order], ts[order]
+        first = np.r_[True, row[1:] != row[:-1]]
+        # previous request of each event: within the window, else the open-session table
+        prev_e, prev_p, prev_ts = np.r_[-1, e[:-1]], np.r_[-1, p[:-1]], np.r_[np.nan, ts[:-1]]
+        fr = row[first]
+        alive = self._open_alive[fr]
+        prev_e[first] = np.where(alive, self._open_e[fr], -1)
+        prev_p[first] = np.where(alive, self._open_p[fr], -1)
+        prev_ts[first] = np.where(alive, self._open_ts[fr], np.nan)
         has_prev = prev_e >= 0
         dt = ts - prev_ts
         cont = has_prev & (dt <= gap)
@@ -316,32 +352,10 @@ class DriftLearner:
             pend["think_n"] += np.bincount(c, minlength=E * P).reshape(E, P)
             pend["think_sx"] += np.bincount(c, weights=x, minlength=E * P).reshape(E, P)
             pend["think_sxx"] += np.bincount(c, weights=x * x, minlength=E * P).reshape(E, P)
-        # remember the last request of each session
-        last = np.r_[firsts[1:] - 1, len(code) - 1]
-        self._remember(uniq[code[last]], e[last], p[last], ts[last])
-
-    def _remember(self, ids, e, p, ts) -> None:
-        rows = np.empty(len(ids), dtype=np.int64)
-        new = []
-        for i, sid in enumerate(ids):
-            row = self._open_ids.get(sid)
-            if row is None:
-                new.append(i)
-                row = -1
-            rows[i] = row
-        if new:
-            start = len(self._open_ts)
-            new = np.asarray(new)
-            rows[new] = start + np.arange(len(new))
-            for k, i in enumerate(new):
-                self._open_ids[ids[i]] = start + k
-            pad = len(new)
-            self._open_e = np.r_[self._open_e, np.zeros(pad, np.int64)]
-            self._open_p = np.r_[self._open_p, np.zeros(pad, np.int64)]
-            self._open_ts = np.r_[self._open_ts, np.zeros(pad)]
-            self._open_alive = np.r_[self._open_alive, np.zeros(pad, bool)]
-        self._open_e[rows], self._open_p[rows], self._open_ts[rows] = e, p, ts
-        self._open_alive[rows] = True
+        last = np.r_[np.flatnonzero(first)[1:] - 1, len(row) - 1]
+        r = row[last]
+        self._open_e[r], self._open_p[r], self._open_ts[r] = e[last], p[last], ts[last]
+        self._open_alive[r] = True
 
     def _expire_sessions(self, window: int, stats: Stats, weight: float = 1.0) -> None:
         """END transitions for sessions whose inactivity gap has passed by the window's end."""
@@ -356,12 +370,6 @@ class DriftLearner:
         flat = self._open_p[dead] * n + self._open_e[dead] * (E + 1) + E
         stats["trans_count"] += weight * np.bincount(flat, minlength=P * n).reshape(P, E + 1, E + 1)
         self._open_alive &= ~dead
-        if self._open_alive.sum() * 2 < len(self._open_alive):  # compact the table
-            keep = np.flatnonzero(self._open_alive)
-            ids = {row: sid for sid, row in self._open_ids.items()}
-            self._open_ids = {ids[r]: i for i, r in enumerate(keep)}
-            self._open_e, self._open_p = self._open_e[keep], self._open_p[keep]
-            self._open_ts, self._open_alive = self._open_ts[keep], self._open_alive[keep]
 
     # ------------------------------------------------------------------ window boundaries
     def _advance(self, target: int) -> None:
@@ -676,8 +684,9 @@ class DriftLearner:
             if b._open_alive[row]:
                 mine = out._open_ids.get(sid)
                 if mine is None or out._open_ts[mine] < b._open_ts[row] or not out._open_alive[mine]:
-                    out._remember(np.array([sid], dtype=object), b._open_e[row:row + 1],
-                                  b._open_p[row:row + 1], b._open_ts[row:row + 1])
+                    (r,) = out._session_rows(np.array([sid], dtype=object))
+                    out._open_e[r], out._open_p[r] = b._open_e[row], b._open_p[row]
+                    out._open_ts[r], out._open_alive[r] = b._open_ts[row], True
         return out
 
     @staticmethod
