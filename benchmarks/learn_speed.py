@@ -104,9 +104,9 @@ def main() -> None:
         import pandas as pd
 
         frames = pd.read_json(jsonl, lines=True, chunksize=65_536)
-        parts = [f.groupby(["path", "persona"]).agg(n=("latency_ms", "size"),
-                                                   lat=("latency_ms", "median"),
-                                                   err=("status", lambda s: (s >= 500).mean()))
+        parts = [f.assign(err=f["status"] >= 500)
+                 .groupby(["path", "persona"])
+                 .agg(n=("latency_ms", "size"), lat=("latency_ms", "median"), err=("err", "mean"))
                  for f in frames]
         pd.concat(parts)
 
