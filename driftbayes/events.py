@@ -42,11 +42,17 @@ class EventBatch:
     session: np.ndarray
     line: np.ndarray
     source: str = "<memory>"
+    #: Optional per-event request attributes readers know, as object arrays keyed by name:
+    #: ``client`` (IP, IP + user agent, user or trace id — what sessions are cut from),
+    #: ``user``, ``user_agent``, ``query`` (redacted), and ``header:<lower-case name>``
+    #: (redacted) for request headers. Persona rules and sessionisation read them.
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, dtype in COLUMNS.items():
             setattr(self, name, np.asarray(getattr(self, name), dtype=dtype))
-        sizes = {len(getattr(self, name)) for name in COLUMNS}
+        self.extra = {k: np.asarray(v, dtype=object) for k, v in self.extra.items()}
+        sizes = {len(getattr(self, name)) for name in COLUMNS} | {len(v) for v in self.extra.values()}
         if len(sizes) > 1:
             raise ValueError(f"EventBatch columns differ in length: {sizes}")
 
@@ -55,7 +61,8 @@ class EventBatch:
 
     def take(self, index: np.ndarray) -> EventBatch:
         """Rows selected by an integer or boolean index, in that order."""
-        return EventBatch(**{n: getattr(self, n)[index] for n in COLUMNS}, source=self.source)
+        return EventBatch(**{n: getattr(self, n)[index] for n in COLUMNS}, source=self.source,
+                          extra={k: v[index] for k, v in self.extra.items()})
 
     @classmethod
     def from_records(cls, records: list[dict], source: str = "<memory>") -> EventBatch:
@@ -87,9 +94,12 @@ class EventBatch:
     def concat(cls, batches: list[EventBatch]) -> EventBatch:
         if not batches:
             return cls.empty()
+        keys = set().union(*(b.extra for b in batches))
+        extra = {k: np.concatenate([b.extra.get(k, np.full(len(b), None, dtype=object))
+                                    for b in batches]) for k in keys}
         return cls(
             **{n: np.concatenate([getattr(b, n) for b in batches]) for n in COLUMNS},
-            source=batches[0].source,
+            source=batches[0].source, extra=extra,
         )
 
 
