@@ -69,11 +69,19 @@ def _load_learner(state: Path, config: Optional[Path] = None, *, must_exist: boo
 
 
 def learn_files(learner, files: list[str], *, fmt: str | None = None, strict: bool = False,
-                progress: bool = True, report: BadRecordReport | None = None) -> int:
-    """Stream every file through the learner with a progress display; returns events learned."""
+                progress: bool = True, report: BadRecordReport | None = None,
+                openapi=None) -> int:
+    """Stream every file through the learner with a progress display; returns events learned.
+
+    Every batch is enriched with the learner's config (personas, sessions, redaction) and the
+    OpenAPI document ``openapi`` (a path or :class:`~driftbayes.templates.OpenApiTemplates`);
+    one enricher spans all the files and continues the learner's open sessions.
+    """
+    from driftbayes.io.enrich import Enricher
     from driftbayes.io.recordings import read_events
 
     report = report if report is not None else BadRecordReport()
+    enricher = Enricher(learner.config, openapi=openapi).resume_from(learner)
     total = 0
     started = time.perf_counter()
     with Progress(
@@ -84,8 +92,7 @@ def learn_files(learner, files: list[str], *, fmt: str | None = None, strict: bo
         for f in files:
             task = bar.add_task(f"learning {f}", total=None, events=0, rate="")
             n = 0
-            for batch in read_events(f, fmt=fmt, strict=strict, report=report,
-                                     persona_field=learner.config.persona_field):
+            for batch in read_events(f, fmt=fmt, strict=strict, report=report, enricher=enricher):
                 learner.learn_many(batch)
                 n += len(batch)
                 rate = (total + n) / max(time.perf_counter() - started, 1e-9)
@@ -95,28 +102,48 @@ def learn_files(learner, files: list[str], *, fmt: str | None = None, strict: bo
     return total
 
 
+#: ``--format`` values (driftbayes.io.recordings.FORMATS; kept literal so `--help` stays fast).
+FORMAT_NAMES = ("jsonl", "har", "access-log", "combined", "common", "nasa-tsv", "otlp", "jaeger",
+                "trainticket-spans", "openstack", "regex", "csv", "mockforge-sqlite")
+
+
+def _format_help() -> str:
+    return ("Force the input format (default: detect from the content): "
+            + ", ".join(FORMAT_NAMES) + ".")
+
+
 @app.command()
 def learn(
-    files: list[str] = typer.Argument(..., help="Recordings (JSONL, .gz ok, '-' for stdin) or a named real recording."),
+    files: list[str] = typer.Argument(..., help="Recordings (JSONL, HAR, access logs, OTLP/Jaeger JSON, MockForge SQLite, …; .gz ok; '-' for stdin) or a named real recording."),
     config: Optional[Path] = ConfigOpt,
     state: Path = StateOpt,
-    fmt: Optional[str] = typer.Option(None, "--format", help="Force the input format (default: detect)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help=_format_help()),
+    openapi: Optional[Path] = typer.Option(None, "--openapi", help="OpenAPI document (YAML/JSON) whose path templates name the endpoints."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first bad record (file:line and field)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Learn from recordings, creating STATE or updating it incrementally."""
+    from driftbayes.io.recordings import FormatUnavailableError
     from driftbayes.state import save_state
+    from driftbayes.templates import OpenApiTemplates
 
     learner = _load_learner(state, config, must_exist=False)
+    templates = None
+    if openapi is not None:
+        try:
+            templates = OpenApiTemplates.from_file(openapi)
+        except (FileNotFoundError, ValueError) as exc:
+            _fail(str(exc))
     report = BadRecordReport()
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            n = learn_files(learner, files, fmt=fmt, strict=strict, progress=progress, report=report)
+            n = learn_files(learner, files, fmt=fmt, strict=strict, progress=progress,
+                            report=report, openapi=templates)
         except BadRecordError as exc:
             _fail(f"{exc} (strict mode: nothing from this run was saved)")
-        except (FileNotFoundError, ValueError) as exc:
+        except (FileNotFoundError, ValueError, FormatUnavailableError) as exc:
             _fail(str(exc))
         learner.warn_unreachable()
     elapsed = time.perf_counter() - started

@@ -32,6 +32,8 @@ from driftbayes.globs import learning_enabled, most_specific
 
 BLOCK = "drift_learning"
 MODES = ("behavioral", "statistical", "hybrid")
+#: Where sessions are cut from when an event carries no session id (see driftbayes.io.enrich).
+SESSION_KEYS = ("auto", "client", "user", "trace", "none")
 #: Model kinds each mode learns (``hybrid`` learns all of them).
 MODE_KINDS = {
     "statistical": ("latency", "errors", "frequency"),
@@ -61,20 +63,24 @@ class Knob:
     Parameters
     ----------
     kind : str
-        ``bool``, ``int``, ``float``, ``duration``, ``str``, ``choice``, ``globmap`` or
-        ``synthetic``.
+        ``bool``, ``int``, ``float``, ``duration``, ``str``, ``choice``, ``globmap``, ``path``
+        (a file name or null), ``strlist`` (a list of names), ``rules`` (persona rules),
+        ``synthetic`` or ``section`` (a nested block of knobs, the dataclass ``cls``).
     help : str
         One line for docs and ``to_yaml`` comments.
     range : str, optional
         Interval such as ``"[0, 1]"``, ``"(0, 1)"`` or ``"(0, inf)"``.
     choices : tuple of str
         Allowed values of a ``choice``.
+    cls : type, optional
+        The dataclass of a ``section``.
     """
 
     kind: str
     help: str
     range: str | None = None
     choices: tuple[str, ...] = ()
+    cls: Any = None
 
 
 _KIND_OF_DEFAULT = {bool: "bool", int: "int", float: "float", str: "str", dict: "globmap"}
@@ -204,11 +210,91 @@ def _coerce(spec: Knob, value: Any) -> Any:
                 out[str(pattern)] = _to_bool(flag)
             except ValueError as exc:
                 raise ValueError(f"pattern {str(pattern)!r}: {exc}") from None
+    elif kind == "path":
+        if value is None:
+            return None
+        if not isinstance(value, (str, os.PathLike)) or not str(value):
+            raise ValueError(f"expected a file path or null, got {_show(value)}")
+        out = os.fspath(value)
+    elif kind == "strlist":
+        out = _strlist(value)
+    elif kind == "rules":
+        out = _persona_rules(value)
     else:
         raise TypeError(f"unknown knob kind {kind!r}")
     if spec.range and not _in_range(out, spec.range):
         raise ValueError(f"{_show(value)} is out of range {_range_text(spec.range)}")
     return out
+
+
+def _strlist(value: Any) -> tuple[str, ...]:
+    """A list of non-empty names (None → empty)."""
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"expected a list of names, got {_show(value)}")
+    bad = [v for v in value if not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise ValueError(f"expected a list of non-empty strings, got item {_show(bad[0])}")
+    return tuple(v.strip() for v in value)
+
+
+#: Prefix of a persona-rule pattern that is a regular expression (``re.search``), not a glob.
+REGEX_PREFIX = "re:"
+
+
+def check_pattern(pattern: Any) -> str:
+    """A persona-rule pattern: a glob (``*Mobile*``) or ``re:<regex>``; raises ValueError."""
+    if isinstance(pattern, bool) or not isinstance(pattern, (str, int, float)):
+        raise ValueError(f"expected a glob or 're:<regex>' string, got {_show(pattern)}")
+    pattern = str(pattern)
+    if pattern.startswith(REGEX_PREFIX):
+        try:
+            re.compile(pattern[len(REGEX_PREFIX):])
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return pattern
+
+
+def _persona_rule(rule: Any) -> dict[str, Any]:
+    if not isinstance(rule, Mapping):
+        raise ValueError(f"expected a mapping {{persona: name, when: {{field: pattern}}}}, "
+                         f"got {_show(rule)}")
+    unknown = [str(k) for k in rule if str(k) not in ("persona", "when")]
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r} (a rule has persona and when)")
+    persona = rule.get("persona")
+    if not isinstance(persona, str) or not persona:
+        raise ValueError(f"persona: expected a non-empty string, got {_show(persona)}")
+    when = rule.get("when")
+    if not isinstance(when, Mapping) or not when:
+        raise ValueError(f"when: expected a non-empty mapping of field or header to glob or "
+                         f"'re:<regex>', got {_show(when)}")
+    conditions = {}
+    for key, pattern in when.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"when: expected field or header names, got {_show(key)}")
+        try:
+            conditions[key] = check_pattern(pattern)
+        except ValueError as exc:
+            raise ValueError(f"when.{key}: {exc}") from None
+    return {"persona": persona, "when": conditions}
+
+
+def _persona_rules(value: Any) -> tuple[dict[str, Any], ...]:
+    """Ordered persona rules ``[{persona, when: {field_or_header: pattern}}]`` (None → none)."""
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"expected a list of {{persona: name, when: {{field: pattern}}}} rules, "
+                         f"got {_show(value)}")
+    out = []
+    for i, rule in enumerate(value, start=1):
+        try:
+            out.append(_persona_rule(rule))
+        except ValueError as exc:
+            raise ValueError(f"rule {i}: {exc}") from None
+    return tuple(out)
 
 
 def _did_you_mean(word: str, valid: Any) -> str:
@@ -221,6 +307,21 @@ def _check(obj: Any, prefix: str) -> None:
     errors = []
     for name, spec in _knobs(type(obj)).items():
         if spec.kind == "synthetic":
+            continue
+        if spec.kind == "section":
+            value = getattr(obj, name)
+            if isinstance(value, Mapping):  # Config(redact={...}) convenience
+                unknown = [str(k) for k in value if str(k) not in _knobs(spec.cls)]
+                if unknown:
+                    errors.append(f"unknown key '{prefix}.{name}.{unknown[0]}'"
+                                  + _did_you_mean(unknown[0], _knobs(spec.cls)))
+                    continue
+                try:
+                    object.__setattr__(obj, name, spec.cls(**value))
+                except ConfigError as exc:
+                    errors.extend(exc.errors)
+            elif not isinstance(value, spec.cls):
+                errors.append(f"{prefix}.{name}: expected a {spec.cls.__name__} or a mapping")
             continue
         try:
             object.__setattr__(obj, name, _coerce(spec, getattr(obj, name)))
@@ -263,6 +364,26 @@ class SyntheticPrior:
 
 
 @dataclass(frozen=True)
+class RedactConfig:
+    """The ``redact`` section: which secrets are removed on the way in (see driftbayes.redact)."""
+
+    enabled: bool = knob(True, "redact secrets (Authorization, cookies, API keys, tokens) on the "
+                         "way in; false only for traffic without real secrets")
+    extra_headers: tuple[str, ...] = knob((), "more header names to redact (case-insensitive, "
+                                          "globs ok)", kind="strlist")
+    extra_keys: tuple[str, ...] = knob((), "more query-parameter / JSON-field names to redact "
+                                       "(case-insensitive, globs ok)", kind="strlist")
+
+    def __post_init__(self) -> None:
+        _check(self, f"{BLOCK}.redact")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Field name → YAML-ready value."""
+        return {"enabled": self.enabled, "extra_headers": list(self.extra_headers),
+                "extra_keys": list(self.extra_keys)}
+
+
+@dataclass(frozen=True)
 class Config:
     """The ``drift_learning`` block. Construct with keywords, :meth:`from_dict` or
     :func:`load_config`; invalid values raise :class:`ConfigError`.
@@ -299,11 +420,29 @@ class Config:
     persona_field: str = knob("persona", "event field the persona comes from")
     persona_header: str = knob("X-Persona", "request header the mock server reads the persona "
                                "from")
+    session_key: str = knob("auto", "what sessions are cut from (at session_gap) for events "
+                            "without a session id: auto (client, else user, else trace), "
+                            "client, user, trace or none", choices=SESSION_KEYS)
+    persona_map: str | None = knob(None, "YAML/JSON/CSV file of user or client id -> persona",
+                                   kind="path")
+    persona_rules: tuple[dict[str, Any], ...] = knob(
+        (), "ordered [{persona: name, when: {field_or_header: glob or 're:regex'}}]; the first "
+        "rule whose conditions all match wins", kind="rules")
+    redact: RedactConfig = field(default_factory=RedactConfig, metadata={
+        "knob": Knob("section", "secret redaction on the way in", cls=RedactConfig)})
     synthetic: SyntheticPrior = field(default_factory=SyntheticPrior, metadata={
         "knob": Knob("synthetic", "synthetic prior; endpoints: {glob: {field: value}} overrides")})
     synthetic_endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     _synthetic_cache: dict[str, SyntheticPrior] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+    #: Folder of the file the config was loaded from: relative ``persona_map`` paths resolve
+    #: against it (None → the working directory).
+    source_dir: Path | None = field(default=None, init=False, repr=False, compare=False)
+
+    def resolve_path(self, name: str | os.PathLike) -> Path:
+        """A file named in the config, relative to the config file's folder."""
+        p = Path(name).expanduser()
+        return p if p.is_absolute() or self.source_dir is None else self.source_dir / p
 
     def __post_init__(self) -> None:
         _check(self, BLOCK)
@@ -414,6 +553,12 @@ class Config:
             elif spec.kind == "synthetic":
                 value = {**value.to_dict(),
                          "endpoints": {g: dict(o) for g, o in self.synthetic_endpoints.items()}}
+            elif spec.kind == "section":
+                value = value.to_dict()
+            elif spec.kind == "strlist":
+                value = list(value)
+            elif spec.kind == "rules":
+                value = [{"persona": r["persona"], "when": dict(r["when"])} for r in value]
             out[name] = value
         return out
 
@@ -421,9 +566,12 @@ class Config:
         """The config as a ``drift_learning:`` YAML block, each key commented with its help."""
         block = CommentedMap(self.to_dict())
         synthetic = block["synthetic"] = CommentedMap(block["synthetic"])
+        redact = block["redact"] = CommentedMap(block["redact"])
         if comments:
-            for mapping, cls, indent in ((block, Config, 2), (synthetic, SyntheticPrior, 4)):
-                width = max(len(f"{k}: {v}") for k, v in mapping.items() if not isinstance(v, dict))
+            for mapping, cls, indent in ((block, Config, 2), (synthetic, SyntheticPrior, 4),
+                                         (redact, RedactConfig, 4)):
+                width = max(len(f"{k}: {v}") for k, v in mapping.items()
+                            if not isinstance(v, (dict, list)))
                 for name, spec in _knobs(cls).items():
                     text = spec.help + (f"; {spec.range}" if spec.range else "")
                     mapping.yaml_add_eol_comment(text, name, column=indent + width + 2)
@@ -434,6 +582,7 @@ class Config:
 
 CONFIG_KNOBS = _knobs(Config)
 SYNTHETIC_KNOBS = _knobs(SyntheticPrior)
+REDACT_KNOBS = _knobs(RedactConfig)
 
 
 # --------------------------------------------------------------------------- reading mappings
@@ -443,6 +592,14 @@ def _line_of(mapping: Any, key: Any) -> int | None:
     """1-based line of ``key`` in a ruamel.yaml mapping, if known."""
     try:
         return mapping.lc.key(key)[0] + 1
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return None
+
+
+def _item_line(seq: Any, index: int) -> int | None:
+    """1-based line of item ``index`` in a ruamel.yaml sequence, if known."""
+    try:
+        return seq.lc.item(index)[0] + 1
     except (AttributeError, KeyError, TypeError, IndexError):
         return None
 
@@ -504,6 +661,12 @@ class _Reader:
                     raw, f"{path}.{name}", (mapping, key))
             elif knobs[name].kind == "globmap" and isinstance(raw, Mapping):
                 values[name] = self.globmap(raw, f"{path}.{name}")
+            elif knobs[name].kind == "section":
+                cls = knobs[name].cls
+                values[name] = cls(**self.section(raw, f"{path}.{name}", _knobs(cls),
+                                                  where=(mapping, key)))
+            elif knobs[name].kind == "rules" and isinstance(raw, (list, tuple)):
+                values[name] = self.rules(raw, f"{path}.{name}")
             else:
                 try:
                     values[name] = _coerce(knobs[name], raw)
@@ -520,6 +683,18 @@ class _Reader:
             except ValueError as exc:
                 self.fail(rules, pattern, f"{path}.{pattern}: {exc}")
         return values
+
+    def rules(self, rules: list, path: str) -> tuple[dict[str, Any], ...]:
+        """Persona rules, each error on the line of its rule."""
+        values = []
+        for i, rule in enumerate(rules):
+            try:
+                values.append(_persona_rule(rule))
+            except ValueError as exc:
+                line = _item_line(rules, i)
+                where = f"{self.source}:{line}" if line else self.source
+                self.errors.append(f"{where}: {path}: rule {i + 1}: {exc}")
+        return tuple(values)
 
     def synthetic(self, raw: Any, path: str,
                   where: tuple[Any, Any]) -> tuple[SyntheticPrior, dict[str, dict]]:
@@ -596,7 +771,9 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     if path is None:
         return Config()
     source = str(path)
-    return Config.from_dict(_parse(_read_text(Path(path)), source), source)
+    cfg = Config.from_dict(_parse(_read_text(Path(path)), source), source)
+    object.__setattr__(cfg, "source_dir", Path(path).resolve().parent)
+    return cfg
 
 
 # --------------------------------------------------------------------------- dotted get / set
@@ -615,6 +792,13 @@ def _resolve(key: str) -> tuple[list[str], Knob | None]:
     spec = CONFIG_KNOBS[head]
     if spec.kind == "globmap":
         return ([head, tail], Knob("bool", "")) if tail else ([head], None)
+    if spec.kind == "section":
+        if not tail:
+            return [head], None
+        sub = _knobs(spec.cls)
+        if tail not in sub:
+            raise ConfigError(f"unknown key '{BLOCK}.{head}.{tail}'" + _did_you_mean(tail, sub))
+        return [head, tail], sub[tail]
     if spec.kind != "synthetic":
         if tail:
             raise ConfigError(f"'{BLOCK}.{head}' is a {spec.kind}, it has no key '{tail}'")
@@ -655,10 +839,15 @@ def _parse_value(text: str, spec: Knob | None) -> Any:
     strings stay strings for string knobs and when the text is not valid YAML."""
     if spec is not None and spec.kind in ("str", "choice"):
         return text
+    if spec is not None and spec.kind == "path":
+        return None if text.strip() in ("", "null", "~") else text
     try:
-        return YAML(typ="safe", pure=True).load(text)
+        value = YAML(typ="safe", pure=True).load(text)
     except YAMLError:
-        return text
+        value = text
+    if spec is not None and spec.kind == "strlist" and isinstance(value, str):
+        return [value]  # `config set redact.extra_headers X-Session` sets a one-name list
+    return value
 
 
 def _block_for_writing(doc: CommentedMap) -> CommentedMap:

@@ -73,3 +73,102 @@ def test_template_memo_is_bounded(monkeypatch):
     assert len(templates._MEMO) <= 25
     assert out.tolist() == [f"/u/{{id}}/x{i % 3}" for i in range(25)]
     assert template_paths(paths[:5]).tolist() == out[:5].tolist()
+
+
+# ------------------------------------------------------------------------------ OpenAPI
+
+
+from driftbayes.templates import OpenApiTemplates  # noqa: E402
+
+PETSTORE = {
+    "openapi": "3.0.3",
+    "servers": [{"url": "https://api.example.com/v1"}],
+    "paths": {
+        "/users/{userId}": {"get": {}},
+        "/users/me": {"get": {}},
+        "/users/{userId}/friends": {"get": {}},
+        "/users/me/{tab}": {"get": {}},
+        "/files/{name}.json": {"get": {}},
+        "/files/{fileId}": {"get": {}},
+        "/files/report.{format}": {"get": {}},
+        "/orders/": {"post": {}},
+        "x-vendor-extension": {},
+    },
+}
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("/v1/users/42", "/v1/users/{userId}"),
+    ("/v1/users/me", "/v1/users/me"),  # literal beats parameter
+    ("/v1/users/me/friends", "/v1/users/me/{tab}"),  # first differing segment decides
+    ("/v1/users/7/friends", "/v1/users/{userId}/friends"),
+    ("/v1/files/a.json", "/v1/files/{name}.json"),  # mixed segment beats bare parameter
+    ("/v1/files/report.csv", "/v1/files/report.{format}"),  # more literal characters win
+    ("/v1/files/a.txt", "/v1/files/{fileId}"),
+    ("/v1/orders", "/v1/orders"),
+    ("/v1/orders/", "/v1/orders"),
+    ("https://api.example.com/v1/users/42?x=1#f", "/v1/users/{userId}"),
+    ("/v1/users/{id}", "/v1/users/{userId}"),  # heuristic templates re-template
+    ("/v1/users/%6De", "/v1/users/me"),  # percent-decoded before comparing literals
+    ("/users/42", "/users/{userId}"),  # without the base path: prefix stripped upstream
+    ("/v1/users/42/unknown", None),
+    ("/v2/users/42/friends/x", None),
+    ("/", None),
+])
+def test_openapi_match(path, expected):
+    assert OpenApiTemplates.from_dict(PETSTORE).match(path) == expected
+
+
+def test_openapi_base_paths_from_servers_and_swagger():
+    t = OpenApiTemplates.from_dict({"paths": {"/a/{id}": {}}, "servers": [
+        {"url": "/api/"}, {"url": "https://h:{port}/t/{tenant}/", "variables": {"port": {
+            "default": "443"}}}, {"url": "{scheme}://h/{base}", "variables": {
+                "base": {"default": "v2/x"}}}]})
+    assert t.base_paths == ("/api", "/t/{tenant}", "/v2/x")
+    assert t.match("/api/a/1") == "/api/a/{id}"
+    assert t.match("/t/acme/a/1") == "/t/{tenant}/a/{id}"
+    assert t.match("/v2/x/a/1") == "/v2/x/a/{id}"
+    swagger = OpenApiTemplates.from_dict({"swagger": "2.0", "basePath": "/v3",
+                                          "paths": {"/pets/{petId}": {}}})
+    assert swagger.match("/v3/pets/9") == "/v3/pets/{petId}"
+    assert OpenApiTemplates.from_dict({"paths": {"/p": {}}}).base_paths == ("",)
+
+
+def test_openapi_base_path_match_beats_bare_match():
+    t = OpenApiTemplates.from_dict({"servers": [{"url": "/api"}],
+                                    "paths": {"/{kind}/{id}": {}, "/users": {}}})
+    assert t.match("/api/users") == "/api/users"  # not /{kind}/{id} without the base path
+    assert t.match("/users") == "/users"
+    assert t.match("/x/1") == "/{kind}/{id}"
+
+
+def test_openapi_template_falls_back_to_heuristics_and_vectorises():
+    t = OpenApiTemplates.from_dict(PETSTORE)
+    assert t.template("/health/42") == "/health/{id}"
+    paths = np.array(["/v1/users/me", "/health/42", "/v1/users/5", "/v1/users/me"], dtype=object)
+    assert t.template_many(paths).tolist() == ["/v1/users/me", "/health/{id}",
+                                               "/v1/users/{userId}", "/v1/users/me"]
+    assert t.match_many(paths).tolist() == ["/v1/users/me", None, "/v1/users/{userId}",
+                                            "/v1/users/me"]
+    assert t.match_many(np.array([], dtype=object)).shape == (0,)
+    assert len(t) == 8 and "8 paths" in repr(t)
+
+
+def test_openapi_from_file_yaml_json_and_errors(tmp_path):
+    import json
+
+    (tmp_path / "spec.json").write_text(json.dumps(PETSTORE))
+    assert OpenApiTemplates.from_file(tmp_path / "spec.json").match("/v1/users/1") == \
+        "/v1/users/{userId}"
+    (tmp_path / "spec.yaml").write_text(
+        "openapi: 3.1.0\nservers:\n  - url: /api\npaths:\n  /things/{thingId}:\n    get: {}\n")
+    assert OpenApiTemplates.from_file(tmp_path / "spec.yaml").match("/api/things/x") == \
+        "/api/things/{thingId}"
+    (tmp_path / "bad.yaml").write_text("openapi: [unclosed\n")
+    with pytest.raises(ValueError, match="bad.yaml: not valid YAML or JSON"):
+        OpenApiTemplates.from_file(tmp_path / "bad.yaml")
+    (tmp_path / "nopaths.yaml").write_text("openapi: 3.0.0\n")
+    with pytest.raises(ValueError, match="nopaths.yaml: not an OpenAPI document"):
+        OpenApiTemplates.from_file(tmp_path / "nopaths.yaml")
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        OpenApiTemplates.from_file(tmp_path / "missing.yaml")

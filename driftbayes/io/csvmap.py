@@ -280,6 +280,7 @@ def _iter_csv(
         reader = pd.read_csv(
             f,
             dtype=str,
+            index_col=False,  # a first row with extra fields must not become an index
             keep_default_na=False,
             na_values=[""],
             skip_blank_lines=False,

@@ -846,6 +846,7 @@ def _iter_trainticket(
         reader = pd.read_csv(
             f,
             dtype=object,
+            index_col=False,  # a first row with extra fields must not become an index
             keep_default_na=False,
             na_values=[""],
             skip_blank_lines=False,
