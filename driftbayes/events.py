@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,7 +53,8 @@ class EventBatch:
         for name, dtype in COLUMNS.items():
             setattr(self, name, np.asarray(getattr(self, name), dtype=dtype))
         self.extra = {k: np.asarray(v, dtype=object) for k, v in self.extra.items()}
-        sizes = {len(getattr(self, name)) for name in COLUMNS} | {len(v) for v in self.extra.values()}
+        sizes = {len(getattr(self, name)) for name in COLUMNS}
+        sizes |= {len(v) for v in self.extra.values()}
         if len(sizes) > 1:
             raise ValueError(f"EventBatch columns differ in length: {sizes}")
 
@@ -162,3 +164,12 @@ def handle_bad_records(
     if report is not None:
         for b in bad:
             report.add(b)
+
+
+def warn_unreported(source: str, report: BadRecordReport, *, owned: bool) -> None:
+    """End-of-read warning for bad records when the caller passed no report to collect them."""
+    if owned and report.count:
+        warnings.warn(
+            f"{source}: {report.summary()}\n(pass report=BadRecordReport() to collect them)",
+            stacklevel=4,
+        )

@@ -55,7 +55,6 @@ from __future__ import annotations
 import gc
 import io
 import re
-import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -72,6 +71,7 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    warn_unreported,
 )
 from driftbayes.io.jsonl import check_input, iso_to_epoch, open_input
 from driftbayes.redact import redact_url
@@ -816,9 +816,5 @@ def _iter_access_log(
             handle_bad_records(bad, strict=strict, report=report)
             if len(batch):
                 yield batch
-    if own_report and report.count:
-        warnings.warn(
-            f"{source}: {report.summary()}\n(pass report=BadRecordReport() to collect them)",
-            stacklevel=2,
-        )
+    warn_unreported(source, report, owned=own_report)
 

@@ -24,6 +24,7 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    warn_unreported,
 )
 from driftbayes.io.jsonl import check_input, iso_to_epoch, map_unique, open_input
 from driftbayes.templates import template_paths
@@ -324,8 +325,4 @@ def _iter_csv(
                     )
         bad = [BadRecord(source, n, "csv", why) for n, why in sorted(pending_skips)]
         handle_bad_records(bad, strict=strict, report=report)
-    if own_report and report.count:
-        warnings.warn(
-            f"{source}: {report.summary()}\n(pass report=BadRecordReport() to collect them)",
-            stacklevel=2,
-        )
+    warn_unreported(source, report, owned=own_report)

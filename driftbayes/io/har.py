@@ -60,7 +60,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import warnings
 import zlib
 from collections.abc import Iterator
 from os import PathLike
@@ -75,6 +74,7 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    warn_unreported,
 )
 from driftbayes.io.jsonl import check_input, iso_to_epoch, map_unique, open_input
 from driftbayes.redact import redact_headers, redact_query, redact_url
@@ -509,9 +509,5 @@ def _iter_har(
     if count == 0 and str(path) != "-" and not _has_entries(path):
         bad = BadRecord(source, 0, "log.entries", "not a HAR file: no log.entries array")
         handle_bad_records([bad], strict=strict, report=report)
-    if own_report and report.count:
-        warnings.warn(
-            f"{source}: {report.summary()}\n(pass report=BadRecordReport() to collect them)",
-            stacklevel=2,
-        )
+    warn_unreported(source, report, owned=own_report)
 

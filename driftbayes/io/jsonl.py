@@ -35,7 +35,6 @@ import io
 import math
 import os
 import sys
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import repeat
@@ -51,6 +50,7 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    warn_unreported,
 )
 from driftbayes.templates import template_paths
 
@@ -491,8 +491,4 @@ def _iter_jsonl(
             handle_bad_records(bad, strict=strict, report=report)
             if len(batch):
                 yield batch
-    if own_report and report.count:
-        warnings.warn(
-            f"{source}: {report.summary()}\n(pass report=BadRecordReport() to collect them)",
-            stacklevel=2,
-        )
+    warn_unreported(source, report, owned=own_report)

@@ -48,7 +48,6 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
-import warnings
 from collections.abc import Iterator
 from os import PathLike
 from pathlib import Path
@@ -64,6 +63,7 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    warn_unreported,
 )
 from driftbayes.io.jsonl import check_input, epoch_seconds, iso_to_epoch, map_unique
 from driftbayes.redact import redact_headers, redact_query, redact_url
@@ -405,8 +405,4 @@ def _iter_sqlite(
                 yield batch
     finally:
         con.close()
-    if own_report and report.count:
-        warnings.warn(
-            f"{source}: {report.summary()}\n(pass report=BadRecordReport() to collect them)",
-            stacklevel=2,
-        )
+    warn_unreported(source, report, owned=own_report)

@@ -34,7 +34,6 @@ counted. A matched line with a bad value is always bad, its field named as above
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
@@ -48,6 +47,7 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    warn_unreported,
 )
 from driftbayes.io.accesslog import (
     _METHOD,
@@ -362,8 +362,4 @@ def _iter_regex(
             handle_bad_records(bad, strict=strict, report=report)
             if len(batch):
                 yield batch
-    if own_report and report.count:
-        warnings.warn(
-            f"{source}: {report.summary()}\n(pass report=BadRecordReport() to collect them)",
-            stacklevel=2,
-        )
+    warn_unreported(source, report, owned=own_report)

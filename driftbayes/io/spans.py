@@ -55,6 +55,7 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    warn_unreported,
 )
 from driftbayes.io.jsonl import check_input, map_unique, open_input
 from driftbayes.redact import redact_query
@@ -496,11 +497,7 @@ def _iter_documents(
             del rows[:batch_size]
     if rows:
         yield _build(rows, source)
-    if own_report and report.count:
-        warnings.warn(
-            f"{source}: {report.summary()}\n(pass report=BadRecordReport() to collect them)",
-            stacklevel=2,
-        )
+    warn_unreported(source, report, owned=own_report)
 
 
 def read_otlp_json(
@@ -889,8 +886,4 @@ def _iter_trainticket(
                            strict=strict, report=report)
         if batch is not None:
             yield batch
-    if own_report and report.count:
-        warnings.warn(
-            f"{source}: {report.summary()}\n(pass report=BadRecordReport() to collect them)",
-            stacklevel=2,
-        )
+    warn_unreported(source, report, owned=own_report)
