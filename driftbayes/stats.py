@@ -121,11 +121,6 @@ def _grow(arr: np.ndarray, dims: tuple[str, ...], sizes: Sizes) -> np.ndarray:
     return out
 
 
-def kind_gate_shape(kind: str) -> tuple[str, ...]:
-    """Dims of the gate (one decision per cell) of a pattern kind."""
-    return ("persona", "src") if kind == "transitions" else ("endpoint", "persona")
-
-
 def broadcast_gate(gate: np.ndarray, stat: str) -> np.ndarray:
     """Expand a kind's cell gate to the shape of one of its statistics."""
     extra = len(STAT_DIMS[stat]) - gate.ndim
