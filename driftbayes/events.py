@@ -105,6 +105,21 @@ class EventBatch:
         )
 
 
+def show_value(value: object, limit: int = 60) -> str:
+    """A value as quoted in a bad-record reason: ``repr`` of text, JSON of anything else,
+    cut to ``limit`` characters (a gigantic field must not make a gigantic message)."""
+    if isinstance(value, str):
+        text = repr(value)
+    else:
+        try:
+            import orjson
+
+            text = orjson.dumps(value).decode()
+        except TypeError:
+            text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 @dataclass
 class BadRecord:
     """Where and why one input record was rejected."""

@@ -23,6 +23,7 @@ import difflib
 import math
 import warnings
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -179,26 +180,26 @@ class DriftLearner:
         """Rows of the open-session table for each event's session (-1 for no session)."""
         self._compact_sessions()
         codes, uniq = pd.factorize(sessions)
-        rows = np.empty(len(uniq), dtype=np.int64)
-        new = []
-        for i, sid in enumerate(uniq.tolist()):
-            r = self._open_ids.get(sid)
-            if r is None:
-                new.append((i, sid))
-            else:
-                rows[i] = r
-        if new:
+        uniq = uniq.tolist()
+        rows = np.fromiter(map(self._open_ids.get, uniq, repeat(-1)), dtype=np.int64,
+                           count=len(uniq))
+        new = rows < 0
+        no_session = uniq.index("") if "" in uniq else -1
+        if no_session >= 0:
+            new[no_session] = False
+        new = np.flatnonzero(new)
+        if new.size:
             start = len(self._open_ts)
-            for k, (i, sid) in enumerate(new):
-                rows[i] = self._open_ids[sid] = start + k
-            pad = len(new)
+            rows[new] = np.arange(start, start + new.size)
+            self._open_ids.update(zip([uniq[i] for i in new.tolist()], rows[new].tolist()))
+            pad = new.size
             self._open_e = np.r_[self._open_e, np.zeros(pad, np.int64)]
             self._open_p = np.r_[self._open_p, np.zeros(pad, np.int64)]
             self._open_ts = np.r_[self._open_ts, np.zeros(pad)]
             self._open_alive = np.r_[self._open_alive, np.zeros(pad, bool)]
-        out = rows[codes]
-        out[np.asarray(sessions == "", dtype=bool)] = -1
-        return out
+        if no_session >= 0:
+            rows[no_session] = -1
+        return rows[codes]
 
     def _compact_sessions(self) -> None:
         """Drop ended sessions from the table once they outnumber the open ones."""
@@ -576,11 +577,14 @@ class DriftLearner:
 
     def snapshot(self) -> DriftLearner:
         """A copy with the open window closed, so every event seen so far is in the layers."""
+        # the history and the open-session ids (str -> int) need no deep copy
         history, self.history_ = self.history_, []
+        open_ids, self._open_ids = self._open_ids, {}
         try:
             snap = copy.deepcopy(self)
         finally:
-            self.history_ = history
+            self.history_, self._open_ids = history, open_ids
+        snap._open_ids = dict(open_ids)
         snap.track_history = False
         if snap.window_ is not None and _has_events(snap.pending_):
             snap._advance(snap.window_ + 1)

@@ -23,51 +23,47 @@ import numpy as np
 
 
 class SegmentRule(NamedTuple):
-    """One templating rule: a segment that fully matches ``pattern`` becomes ``placeholder``.
+    """One templating rule: a segment of at least ``min_length`` characters that fully matches
+    ``pattern`` becomes ``placeholder``.
 
-    ``placeholder=None`` keeps the segment unchanged (and stops further rules).
+    ``placeholder=None`` keeps the segment unchanged (and stops further rules). Patterns use
+    the syntax common to Python's :mod:`re` and RE2 (no look-around), so the same rule runs
+    per path in Python and vectorised in Arrow.
     """
 
     name: str
-    pattern: re.Pattern[str]
+    pattern: str
     placeholder: str | None
+    min_length: int = 0
 
 
 _HEX = "[0-9a-fA-F]"
+_DATE = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+         r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?")
 
-#: Ordered rule table; the first rule whose pattern matches a whole segment wins. New rules
-#: (dates, e-mails, OpenAPI-derived names) go here.
+#: Ordered rule table; the first rule whose pattern matches a whole segment wins.
 SEGMENT_RULES: tuple[SegmentRule, ...] = (
-    SegmentRule("template", re.compile(r"\{[^{}/]+\}"), None),
-    SegmentRule("id", re.compile(r"[0-9]+"), "{id}"),
-    SegmentRule(
-        "uuid",
-        re.compile(rf"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"),
-        "{uuid}",
-    ),
-    SegmentRule("hash", re.compile(rf"(?=[a-fA-F]*[0-9]){_HEX}{{16,}}"), "{hash}"),
+    SegmentRule("template", r"\{[^{}/]+\}", None),
+    SegmentRule("id", r"[0-9]+", "{id}"),
+    SegmentRule("uuid", rf"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}", "{uuid}"),
+    # long hex with at least one digit (so words such as "deadbeefcafebabe" stay)
+    SegmentRule("hash", r"[a-fA-F]*[0-9][0-9a-fA-F]*", "{hash}", min_length=16),
+    SegmentRule("date", _DATE, "{date}"),
+    SegmentRule("email", r"[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*"
+                         r"\.[A-Za-z]{2,}", "{email}"),
 )
 
-_URL_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*")
-
-
-def _combined(rules: tuple[SegmentRule, ...]) -> re.Pattern[str]:
-    # one alternation in table order: a single regex call per segment; lastgroup names the rule
-    return re.compile("|".join(f"(?P<r{i}>{r.pattern.pattern})" for i, r in enumerate(rules)))
-
-
-_SEGMENT_RE = _combined(SEGMENT_RULES)
-_MEMO: dict[str, str] = {}
-_MEMO_MAX = 1 << 17
+_URL_PREFIX_RE = r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*"
+_URL_PREFIX = re.compile(_URL_PREFIX_RE)
+_COMPILED = tuple((re.compile(r.pattern), r) for r in SEGMENT_RULES)
 
 
 def template_segment(segment: str) -> str:
     """Template one non-empty path segment with :data:`SEGMENT_RULES` (first match wins)."""
-    m = _SEGMENT_RE.fullmatch(segment)
-    if m is None:
-        return segment
-    placeholder = SEGMENT_RULES[int(m.lastgroup[1:])].placeholder
-    return segment if placeholder is None else placeholder
+    for pattern, rule in _COMPILED:
+        if len(segment) >= rule.min_length and pattern.fullmatch(segment):
+            return segment if rule.placeholder is None else rule.placeholder
+    return segment
 
 
 def template_path(path: str) -> str:
@@ -97,11 +93,62 @@ def template_path(path: str) -> str:
     return "/" + "/".join(template_segment(s) for s in path.split("/") if s)
 
 
-def template_paths(paths: np.ndarray) -> np.ndarray:
-    """Vectorised :func:`template_path`: each distinct path is templated once.
+def template_paths_arrow(paths):
+    """:func:`template_path` on an Arrow string array, vectorised in Arrow compute (RE2).
 
-    A module-level memo (cleared when it reaches 131,072 paths) carries templates across calls,
-    so streaming readers template a recurring path only once.
+    Parameters
+    ----------
+    paths : pyarrow.Array or pyarrow.ChunkedArray of string
+        Request paths; nulls are treated as ``""`` (template ``/``).
+
+    Returns
+    -------
+    pyarrow.Array
+        Templates, same length.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(paths, pa.ChunkedArray):
+        paths = paths.combine_chunks()
+    p = pc.fill_null(paths.cast(pa.string()), "")
+    data = p.buffers()[2]
+    raw = data.to_pybytes() if data is not None else b""
+    if b"?" in raw or b"#" in raw:
+        p = pc.replace_substring_regex(p, r"(?s)[?#].*", "")
+    if b"://" in raw:
+        p = pc.replace_substring_regex(p, _URL_PREFIX_RE, "")
+    parts = pc.split_pattern(p, "/")
+    segs = parts.flatten()
+    keep = pc.greater(pc.utf8_length(segs), 0)
+    segs = segs.filter(keep)
+    distinct = pc.dictionary_encode(segs)
+    words = distinct.dictionary
+    # rule of each distinct segment: each rule is tried only on the still undecided ones
+    rule_of = np.full(len(words), len(SEGMENT_RULES), dtype=np.int32)
+    todo = np.arange(len(words))
+    for k, rule in enumerate(SEGMENT_RULES):
+        cand = words.take(todo)
+        hit = pc.match_substring_regex(cand, f"^(?:{rule.pattern})$")
+        if rule.min_length:
+            hit = pc.and_(hit, pc.greater_equal(pc.utf8_length(cand), rule.min_length))
+        hit = hit.to_numpy(zero_copy_only=False)
+        rule_of[todo[hit]] = k
+        todo = todo[~hit]
+        if not todo.size:
+            break
+    placeholders = pa.array([r.placeholder for r in SEGMENT_RULES] + [None], type=pa.string())
+    words = pc.coalesce(placeholders.take(pa.array(rule_of)), words)
+    segs = words.take(distinct.indices)
+    parent = pc.list_parent_indices(parts).filter(keep).to_numpy()
+    offsets = np.zeros(len(p) + 1, dtype=np.int32)
+    np.cumsum(np.bincount(parent, minlength=len(p)), out=offsets[1:])
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), segs), "/")
+    return pc.binary_join_element_wise("", joined, "/")
+
+
+def template_paths(paths: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`template_path`: each distinct path is templated once, in Arrow.
 
     Parameters
     ----------
@@ -112,26 +159,22 @@ def template_paths(paths: np.ndarray) -> np.ndarray:
     numpy.ndarray
         Object array of templates, same shape as ``paths``.
     """
+    import pandas as pd
+    import pyarrow as pa
+
     paths = np.asarray(paths, dtype=object)
-    flat = paths.ravel().tolist()
-    memo = _MEMO
-    out = list(map(memo.get, flat))
-    if None in out:
-        new = set(flat).difference(memo)
-        if len(memo) + len(new) > _MEMO_MAX:
-            memo.clear()
-            new = set(flat)
-        memo.update((p, template_path(p)) for p in new)
-        out = list(map(memo.__getitem__, flat))
-    result = np.empty(len(out), dtype=object)
-    result[:] = out
-    return result.reshape(paths.shape)
+    if paths.size == 0:
+        return np.empty(paths.shape, dtype=object)
+    codes, uniq = pd.factorize(paths.ravel())
+    templated = template_paths_arrow(pa.array(uniq.tolist(), type=pa.string()))
+    return templated.to_numpy(zero_copy_only=False)[codes].reshape(paths.shape)
 
 
 # --------------------------------------------------------------------------------------------
 # OpenAPI path templates
 
 _PARAM = re.compile(r"\{[^{}/]*\}")
+_MEMO_MAX = 1 << 17  # OpenApiTemplates.match memo size
 
 
 def _segments(path: str) -> list[str]:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from driftbayes.templates import SEGMENT_RULES, template_path, template_paths, template_segment
 
@@ -28,6 +30,13 @@ CASES = [
     ("/users/42abc", "/users/42abc"),
     ("/users/-42", "/users/-42"),
     ("/users/0", "/users/{id}"),
+    ("/reports/2024-01-31", "/reports/{date}"),
+    ("/reports/2024-01-31T12:30:00Z/rows", "/reports/{date}/rows"),
+    ("/reports/2024-01-31T12:30:00.125+01:00", "/reports/{date}"),
+    ("/reports/2024-1-31", "/reports/2024-1-31"),  # not ISO: kept
+    ("/users/jane.doe@example.org/prefs", "/users/{email}/prefs"),
+    ("/users/jane.doe%40example.co.uk", "/users/{email}"),
+    ("/users/jane@localhost", "/users/jane@localhost"),  # no top-level domain
 ]
 
 
@@ -37,11 +46,9 @@ def test_template_path(path, expected):
 
 
 def test_rule_table_order_and_shape():
-    assert [r.name for r in SEGMENT_RULES] == ["template", "id", "uuid", "hash"]
-    assert all(
-        r.pattern.pattern and (r.placeholder is None or r.placeholder[0] == "{")
-        for r in SEGMENT_RULES
-    )
+    assert [r.name for r in SEGMENT_RULES] == ["template", "id", "uuid", "hash", "date", "email"]
+    assert all(r.pattern and (r.placeholder is None or r.placeholder[0] == "{")
+               for r in SEGMENT_RULES)
     # a UUID is not swallowed by the hash rule, all digits stay {id} not {hash}
     assert template_segment("0" * 20) == "{id}"
     assert template_segment("123e4567-e89b-12d3-a456-426614174000") == "{uuid}"
@@ -64,15 +71,16 @@ def test_template_paths_empty_and_2d():
     assert template_paths(grid).tolist() == [["/a/{id}", "/b/{id}"], ["/a/{id}", "/c"]]
 
 
-def test_template_memo_is_bounded(monkeypatch):
-    import driftbayes.templates as templates
+_SEGMENT_ALPHABET = "0123456789abcdefABCDEF-{}@.%:TZ+ /?#\né😀"
 
-    monkeypatch.setattr(templates, "_MEMO_MAX", 10)
-    paths = np.array([f"/u/{i}/x{i % 3}" for i in range(25)], dtype=object)
-    out = template_paths(paths)
-    assert len(templates._MEMO) <= 25
-    assert out.tolist() == [f"/u/{{id}}/x{i % 3}" for i in range(25)]
-    assert template_paths(paths[:5]).tolist() == out[:5].tolist()
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=_SEGMENT_ALPHABET, max_size=40)
+                | st.sampled_from([p for p, _ in CASES]), min_size=1, max_size=30))
+def test_arrow_templating_equals_scalar_reference(paths):
+    """The vectorised (RE2 in Arrow) templating agrees with the per-path Python one."""
+    arr = np.array(paths, dtype=object)
+    assert template_paths(arr).tolist() == [template_path(p) for p in paths]
 
 
 # ------------------------------------------------------------------------------ OpenAPI

@@ -71,6 +71,7 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    show_value,
     warn_unreported,
 )
 from driftbayes.io.jsonl import check_input, iso_to_epoch, open_input
@@ -485,8 +486,7 @@ def text_batches(f: io.BufferedIOBase, batch_size: int) -> Iterator[tuple[int, l
 
 
 def _show(text: str | None) -> str:
-    text = repr(text)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return show_value(text, 80)
 
 
 def match_lines(

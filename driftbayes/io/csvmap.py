@@ -9,11 +9,13 @@ spans several lines.
 
 from __future__ import annotations
 
+import csv
 import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from os import PathLike
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,7 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    show_value,
     warn_unreported,
 )
 from driftbayes.io.jsonl import check_input, iso_to_epoch, map_unique, open_input
@@ -86,7 +89,7 @@ class CsvMapping:
 
 def _text(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(object array with None for empty cells, present mask)."""
-    values = series.to_numpy(dtype=object, na_value=None)
+    values = series.to_numpy(dtype=object, na_value=None, copy=True)  # writable
     present = series.notna().to_numpy()
     return values, present
 
@@ -105,15 +108,102 @@ def _numeric(series: pd.Series, per: float = 1) -> tuple[np.ndarray, np.ndarray]
 
 
 def _skipped_lines(caught: list[warnings.WarningMessage]) -> list[tuple[int, str]]:
-    """(line, reason) of the lines pandas skipped; other warnings are re-issued."""
+    """(line, reason) of the lines pandas skipped; other warnings are re-issued, except the
+    one about rows shorter than the names (every row is: the names end with ``_EXTRA``)."""
     out = []
     for w in caught:
         found = _SKIPPED.findall(str(w.message))
         if found:
             out += [(int(n), why.strip()) for n, why in found]
-        else:
+        elif not str(w.message).startswith("Length of header or names does not match"):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return out
+
+
+_EXTRA = "\x00driftbayes-extra-field"  # one column past the header: set = a field too many
+
+
+def _header_names(line: bytes) -> list[str]:
+    """Column names of a CSV header line, deduplicated as pandas does (``a``, ``a.1``)."""
+    text = line.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
+    names, seen = [], {}
+    for name in next(csv.reader([text]), []):
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        names.append(name if k == 0 else f"{name}.{k}")
+    return names
+
+
+class CsvChunk(NamedTuple):
+    """Rows of a CSV chunk, their physical line numbers, the bad lines reported with them, and
+    whether this is the (empty) last chunk."""
+
+    rows: pd.DataFrame
+    lines: np.ndarray
+    bad: list[BadRecord]
+    final: bool = False
+
+
+def csv_chunks(
+    f, source: str, batch_size: int, *, dtype=str, nrows: int | None = None
+) -> Iterator[CsvChunk]:
+    """Stream a CSV with a header line as :class:`CsvChunk` s.
+
+    Every row has exactly the header's columns as strings (NaN when empty or missing). A line
+    with more fields than the header is not a row but a bad record (field ``"csv"``), wherever
+    it is — pandas alone would silently drop the extra fields when it is the first data line.
+    Each chunk reports the bad lines before its last row; the last chunk is empty, ``final``,
+    with the rest.
+
+    Parameters
+    ----------
+    f : binary file object
+        Positioned at the header line.
+    source : str
+        Name for the bad records.
+    batch_size : int
+        Data lines per chunk (bad lines included).
+    dtype, nrows
+        As for :func:`pandas.read_csv`.
+    """
+    names = _header_names(f.readline())
+    if not names:
+        yield CsvChunk(pd.DataFrame(), np.empty(0, dtype=np.int64), [], True)
+        return
+    reader = pd.read_csv(
+        f, header=None, names=[*names, _EXTRA], dtype=dtype, index_col=False,
+        keep_default_na=False, na_values=[""], skip_blank_lines=False, on_bad_lines="warn",
+        encoding="utf-8", encoding_errors="replace", chunksize=batch_size, nrows=nrows,
+    )
+    pending: list[tuple[int, str]] = []
+    next_line = 2
+    with reader:
+        while True:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", pd.errors.ParserWarning)
+                chunk = next(reader, None)
+            for n, why in _skipped_lines(caught):  # pandas counts the line after our header
+                pending.append((n + 1, why.replace(f"Expected {len(names) + 1} fields",
+                                                   f"Expected {len(names)} fields")
+                                .replace(f"in line {n},", f"in line {n + 1},")))
+            if chunk is None:
+                yield CsvChunk(pd.DataFrame(columns=names, dtype=object),
+                               np.empty(0, dtype=np.int64),
+                               [BadRecord(source, n, "csv", why) for n, why in sorted(pending)],
+                               True)
+                return
+            skip = np.array(sorted(n for n, _ in pending), dtype=np.int64)
+            candidates = np.arange(next_line, next_line + len(chunk) + len(skip))
+            lines = candidates[~np.isin(candidates, skip)][: len(chunk)]
+            next_line = int(lines[-1]) + 1 if len(lines) else next_line
+            extra = chunk[_EXTRA].notna().to_numpy()
+            pending += [(int(n), f"Expected {len(names)} fields in line {n}, saw "
+                                 f"{len(names) + 1}") for n in lines[extra]]
+            bad = [BadRecord(source, n, "csv", why) for n, why in sorted(pending)
+                   if n < next_line]
+            pending = [(n, why) for n, why in pending if n >= next_line]
+            keep = ~extra
+            yield CsvChunk(chunk.loc[keep, names].reset_index(drop=True), lines[keep], bad)
 
 
 def _convert(
@@ -152,7 +242,8 @@ def _convert(
     flag(
         "ts",
         ~np.isfinite(ts),
-        lambda v: "missing" if pd.isna(v) else f"not a valid {mapping.ts_unit} timestamp: {v!r}",
+        lambda v: ("missing" if pd.isna(v)
+                   else f"not a valid {mapping.ts_unit} timestamp: {show_value(v)}"),
     )
     # method
     if mapping.method is not None:
@@ -183,7 +274,7 @@ def _convert(
         def why_status(v: object) -> str:
             if pd.isna(v):
                 return "missing"
-            return f"not an integer status in 100-599: {v!r}"
+            return f"not an integer status in 100-599: {show_value(v)}"
 
         flag("status", ~ok, why_status)
         status = np.where(ok, status, 0)
@@ -197,7 +288,7 @@ def _convert(
             latency = latency * 1e3
         with np.errstate(invalid="ignore"):
             lat_bad = present & (~np.isfinite(latency) | (latency < 0))
-        flag("latency", lat_bad, lambda v: f"not a finite number ≥ 0: {v!r}")
+        flag("latency", lat_bad, lambda v: f"not a finite number ≥ 0: {show_value(v)}")
     else:
         latency = np.full(n, np.nan)
     # persona, session
@@ -273,56 +364,20 @@ def _iter_csv(
     if own_report:
         report = BadRecordReport()
     wanted = sorted(set(mapping.columns.values()))
-    pending_skips: list[tuple[int, str]] = []
-    next_line = 2
     with open_input(path) as f:
-        # All columns are read (no usecols): with usecols pandas silently accepts lines with
-        # too many fields, which usually means broken quoting.
-        reader = pd.read_csv(
-            f,
-            dtype=str,
-            index_col=False,  # a first row with extra fields must not become an index
-            keep_default_na=False,
-            na_values=[""],
-            skip_blank_lines=False,
-            on_bad_lines="warn",
-            encoding="utf-8",
-            encoding_errors="replace",
-            chunksize=batch_size,
-        )
-        with reader:
-            while True:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", pd.errors.ParserWarning)
-                    try:
-                        chunk = next(reader)
-                    except StopIteration:
-                        chunk = None
-                pending_skips += _skipped_lines(caught)
-                if chunk is None:
-                    break
-                missing = [c for c in wanted if c not in chunk.columns]
-                if missing:
-                    raise ValueError(
-                        f"{source}: mapped column(s) {missing} not in the header "
-                        f"{list(chunk.columns)}"
-                    )
-                skip_lines = np.array(sorted(n for n, _ in pending_skips), dtype=np.int64)
-                candidates = np.arange(next_line, next_line + len(chunk) + len(skip_lines))
-                lines = candidates[~np.isin(candidates, skip_lines)][: len(chunk)]
-                next_line = int(lines[-1]) + 1 if len(lines) else next_line
-                cols, fine, bad_rows = _convert(chunk, mapping)
-                bad = [BadRecord(source, int(lines[i]), c, r) for i, c, r in bad_rows]
-                bad += [
-                    BadRecord(source, n, "csv", why) for n, why in pending_skips if n < next_line
-                ]
-                pending_skips = [(n, why) for n, why in pending_skips if n >= next_line]
-                bad.sort(key=lambda b: b.line)
-                handle_bad_records(bad, strict=strict, report=report)
-                if fine.any():
-                    yield EventBatch(
-                        **{k: v[fine] for k, v in cols.items()}, line=lines[fine], source=source
-                    )
-        bad = [BadRecord(source, n, "csv", why) for n, why in sorted(pending_skips)]
-        handle_bad_records(bad, strict=strict, report=report)
+        for chunk, lines, skipped, _ in csv_chunks(f, source, batch_size):
+            missing = [c for c in wanted if c not in chunk.columns]
+            if missing:
+                raise ValueError(
+                    f"{source}: mapped column(s) {missing} not in the header "
+                    f"{list(chunk.columns)}"
+                )
+            cols, fine, bad_rows = _convert(chunk, mapping)
+            bad = [BadRecord(source, int(lines[i]), c, r) for i, c, r in bad_rows] + skipped
+            bad.sort(key=lambda b: b.line)
+            handle_bad_records(bad, strict=strict, report=report)
+            if fine.any():
+                yield EventBatch(
+                    **{k: v[fine] for k, v in cols.items()}, line=lines[fine], source=source
+                )
     warn_unreported(source, report, owned=own_report)

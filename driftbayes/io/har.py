@@ -74,6 +74,7 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    show_value,
     warn_unreported,
 )
 from driftbayes.io.jsonl import check_input, iso_to_epoch, map_unique, open_input
@@ -248,9 +249,6 @@ def _text(value: object) -> str:
     return str(value) if type(value) in _NUMBER else ""
 
 
-def _show(value: object) -> str:
-    text = repr(value) if isinstance(value, str) else orjson.dumps(value).decode()
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _explain(code: int, row: tuple) -> str:
@@ -263,19 +261,19 @@ def _explain(code: int, row: tuple) -> str:
         if started is None:
             return "missing"
         if type(started) is not str:
-            return f"expected an ISO 8601 string, got {_show(started)}"
-        return f"not an ISO 8601 timestamp: {_show(started)}"
+            return f"expected an ISO 8601 string, got {show_value(started)}"
+        return f"not an ISO 8601 timestamp: {show_value(started)}"
     if code == _URL:
         if url is None or url == "":
             return "missing"
         if type(url) is not str:
-            return f"expected a string, got {_show(url)}"
-        return f"not an http(s)/ws(s) URL or absolute path: {_show(url)}"
+            return f"expected a string, got {show_value(url)}"
+        return f"not an http(s)/ws(s) URL or absolute path: {show_value(url)}"
     if code == _METHOD:
-        return f"expected a string, got {_show(method)}"
+        return f"expected a string, got {show_value(method)}"
     if code == _STATUS:
-        return f"expected 0 or an integer 100-599, got {_show(status)}"
-    return f"expected a number >= 0 (or usable timings), got {_show(time)}"
+        return f"expected 0 or an integer 100-599, got {show_value(status)}"
+    return f"expected a number >= 0 (or usable timings), got {show_value(time)}"
 
 
 def _columns(
@@ -387,8 +385,25 @@ class _Broken(str):
 def _entries(f, source: str) -> Iterator[object]:
     """Items of ``log.entries`` in order, then a :class:`_Broken` if the JSON is broken."""
     if ijson is not None:
+        done = 0
         try:
-            yield from ijson.items(f, "log.entries.item", use_float=True)
+            for item in ijson.items(f, "log.entries.item", use_float=True):
+                done += 1
+                yield item
+        except ijson.JSONError as exc:
+            if "integer overflow" not in str(exc) or not f.seekable():
+                yield _Broken(str(exc) or type(exc).__name__)
+                return
+        else:
+            return
+        # yajl's C parser stops at an integer beyond 64 bits, which is valid JSON: read the
+        # document again with ijson's pure-Python parser, from the entry after the last one read
+        f.seek(0)
+        try:
+            for i, item in enumerate(ijson.get_backend("python").items(
+                    f, "log.entries.item", use_float=True)):
+                if i >= done:
+                    yield item
         except ijson.JSONError as exc:
             yield _Broken(str(exc) or type(exc).__name__)
         return

@@ -43,6 +43,9 @@ from os import PathLike
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
 
 from driftbayes.events import (
     DEFAULT_PERSONA,
@@ -50,9 +53,10 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    show_value,
     warn_unreported,
 )
-from driftbayes.templates import template_paths
+from driftbayes.templates import template_paths, template_paths_arrow
 
 __all__ = ["check_input", "epoch_seconds", "iso_to_epoch", "map_unique", "open_input", "read_jsonl"]
 
@@ -244,9 +248,6 @@ def _strings(
 # per-line explanations (only ever run for rejected lines)
 
 
-def _show(value: object) -> str:
-    text = orjson.dumps(value).decode() if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _type_name(value: object) -> str:
@@ -262,25 +263,25 @@ def _explain(field: str, obj: dict, persona_field: str) -> str:
         return "missing (and no 'endpoint')" if field == "path" else "missing"
     if field == "ts":
         if isinstance(v, str):
-            return f"not an ISO 8601 timestamp: {_show(v)}"
+            return f"not an ISO 8601 timestamp: {show_value(v)}"
         if type(v) in _NUMBER_TYPES:
-            return f"not finite: {_show(v)}"
+            return f"not finite: {show_value(v)}"
         return f"expected epoch seconds or ISO 8601 string, got {_type_name(v)}"
     if field == "status":
         if type(v) not in _NUMBER_TYPES:
-            return f"expected an integer, got {_type_name(v)} {_show(v)}"
+            return f"expected an integer, got {_type_name(v)} {show_value(v)}"
         if not float(v).is_integer():
-            return f"not an integer: {_show(v)}"
-        return f"out of range 100-599: {_show(v)}"
+            return f"not an integer: {show_value(v)}"
+        return f"out of range 100-599: {show_value(v)}"
     if field == "latency_ms":
         if type(v) not in _NUMBER_TYPES:
-            return f"expected a number, got {_type_name(v)} {_show(v)}"
+            return f"expected a number, got {_type_name(v)} {show_value(v)}"
         if not math.isfinite(v):
-            return f"not finite: {_show(v)}"
-        return f"negative: {_show(v)}"
+            return f"not finite: {show_value(v)}"
+        return f"negative: {show_value(v)}"
     if field == "session":
         return f"expected a string or number, got {_type_name(v)}"
-    return f"expected a string, got {_type_name(v)} {_show(v)}"
+    return f"expected a string, got {_type_name(v)} {show_value(v)}"
 
 
 def _explain_json(line: bytes, error: Exception | None, obj: object) -> str:
@@ -327,6 +328,24 @@ def _parse_lines(lines: list[bytes]) -> tuple[list, np.ndarray, dict[int, Except
     return objs, kept, bad
 
 
+def _flag(bad: np.ndarray, field: str, mask: np.ndarray) -> None:
+    """Mark ``field`` as the first bad field of the rows in ``mask`` (earlier fields win)."""
+    if mask.any():
+        code = _FIELDS.index(field)
+        np.copyto(bad, np.int8(code), where=mask & ((bad == 0) | (bad > code)))
+
+
+def _check_values(bad, ts, missing_path, status, latency) -> np.ndarray:
+    """Flag out-of-range values (both parse paths); returns the rows whose status is valid."""
+    _flag(bad, "ts", ~np.isfinite(ts))
+    _flag(bad, "path", missing_path)
+    with np.errstate(invalid="ignore"):
+        ok = (status >= 100) & (status <= 599) & (status == np.floor(status))
+    _flag(bad, "status", ~ok)
+    _flag(bad, "latency_ms", (latency < 0) | np.isinf(latency))
+    return ok
+
+
 def _columns(objs: list[dict], persona_field: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Canonical columns of decoded objects and, per row, the index in ``_FIELDS`` of its first
     bad field (0 = the row is fine)."""
@@ -337,9 +356,7 @@ def _columns(objs: list[dict], persona_field: str) -> tuple[dict[str, np.ndarray
         return {k: getattr(empty, k) for k in _OUTPUT}, bad
 
     def flag(field: str, mask: np.ndarray) -> None:
-        if mask.any():
-            code = _FIELDS.index(field)
-            np.copyto(bad, np.int8(code), where=mask & ((bad == 0) | (bad > code)))
+        _flag(bad, field, mask)
 
     keys = ["ts", "method", "path", "endpoint", "status", "latency_ms", persona_field, "session"]
     c_ts, c_method, c_path, c_endpoint, c_status, c_latency, c_persona, c_session = _table(
@@ -353,7 +370,6 @@ def _columns(objs: list[dict], persona_field: str) -> tuple[dict[str, np.ndarray
         strs = np.flatnonzero(kinds == _STR)
         if strs.size:
             ts[strs] = iso_to_epoch(c_ts[0][strs])
-    flag("ts", ~np.isfinite(ts))
 
     # method: upper-cased, absent → GET
     method, present, wrong = _strings(*c_method)
@@ -366,7 +382,7 @@ def _columns(objs: list[dict], persona_field: str) -> tuple[dict[str, np.ndarray
     # endpoint wins; otherwise the templated path
     endpoint, has_ep, wrong_ep = _strings(*c_endpoint)
     path, has_path, wrong_path = _strings(*c_path)
-    flag("path", wrong_path | (~has_ep & ~has_path))
+    flag("path", wrong_path)
     flag("endpoint", wrong_ep)
     need = ~has_ep & has_path
     if need.all():
@@ -374,18 +390,11 @@ def _columns(objs: list[dict], persona_field: str) -> tuple[dict[str, np.ndarray
     elif need.any():
         endpoint[need] = template_paths(path[need])
 
-    # status: required integer 100-599
-    status, _ = _numbers(c_status[1])
-    with np.errstate(invalid="ignore"):
-        ok = (status >= 100) & (status <= 599) & (status == np.floor(status))
-    flag("status", ~ok)
-
-    # latency: optional finite number >= 0
-    latency, kinds = _numbers(c_latency[1])
-    lat_bad = (latency < 0) | np.isinf(latency)
+    status, _ = _numbers(c_status[1])  # required integer 100-599
+    latency, kinds = _numbers(c_latency[1])  # optional finite number >= 0
     if kinds is not None:
-        lat_bad |= (kinds != _NONE) & (kinds != _INT) & (kinds != _FLOAT)
-    flag("latency_ms", lat_bad)
+        flag("latency_ms", (kinds != _NONE) & (kinds != _INT) & (kinds != _FLOAT))
+    ok = _check_values(bad, ts, ~has_ep & ~has_path, status, latency)
 
     # persona (absent → default), session (absent → "")
     persona, present, wrong = _strings(*c_persona)
@@ -409,11 +418,121 @@ def _columns(objs: list[dict], persona_field: str) -> tuple[dict[str, np.ndarray
     return cols, bad
 
 
+# --------------------------------------------------------------------------------------------
+# fast path: Arrow's multi-threaded JSON parser on a whole batch
+
+_ARROW_TS_TYPES = ("float64", "string")  # epoch numbers, ISO 8601 strings
+
+
+def _arrow_buffer(lines: list[bytes]) -> bytes | None:
+    """The batch as one buffer for Arrow, or None when Arrow could read it differently from
+    the line-by-line orjson path (which then handles the batch).
+
+    Arrow is trusted only when every line is exactly one JSON object (``{`` … ``}``, no blank
+    lines), the bytes are valid UTF-8 (Arrow does not check) and there is no ``NaN`` or
+    ``Infinity`` (Arrow accepts them, JSON does not). Type mismatches (a string status, a
+    numeric path, a duplicated key...) make Arrow raise, see :func:`_arrow_table`.
+    """
+    buf = b"\n".join(lines)
+    if not buf.isascii():
+        try:
+            buf.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if (buf[:1] != b"{" or not lines[-1].rstrip(b"\r").endswith(b"}")
+            or buf.count(b"}\n{") + buf.count(b"}\r\n{") != len(lines) - 1
+            or b"NaN" in buf or b"Infinity" in buf):
+        return None
+    return buf
+
+
+def _arrow_table(buf: bytes, n: int, persona_field: str, ts_type: str) -> pa.Table | None:
+    """``buf`` parsed by Arrow (multi-threaded) into our fields with ``ts`` as ``ts_type``,
+    or None when a field has another JSON type in some line or the row count is not ``n``."""
+    strings = pa.string()
+    schema = pa.schema([("ts", getattr(pa, ts_type)()), ("method", strings), ("path", strings),
+                        ("endpoint", strings), ("status", pa.float64()),
+                        ("latency_ms", pa.float64()), (persona_field, strings),
+                        ("session", strings)])
+    try:
+        table = pj.read_json(
+            pa.BufferReader(buf),
+            read_options=pj.ReadOptions(block_size=1 << 20),
+            parse_options=pj.ParseOptions(explicit_schema=schema,
+                                          unexpected_field_behavior="ignore"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return table.combine_chunks() if table.num_rows == n else None
+
+
+def _arrow_strings(column, absent: str, transform=None) -> tuple[np.ndarray, np.ndarray]:
+    """(object values, present mask) of an Arrow string column; null and "" → ``absent``.
+
+    Each distinct value becomes one Python string (``transform`` applied once per value).
+    """
+    enc = pc.dictionary_encode(column.chunk(0) if column.num_chunks else column)
+    words = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    if transform is not None:
+        words = np.array([transform(w) for w in words.tolist()], dtype=object)
+    words = np.append(words, absent)
+    codes = enc.indices.fill_null(len(words) - 1).to_numpy()
+    present_word = np.append(words[:-1] != "", False)
+    words[~present_word] = absent
+    return words[codes], present_word[codes]
+
+
+def _arrow_columns(table, persona_field: str, ts_type: str):
+    """Canonical columns and first-bad-field codes (as :func:`_columns`) of an Arrow batch."""
+    n = table.num_rows
+    if ts_type == "string":
+        ts = iso_to_epoch(table.column("ts").to_numpy(zero_copy_only=False))
+    else:
+        ts = epoch_seconds(table.column("ts").to_numpy(zero_copy_only=False))
+    method, _ = _arrow_strings(table.column("method"), "GET", str.upper)
+    endpoint, has_ep = _arrow_strings(table.column("endpoint"), "")
+    path_col = table.column("path")
+    has_path = pc.fill_null(pc.greater(pc.binary_length(path_col), 0), False).to_numpy(
+        zero_copy_only=False)
+    need = ~has_ep & has_path
+    if need.any():
+        templated = template_paths_arrow(path_col.filter(pa.array(need)))
+        endpoint[need] = templated.to_numpy(zero_copy_only=False)
+    status = table.column("status").to_numpy(zero_copy_only=False)
+    latency = table.column("latency_ms").to_numpy(zero_copy_only=False)
+    persona, _ = _arrow_strings(table.column(persona_field), DEFAULT_PERSONA)
+    session, _ = _arrow_strings(table.column("session"), "")
+    bad = np.zeros(n, dtype=np.int8)
+    ok = _check_values(bad, ts, ~has_ep & ~has_path, status, latency)
+    cols = {"ts": ts, "method": method, "endpoint": endpoint,
+            "status": np.where(ok, status, 0).astype(np.int32), "latency_ms": latency,
+            "persona": persona, "session": session}
+    return cols, bad
+
+
 def _read_batch(
-    lines: list[bytes], first_line: int, source: str, persona_field: str
+    lines: list[bytes], first_line: int, source: str, persona_field: str,
+    ts_types: list[str] | None = None,
 ) -> tuple[EventBatch, list[BadRecord]]:
-    objs, kept, json_bad = _parse_lines(lines)
-    cols, bad_codes = _columns(objs, persona_field)
+    """Events and bad records of one batch of lines: Arrow when it can be trusted, else orjson.
+
+    ``ts_types`` lists the ``ts`` types to try with Arrow, most likely first; the one that
+    worked moves to the front (a file keeps its timestamp style). ``None`` skips Arrow.
+    """
+    table, buf = None, _arrow_buffer(lines) if ts_types else None
+    if buf is not None:
+        for ts_type in ts_types:
+            table = _arrow_table(buf, len(lines), persona_field, ts_type)
+            if table is not None:
+                ts_types.remove(ts_type)
+                ts_types.insert(0, ts_type)
+                break
+    if table is not None:
+        cols, bad_codes = _arrow_columns(table, persona_field, ts_types[0])
+        kept, json_bad = np.arange(len(lines)), {}
+    else:
+        objs, kept, json_bad = _parse_lines(lines)
+        cols, bad_codes = _columns(objs, persona_field)
     fine = bad_codes == 0
     if not fine.all():
         cols = {k: v[fine] for k, v in cols.items()}
@@ -424,7 +543,8 @@ def _read_batch(
     ]
     for j in np.flatnonzero(~fine):
         field = _FIELDS[bad_codes[j]]
-        reason = _explain(field, objs[j], persona_field)
+        obj = objs[j] if table is None else orjson.loads(lines[kept[j]])
+        reason = _explain(field, obj, persona_field)
         bad.append((int(kept[j]), persona_field if field == "persona" else field, reason))
     bad.sort()
     return batch, [BadRecord(source, i + first_line, f, r) for i, f, r in bad]
@@ -483,11 +603,12 @@ def _iter_jsonl(
     own_report = report is None
     if own_report:
         report = BadRecordReport()
+    ts_types = list(_ARROW_TS_TYPES)
     with open_input(path) as f:
         for first, lines in _line_batches(f, batch_size):
             if first == 1 and lines and lines[0].startswith(b"\xef\xbb\xbf"):
                 lines[0] = lines[0][3:]  # UTF-8 byte-order mark
-            batch, bad = _read_batch(lines, first, source, persona_field)
+            batch, bad = _read_batch(lines, first, source, persona_field, ts_types)
             handle_bad_records(bad, strict=strict, report=report)
             if len(batch):
                 yield batch

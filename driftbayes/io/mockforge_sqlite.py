@@ -63,6 +63,7 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    show_value,
     warn_unreported,
 )
 from driftbayes.io.jsonl import check_input, epoch_seconds, iso_to_epoch, map_unique
@@ -213,7 +214,7 @@ def _redact_header(name: str, value: str) -> str:
 
 
 def _explain(code: int, value: object) -> str:
-    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    shown = show_value(value)
     if value is None or (code == _PATH and value == ""):
         return "missing"
     if code == _TS:

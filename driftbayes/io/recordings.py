@@ -53,6 +53,7 @@ from typing import Any
 from driftbayes.events import BadRecord, BadRecordError, BadRecordReport, EventBatch
 from driftbayes.io.csvmap import CsvMapping
 from driftbayes.io.jsonl import open_input
+from driftbayes.io.prefetch import prefetched
 
 __all__ = [
     "FORMATS",
@@ -532,6 +533,7 @@ def read_events(
     enricher=None,
     persona_field: str | None = None,
     batch_size: int = 65536,
+    prefetch: bool = True,
     **reader_options,
 ) -> Iterator[EventBatch]:
     """Stream events from a file or a registered recording, choosing the reader by content.
@@ -560,6 +562,9 @@ def read_events(
         files keeps cutting sessions across them.
     persona_field : str, optional
         Overrides the config's ``persona_field`` (JSONL and HAR).
+    prefetch : bool
+        Read (and enrich) in a background thread, two batches ahead of the consumer, so
+        parsing overlaps with learning (:func:`~driftbayes.io.prefetch.prefetched`).
     **reader_options
         More keyword arguments for the reader (``log_format=``, ``nrows=``, …).
 
@@ -618,4 +623,6 @@ def read_events(
         batches = FORMATS[fmt].open(path_or_name, mapping=mapping, persona_field=persona_field,
                                     **options)
     batches = _redacting(_under_policy(iter(batches), policy), guard, key, strict)
-    return batches if enricher is None else enricher.stream(batches)
+    if enricher is not None:
+        batches = enricher.stream(batches)
+    return prefetched(batches) if prefetch else batches

@@ -40,7 +40,6 @@ not UTF-8) is one bad record with field ``json``.
 from __future__ import annotations
 
 import re
-import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from os import PathLike
@@ -57,6 +56,7 @@ from driftbayes.events import (
     handle_bad_records,
     warn_unreported,
 )
+from driftbayes.io.csvmap import csv_chunks
 from driftbayes.io.jsonl import check_input, map_unique, open_input
 from driftbayes.redact import redact_query
 from driftbayes.templates import template_path, template_paths
@@ -566,7 +566,6 @@ def read_jaeger_json(
 TRAINTICKET_COLUMNS = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName",
                        "StartTimeUnixNano", "EndTimeUnixNano", "Duration")
 _REQUIRED_TEXT = ("TraceID", "SpanID", "ParentID", "OperationName")
-_SKIPPED = re.compile(r"Skipping line (\d+): (.*)")
 _POD_SUFFIX = re.compile(r"-[a-z0-9]{1,10}-[a-z0-9]{5}$")  # ReplicaSet hash + pod id
 
 
@@ -760,18 +759,6 @@ class _TraceAssembler:
         )
 
 
-def _skipped_lines(caught: list[warnings.WarningMessage]) -> list[tuple[int, str]]:
-    """(line, reason) of the lines pandas skipped; other warnings are re-issued."""
-    out = []
-    for w in caught:
-        found = _SKIPPED.findall(str(w.message))
-        if found:
-            out += [(int(n), why.strip()) for n, why in found]
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return out
-
-
 def read_trainticket_spans(
     path: str | PathLike[str],
     *,
@@ -837,53 +824,21 @@ def _iter_trainticket(
     if own_report:
         report = BadRecordReport()
     traces = _TraceAssembler(source, int(horizon_s * _NS))
-    pending_skips: list[tuple[int, str]] = []
-    next_line = 2
     with open_input(path) as f:
-        reader = pd.read_csv(
-            f,
-            dtype=object,
-            index_col=False,  # a first row with extra fields must not become an index
-            keep_default_na=False,
-            na_values=[""],
-            skip_blank_lines=False,
-            on_bad_lines="warn",
-            encoding="utf-8",
-            encoding_errors="replace",
-            chunksize=batch_size,
-            nrows=nrows,
-        )
-        with reader:
-            while True:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", pd.errors.ParserWarning)
-                    chunk = next(reader, None)
-                pending_skips += _skipped_lines(caught)
-                if chunk is None:
-                    break
+        for chunk, lines, bad, final in csv_chunks(f, source, batch_size, dtype=object,
+                                                   nrows=nrows):
+            if not final:
                 missing = [c for c in TRAINTICKET_COLUMNS if c not in chunk.columns]
                 if missing:
                     raise ValueError(f"{source}: column(s) {missing} not in the header "
                                      f"{list(chunk.columns)}")
-                skip = np.array(sorted(n for n, _ in pending_skips), dtype=np.int64)
-                candidates = np.arange(next_line, next_line + len(chunk) + len(skip))
-                lines = candidates[~np.isin(candidates, skip)][: len(chunk)]
-                next_line = int(lines[-1]) + 1 if len(lines) else next_line
-                spans, bad = _tt_spans(chunk, lines, source)
-                bad += [BadRecord(source, n, "csv", why) for n, why in pending_skips
-                        if n < next_line]
-                pending_skips = [(n, why) for n, why in pending_skips if n >= next_line]
+                spans, row_bad = _tt_spans(chunk, lines, source)
+                bad = bad + row_bad
                 traces.add(spans)
-                batch, trace_bad = traces.flush()
-                bad.sort(key=lambda b: b.line)
-                handle_bad_records(bad + sorted(trace_bad, key=lambda b: b.line),
-                                   strict=strict, report=report)
-                if batch is not None:
-                    yield batch
-        bad = [BadRecord(source, n, "csv", why) for n, why in sorted(pending_skips)]
-        batch, trace_bad = traces.flush(final=True)
-        handle_bad_records(bad + sorted(trace_bad, key=lambda b: b.line),
-                           strict=strict, report=report)
-        if batch is not None:
-            yield batch
+            batch, trace_bad = traces.flush(final=final)
+            bad.sort(key=lambda b: b.line)
+            handle_bad_records(bad + sorted(trace_bad, key=lambda b: b.line),
+                               strict=strict, report=report)
+            if batch is not None:
+                yield batch
     warn_unreported(source, report, owned=own_report)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import sys
 from datetime import UTC, datetime
 
@@ -444,3 +445,71 @@ def test_without_pandas_table_helper(tmp_path, monkeypatch):
     slow = read_all(path, report=slow_report)
     assert_same(fast, slow)
     assert fast_report.first == slow_report.first and fast_report.count == 12
+
+
+# ------------------------------------------------------------------------------ Arrow fast path
+
+from driftbayes.io import jsonl as jsonl_module  # noqa: E402
+
+_value_st = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False),
+    st.sampled_from([200, 201.0, 404, 503, 99, 600, 200.5, "200", "", "GET", "post", "/a/1",
+                     "2023-11-14T22:13:20Z", "2023-11-14 22:13:20.5+01:00", "not a date",
+                     1700000000, 1700000000123, -5.0, 0, "mobile", "s-1", "é/ü"]),
+    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(),
+                                                         max_size=2),
+)
+_FIELDS_ST = st.sampled_from(["ts", "method", "path", "endpoint", "status", "latency_ms",
+                              "persona", "session", "extra"])
+
+
+@st.composite
+def _jsonl_batch(draw) -> list[bytes]:
+    """Lines that are mostly valid events, with typed-wrong, missing and out-of-range values,
+    unknown fields, ISO or epoch timestamps — all valid JSON objects, one per line."""
+    iso = draw(st.booleans())
+    lines = []
+    for i in range(draw(st.integers(1, 25))):
+        obj = {"ts": f"2023-11-14T22:{i % 60:02d}:00Z" if iso else 1700000000 + i,
+               "method": "get", "path": f"/api/users/{i}?token=x", "status": 200,
+               "latency_ms": 1.5 * i, "session": f"s{i % 3}"}
+        for _ in range(draw(st.integers(0, 2))):
+            key = draw(_FIELDS_ST)
+            if draw(st.booleans()):
+                obj.pop(key, None)
+            else:
+                obj[key] = draw(_value_st)
+        lines.append(json.dumps(obj).encode())  # json: integers beyond 64 bits too
+    return lines
+
+
+def _batch_rows(batch: EventBatch) -> list[tuple]:
+    return list(zip(*(getattr(batch, n).tolist() for n in COLUMNS), strict=True))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=_jsonl_batch())
+def test_arrow_fast_path_agrees_with_orjson_path(lines):
+    """Same events (bit for bit, NaN = NaN) and the same bad records, whichever path reads."""
+    fast = jsonl_module._read_batch(list(lines), 1, "f", "persona", ["float64", "string"])
+    slow = jsonl_module._read_batch(list(lines), 1, "f", "persona", None)
+    assert repr(_batch_rows(fast[0])) == repr(_batch_rows(slow[0]))
+    assert [str(b) for b in fast[1]] == [str(b) for b in slow[1]]
+
+
+def test_arrow_fast_path_is_taken_for_clean_batches_and_refused_otherwise():
+    lines = [orjson.dumps(good(i)) for i in range(5)]
+    assert jsonl_module._arrow_buffer(lines) is not None
+    crlf = [x + b"\r" for x in lines]
+    assert jsonl_module._arrow_buffer(crlf) is not None
+    for bad in (b"", b"  ", b'{"ts": NaN}', b'{"p": "\xff"}', b"[1]", b'{"ts": Infinity}'):
+        assert jsonl_module._arrow_buffer([*lines[:2], bad, *lines[2:]]) is None, bad
+    # Arrow refuses a field of another JSON type (the orjson path then explains the line)
+    buf = jsonl_module._arrow_buffer([orjson.dumps(good(0, status="200"))])
+    assert jsonl_module._arrow_table(buf, 1, "persona", "float64") is None
+    dup = b'{"ts": 1, "path": "/a", "status": 200, "status": 201}'
+    assert jsonl_module._arrow_table(dup, 1, "persona", "float64") is None
+    # two objects on one line: Arrow reads two rows where there is one line
+    two = [*lines[:2], b'{"ts": 1, "path": "/a", "status": 200}{"ts": 2}', *lines[2:]]
+    buf = jsonl_module._arrow_buffer(two)
+    assert jsonl_module._arrow_table(buf, len(two), "persona", "float64") is None
