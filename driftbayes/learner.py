@@ -30,7 +30,7 @@ import pandas as pd
 
 from driftbayes import conjugate as cj
 from driftbayes.config import Config, GateUnreachableWarning, gate_reachable
-from driftbayes.events import DEFAULT_PERSONA, EventBatch
+from driftbayes.events import EventBatch
 from driftbayes.globs import match_glob
 from driftbayes.stats import KIND_STATS, KINDS, N_HOURS, STAT_DIMS, Sizes, Stats, broadcast_gate
 

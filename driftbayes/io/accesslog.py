@@ -64,6 +64,8 @@ from os import PathLike
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from driftbayes.events import (
     DEFAULT_PERSONA,
@@ -113,8 +115,11 @@ LOG_FORMATS: dict[str, str] = {
 _AUTO = f"^{_CLF_HEAD}(?:{_REF_UA}(?: .*?)??)?(?: (?P<rt_auto>{_RT}))?{_END}"
 _NASA_HEADER = re.compile(r"host\tlogname\ttime\tmethod\turl\tresponse\tbytes\treferer\tuseragent")
 
-_REQUEST = re.compile(r"([A-Za-z][A-Za-z0-9_.-]*) +(\S.*?)(?: +[A-Za-z]+/\d+(?:\.\d+)?)? *")
-_TARGET = re.compile(r"/|\*$|[A-Za-z][A-Za-z0-9+.\-]*://")
+# request line: method, target, optional protocol (RE2 syntax: read in Arrow)
+_REQUEST_LINE = (r"^(?P<method>[A-Za-z][A-Za-z0-9_.-]*) +(?P<target>\S.*?)"
+                 r"(?: +[A-Za-z]+/[0-9]+(?:\.[0-9]+)?)? *$")
+_TARGET_START = r"^(?:/|\*$|[A-Za-z][A-Za-z0-9+.\-]*://)"
+_TARGET = re.compile(_TARGET_START)
 _METHOD = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 
 _SNIFF_LINES = 20
@@ -400,6 +405,29 @@ def _map_present(values: np.ndarray, fn: Callable[[str], object]) -> np.ndarray:
     return out
 
 
+def _parse_request_lines(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Request lines (``GET /a?b HTTP/1.1``) → (upper-case methods, targets), vectorised in
+    Arrow (RE2); None for both where a line is absent or malformed (the target must be a path,
+    ``*`` or an absolute URL, except for ``CONNECT host:port``)."""
+    method = np.full(len(raw), None, dtype=object)
+    target = np.full(len(raw), None, dtype=object)
+    idx = np.flatnonzero(_set(raw))
+    if not idx.size:
+        return method, target
+    parts = pc.extract_regex(pa.array(raw[idx].tolist(), type=pa.string()), _REQUEST_LINE)
+    m = pc.utf8_upper(parts.field("method"))
+    t = parts.field("target")
+    ok = pc.fill_null(pc.or_(pc.match_substring_regex(t, _TARGET_START),
+                             pc.equal(m, "CONNECT")), False)
+    good = idx[ok.to_numpy(zero_copy_only=False)]
+    if good.size:
+        methods = pc.dictionary_encode(m.filter(ok))  # one Python string per distinct method
+        method[good] = methods.dictionary.to_numpy(zero_copy_only=False).astype(object)[
+            methods.indices.to_numpy()]
+        target[good] = t.filter(ok).to_numpy(zero_copy_only=False)
+    return method, target
+
+
 def _split_one(target: str) -> tuple[str, str | None]:
     red = redact_url(target)
     head, sep, query = red.partition("?")
@@ -415,13 +443,22 @@ def split_targets(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     and ``user:password@`` removed); each distinct target is handled once.
     """
     targets = np.asarray(targets, dtype=object)
-    parts = _map_present(targets, _split_one)
     paths = np.full(len(targets), None, dtype=object)
     queries = np.full(len(targets), None, dtype=object)
-    idx = np.flatnonzero(_set(parts))
+    present = np.flatnonzero(_set(targets))
+    if not present.size:
+        return paths, queries
+    # a target without "?", "#" or "@" is its own path with no query: only the others need
+    # redact_url and splitting, once per distinct target
+    plain = pc.invert(pc.match_substring_regex(
+        pa.array(targets[present].tolist(), type=pa.string()), "[?#@]")).to_numpy(
+            zero_copy_only=False)
+    paths[present[plain]] = targets[present[plain]]
+    idx = present[~plain]
     if idx.size:
-        paths[idx] = [p for p, _ in parts[idx]]
-        queries[idx] = [q for _, q in parts[idx]]
+        parts = _map_present(targets[idx], _split_one)
+        paths[idx] = [p for p, _ in parts]
+        queries[idx] = [q for _, q in parts]
     return paths, queries
 
 
@@ -562,21 +599,8 @@ def _requests(groups: dict[str, np.ndarray], flags: _Flags) -> tuple[np.ndarray,
     n = len(flags.ok)
     if "request" in groups:
         raw = groups["request"]
-
-        def parse(req: str) -> tuple[str, str] | None:
-            m = _REQUEST.fullmatch(req)
-            if m is None or not _TARGET.match(m.group(2)) and m.group(1).upper() != "CONNECT":
-                return None
-            return m.group(1).upper(), m.group(2)
-
-        parsed = _map_present(raw, parse)
-        ok = _set(parsed)
-        method = np.full(n, None, dtype=object)
-        target = np.full(n, None, dtype=object)
-        idx = np.flatnonzero(ok)
-        if idx.size:
-            method[idx] = [p[0] for p in parsed[idx]]
-            target[idx] = [p[1] for p in parsed[idx]]
+        method, target = _parse_request_lines(raw)
+        ok = _set(method)
         flags.flag("request", ~ok, lambda i: f"malformed request line {_show(raw[i])}")
         return method, target
     if "url" in groups:
@@ -723,11 +747,12 @@ def sniff_access_log(head: bytes) -> str | None:
 
     Returns
     -------
-    {"combined", "common", "nasa-tsv"} or None
+    {"combined", "common", "auto", "nasa-tsv"} or None
         ``"nasa-tsv"`` when the first line is the NASA TSV header (or every line has its nine
         tab-separated fields with numeric time); ``"combined"`` / ``"common"`` when more than
         half of the first 20 non-blank complete lines match the ``"auto"`` regex (combined if
-        any of them has a referer and user agent); otherwise None.
+        any of them has a referer and user agent), ``"auto"`` when any of them ends with a
+        response time (nginx ``$request_time``, Apache ``%D``); otherwise None.
     """
     if head[:2] == b"\x1f\x8b":
         try:
@@ -750,6 +775,8 @@ def sniff_access_log(head: bytes) -> str | None:
     matches = [m for m in map(auto.match, lines) if m is not None]
     if 2 * len(matches) <= len(lines):
         return None
+    if any(m.group("rt_auto") is not None for m in matches):
+        return "auto"  # a trailing response time, which only "auto" reads
     return "combined" if any(m.group("user_agent") is not None for m in matches) else "common"
 
 

@@ -496,8 +496,10 @@ def _arrow_columns(table, persona_field: str, ts_type: str):
         zero_copy_only=False)
     need = ~has_ep & has_path
     if need.any():
-        templated = template_paths_arrow(path_col.filter(pa.array(need)))
-        endpoint[need] = templated.to_numpy(zero_copy_only=False)
+        # one Python string per distinct endpoint, not per event
+        templated = pc.dictionary_encode(template_paths_arrow(path_col.filter(pa.array(need))))
+        words = templated.dictionary.to_numpy(zero_copy_only=False).astype(object)
+        endpoint[need] = words[templated.indices.to_numpy()]
     status = table.column("status").to_numpy(zero_copy_only=False)
     latency = table.column("latency_ms").to_numpy(zero_copy_only=False)
     persona, _ = _arrow_strings(table.column(persona_field), DEFAULT_PERSONA)

@@ -485,10 +485,16 @@ class _RedactingReport(BadRecordReport):
                                                                        policy=self.policy))
 
     def add(self, bad: BadRecord) -> None:
-        bad = self.redacted(bad)
+        # only the first few records keep their reason: redact just those (a file of a million
+        # bad lines must not pay for a million redactions)
+        target = self.target
+        kept = len(self.first) < self.keep or (
+            target is not None and (type(target) is not BadRecordReport
+                                    or len(target.first) < target.keep))
+        bad = self.redacted(bad) if kept else BadRecord(bad.source, bad.line, bad.field, "")
         super().add(bad)
-        if self.target is not None:
-            self.target.add(bad)
+        if target is not None:
+            target.add(bad)
 
 
 def _redacting(batches: Iterator[EventBatch], report: _RedactingReport, where: str,

@@ -393,6 +393,18 @@ def test_sniff():
     assert sniff_access_log(gzip.compress((line() + "\n").encode() * 3)) == "combined"
     head = b"host\tlogname\ttime\tmethod\turl\tresponse\tbytes\treferer\tuseragent\nh\t-\t1"
     assert sniff_access_log(head) == "nasa-tsv"
+    # a trailing response time (nginx seconds, Apache microseconds): only "auto" reads it
+    assert sniff_access_log((line(tail=" 0.012") + "\n").encode() * 3) == "auto"
+    assert sniff_access_log((line(tail=" 1234") + "\n").encode() * 3) == "auto"
+
+
+def test_detected_access_log_with_response_time_learns_latency(tmp_path):
+    from driftbayes.io.recordings import detect_format, read_events
+
+    path = write(tmp_path, [line(tail=" 0.012"), line(tail=" 0.250")])
+    assert detect_format(path) == "access-log"
+    got = EventBatch.concat(list(read_events(path)))
+    assert got.latency_ms.tolist() == [12.0, 250.0]
 
 
 def test_nasa_tsv_header_and_bad_values(tmp_path):
