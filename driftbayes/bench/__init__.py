@@ -1,0 +1,1 @@
+"""Realism benchmark: scenarios with known truth, baseline mocks, prequential scores."""
