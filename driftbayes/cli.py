@@ -335,6 +335,60 @@ def demo(
               highlight=False)
 
 
+@app.command()
+def bench(
+    scenario: list[str] = typer.Option(
+        [], "--scenario", "-s",
+        help="Scenario or real recording (repeatable; default: all scenarios and recordings)."),
+    learner: list[str] = typer.Option(
+        [], "--learner", "-l", help="Mock to compare (repeatable; default: all)."),
+    out_dir: Path = typer.Option(Path("driftbayes-bench"), "--out", help="Folder for results."),
+    seed: int = typer.Option(0, "--seed", help="Scenario seed."),
+    scale: float = typer.Option(1.0, "--scale", help="Multiply scenario traffic."),
+    hours: Optional[float] = typer.Option(None, "--hours", help="Scenario duration override."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Score mocks prequentially against what traffic does next (realism benchmark)."""
+    from driftbayes.bench.harness import default_mocks
+    from driftbayes.bench.report import write_report
+    from driftbayes.bench.scenarios import SCENARIOS
+    from driftbayes.bench.suite import REAL, TUNED, ranks, recording_stream, run_suite, scenario_stream
+
+    names = scenario or [*SCENARIOS, *REAL]
+    unknown = [n for n in names if n not in SCENARIOS and n not in REAL]
+    if unknown:
+        _fail(f"unknown scenario {unknown[0]!r}; choose from {', '.join([*SCENARIOS, *REAL])}")
+    mocks = default_mocks(TUNED)
+    if learner:
+        bad = [n for n in learner if n not in mocks]
+        if bad:
+            _fail(f"unknown learner {bad[0]!r}; choose from {', '.join(mocks)}")
+        mocks = {k: v for k, v in mocks.items() if k in learner}
+    streams = []
+    with err.status("building streams"):
+        for n in names:
+            streams.append(scenario_stream(n, seed=seed, scale=scale, hours=hours)
+                           if n in SCENARIOS else recording_stream(n))
+    total = sum(s.n_windows for s in streams)
+    with Progress(SpinnerColumn(), TextColumn("[bold]scoring"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} windows"), TimeElapsedColumn(),
+                  console=err, disable=not progress) as bar:
+        task = bar.add_task("bench", total=total)
+        scores, series = run_suite(streams, mocks, progress=lambda k: bar.advance(task, k))
+    rank_table, mean_rank = ranks(scores)
+    command = "driftbayes bench " + " ".join(sys.argv[2:])
+    files = write_report(out_dir, scores, series, rank_table, mean_rank, command=command,
+                         seed=seed, descriptions={s.name: s.description for s in streams})
+    table = Table(title="mean rank (1 = best) over streams × metrics")
+    table.add_column("learner")
+    table.add_column("mean rank", justify="right")
+    for k, v in mean_rank.items():
+        table.add_row(k, f"{v:.2f}")
+    out.print(table)
+    err.print(f"results {files['json']} · table {files['md']} · report {files['html']}",
+              highlight=False)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

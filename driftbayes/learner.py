@@ -446,10 +446,15 @@ class DriftLearner:
     def pooled_evidence(self, evidence: Stats | None = None) -> Stats:
         """Evidence behind each cell's posterior, relative to the synthetic prior.
 
-        With ``persona_adaptation`` a persona cell borrows its endpoint's other personas'
-        evidence, down-weighted to at most ``pooling_strength`` pseudo-observations (so a
-        persona with few samples falls back to its endpoint). Without it, every persona shares
-        the endpoint's all-persona evidence. Request frequency is never pooled.
+        With ``persona_adaptation`` a persona cell with fewer than ``pooling_strength``
+        (decayed) observations borrows the difference from its endpoint's other personas, their
+        evidence down-weighted to that many pseudo-observations — but never more than its own
+        data can vouch for: with ``d`` the distance between its own estimate and the others'
+        and ``se`` its own standard error, at most ``own · se / (|d| − se)`` when ``|d| > se``
+        (so the borrowed data cannot pull the estimate further than one standard error; see
+        :func:`_consistent_borrowing`). A persona with few samples falls back to its endpoint,
+        one whose data shows it behaves differently keeps its own. Without it, every persona
+        shares the endpoint's all-persona evidence. Request frequency is never pooled.
         """
         ev = self.evidence_ if evidence is None else evidence
         cfg = self.config
@@ -461,7 +466,9 @@ class DriftLearner:
             own = _kind_count(ev, kind)
             others = own.sum(axis=axis, keepdims=True) - own
             with np.errstate(divide="ignore", invalid="ignore"):
-                w = np.where(others > 0, np.minimum(1.0, cfg.pooling_strength / others), 0.0)
+                borrow = np.minimum(np.maximum(float(cfg.pooling_strength) - own, 0.0),
+                                    _consistent_borrowing(ev, kind, axis, self.statuses_))
+                w = np.where(others > 0, np.minimum(1.0, borrow / others), 0.0)
             for name in names:
                 total = ev[name].sum(axis=axis, keepdims=True)
                 if cfg.persona_adaptation:
@@ -495,6 +502,12 @@ class DriftLearner:
         lat_q = cj.dirichlet_median_quantiles(post.lat_alpha, [lo_q, 0.5, hi_q])
         for kind in KINDS:
             n_eff[kind] = _kind_count(pooled, kind)
+            if kind == "frequency":
+                # a rate is learned from exposure as much as from events: n_eff is the number
+                # of requests the synthetic rate predicts for the (decayed) exposure seen, so
+                # an endpoint that stays quiet for hours is known to be quiet
+                rate_a, rate_b = self._prior()[4:6]
+                n_eff[kind] = pooled["freq_exposure"].sum(-1) * (rate_a / rate_b)[:, None]
             if kind == "latency":
                 w_post, w_prior = np.log(lat_q[..., 2] / lat_q[..., 0]), prior_w[kind]
             elif kind == "transitions":  # the row's most likely next state
@@ -543,8 +556,10 @@ class DriftLearner:
             lo, hi = cj.nig_mean_interval(mu=mu, kappa=kappa, alpha=alpha, beta=beta, mass=mass)
             return hi - lo
         if kind == "frequency":
+            # on the square-root scale, Poisson's variance-stabilising one: the width shrinks
+            # with exposure even when no request arrives (on the log scale it would not)
             lo, hi = cj.gamma_interval(prm.rate_a, prm.rate_b, mass=mass)
-            return np.log(hi) - np.log(lo)
+            return np.sqrt(hi) - np.sqrt(lo)
         raise ValueError(kind)
 
     # ------------------------------------------------------------------ layers
@@ -829,6 +844,50 @@ def _kind_count(stats: Stats, kind: str) -> np.ndarray:
     if kind == "think_time":
         return stats["think_n"]
     return stats["trans_count"].sum(-1)
+
+
+def _consistent_borrowing(ev: Stats, kind: str, axis: int, statuses: list[int]) -> np.ndarray:
+    """Most pseudo-observations a persona cell may borrow from its endpoint's other personas
+    without moving its estimate by more than one of its own standard errors.
+
+    Each kind's key quantity: mean log latency / log think time (standard error from the
+    cell's own spread), P(5xx), and for transitions the largest difference between the own
+    and the others' next-state probabilities. Borrowing ``k`` pseudo-observations moves the
+    estimate by ``k / (own + k) · |d|``; that stays within ``se`` for
+    ``k ≤ own · se / (|d| − se)``. Unlimited (inf) where ``|d| ≤ se`` or the cell has no data.
+    """
+    def split(x):
+        total = x.sum(axis=axis, keepdims=True)
+        return x, total - x
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if kind in ("latency", "think_time"):
+            pre = "lat" if kind == "latency" else "think"
+            (n, n_o), (sx, sx_o), (sxx, sxx_o) = (split(ev[f"{pre}_{k}"])
+                                                  for k in ("n", "sx", "sxx"))
+            mean, mean_o = sx / n, sx_o / n_o
+            var = np.maximum(sxx / n - mean**2, 0.0)
+            pooled_var = np.maximum((sxx + sxx_o) / (n + n_o) - ((sx + sx_o) / (n + n_o))**2, 0.0)
+            # a cell with one or two samples has no spread of its own: use the endpoint's
+            var = np.where(n >= 3, var, pooled_var)
+            d, se, own = np.abs(mean - mean_o), np.sqrt(var / n), n
+        elif kind == "errors":
+            err = ev["status_count"][..., np.asarray(statuses) >= 500].sum(-1)
+            (e5, e5_o), (n, n_o) = split(err), split(ev["status_count"].sum(-1))
+            p, p_o = e5 / n, e5_o / n_o
+            p_all = np.clip((e5 + e5_o) / (n + n_o), 1e-3, 1 - 1e-3)
+            d, se, own = np.abs(p - p_o), np.sqrt(p_all * (1 - p_all) / n), n
+        else:  # transitions (P, src, dst), personas on axis 0
+            c, c_o = split(ev["trans_count"])
+            n, n_o = c.sum(-1), c_o.sum(-1)
+            prob, prob_o = c / n[..., None], c_o / n_o[..., None]
+            j = np.nan_to_num(np.abs(prob - prob_o), nan=0.0).argmax(-1)[..., None]
+            p_j = np.take_along_axis(np.clip((c + c_o) / (n + n_o)[..., None], 1e-3, 1 - 1e-3),
+                                     j, -1)[..., 0]
+            d = np.take_along_axis(np.abs(prob - prob_o), j, -1)[..., 0]
+            se, own = np.sqrt(p_j * (1 - p_j) / n), n
+        k = own * se / (d - se)
+    return np.where((own > 0) & np.isfinite(d) & (d > se), k, np.inf)
 
 
 def _component_width(alpha: np.ndarray, index: np.ndarray, mass: float) -> np.ndarray:

@@ -171,13 +171,42 @@ def test_modes_select_what_is_applied():
 
 def test_persona_with_three_samples_falls_back_to_endpoint():
     many = traffic(600, seed=11, endpoints=("/a",), personas=("bulk",), median_ms=300.0)
-    few = traffic(3, seed=12, endpoints=("/a",), personas=("rare",), median_ms=30.0)
+    few = traffic(3, seed=12, endpoints=("/a",), personas=("rare",), median_ms=300.0)
     lrn = learn(concat(many, few).take(np.argsort(np.r_[many.ts, few.ts], kind="stable")), decay=0.0)
     rows = patterns(lrn, "posterior")
     rare = latency_row(rows, "/a", "rare")
-    assert rare["n_eff"] == pytest.approx(3 + 100, rel=1e-6)  # own + pooling_strength
-    assert 200 < rare["estimate"] < 330  # the endpoint's latency, not the prior's 100 nor 30
+    assert rare["n_eff"] == pytest.approx(100, rel=1e-6)  # own 3 + 97 borrowed = pooling_strength
+    bulk = latency_row(rows, "/a", "bulk")
+    assert bulk["n_eff"] == pytest.approx(600, rel=1e-6)  # enough own data: borrows nothing
+    assert 200 < rare["estimate"] < 330  # the endpoint's latency, not the prior's 100
     assert latency_row(patterns(lrn, "applied"), "/a", "rare")["applied"]
+
+
+def test_persona_whose_data_differs_borrows_only_what_it_can_vouch_for():
+    """3 samples at 30 ms against an endpoint at 300 ms: 10x apart is ~8 own standard errors,
+    so borrowing is capped at own * se / (|d| - se) and the persona keeps its own latency."""
+    from driftbayes.learner import _consistent_borrowing
+
+    many = traffic(600, seed=11, endpoints=("/a",), personas=("bulk",), median_ms=300.0)
+    few = traffic(3, seed=12, endpoints=("/a",), personas=("rare",), median_ms=30.0)
+    lrn = learn(concat(many, few).take(np.argsort(np.r_[many.ts, few.ts], kind="stable")),
+                decay=0.0).snapshot()
+    ev = lrn.evidence_
+    p = lrn.personas_.index("rare")
+    n, sx, sxx = (ev[k][0, p] for k in ("lat_n", "lat_sx", "lat_sxx"))
+    n_o, sx_o = ev["lat_n"][0].sum() - n, ev["lat_sx"][0].sum() - sx
+    se = np.sqrt((sxx / n - (sx / n) ** 2) / n)
+    d = abs(sx / n - sx_o / n_o)
+    k = _consistent_borrowing(ev, "latency", 1, lrn.statuses_)[0, p]
+    assert k == pytest.approx(n * se / (d - se))
+    rare = latency_row(patterns(lrn, "posterior"), "/a", "rare")
+    assert rare["n_eff"] == pytest.approx(3 + k, rel=1e-6)
+    assert rare["estimate"] < 100  # its own 30 ms (pulled a little by the prior), not 300
+
+
+def test_persona_adaptation_off_shares_the_endpoint():
+    many = traffic(600, seed=11, endpoints=("/a",), personas=("bulk",), median_ms=300.0)
+    few = traffic(3, seed=12, endpoints=("/a",), personas=("rare",), median_ms=30.0)
     # without adaptation every persona shares the endpoint's evidence
     shared = learn(concat(many, few).take(np.argsort(np.r_[many.ts, few.ts], kind="stable")),
                    persona_adaptation=False, decay=0.0)
