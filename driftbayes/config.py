@@ -415,6 +415,10 @@ class Config:
                                 range="(0, 1)")
     pooling_strength: float = knob(100.0, "pseudo-observations a persona borrows from its "
                                    "endpoint", range="[0, inf)")
+    changepoint_z: float = knob(5.0, "adaptive forgetting: a window whose latency, think time, "
+                                "error rate or request rate contradicts a cell's evidence beyond "
+                                "this z-score keeps only a quarter of that evidence; 0 = off",
+                                range="[0, inf)")
     session_gap: float = knob(1800.0, "inactivity gap that ends a session", kind="duration",
                               range="(0, inf)")
     persona_field: str = knob("persona", "event field the persona comes from")

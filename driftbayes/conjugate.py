@@ -40,6 +40,55 @@ def decay_evidence(evidence, *, decay: float, k: int = 1):
     return evidence * (1.0 - decay) ** k
 
 
+#: Share of a cell's evidence kept when its window contradicts it (adaptive forgetting). A
+#: change keeps being detected window after window until the evidence agrees with the new
+#: regime, so a real change is followed in a few windows; a false alarm costs one window of
+#: extra forgetting.
+CHANGEPOINT_KEEP = 0.25
+
+
+def _two_sided_p_threshold(z: float) -> float:
+    return float(2.0 * special.ndtr(-z))
+
+
+def mean_shift_changed(n, sx, sxx, n_w, sx_w, *, z: float, min_n: float = 5.0):
+    """Whether a window's mean (of log values) contradicts the evidence: a two-sample z-test
+    with the evidence's spread, ``|m_w − m| / (sd·√(1/n_w + 1/n)) > z``.
+
+    Needs ``min_n`` evidence and 3 window observations; arrays of any common shape.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m, m_w = sx / n, sx_w / n_w
+        var = np.maximum(sxx / n - m * m, 1e-6)
+        stat = np.abs(m_w - m) / np.sqrt(var * (1.0 / n_w + 1.0 / n))
+    return (n >= min_n) & (n_w >= 3) & (stat > z)
+
+
+def proportion_changed(k, n, k_w, n_w, *, z: float, min_n: float = 5.0):
+    """Whether a window's count ``k_w`` of ``n_w`` contradicts the evidence's proportion
+    ``k / n``: two-sided binomial tail probability below that of a z-score ``z``."""
+    from scipy import stats
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.clip((k + 0.5) / (n + 1.0), 1e-6, 1 - 1e-6)
+        lo = stats.binom.cdf(k_w, n_w, p)
+        hi = stats.binom.sf(k_w - 1, n_w, p)
+    return (n >= min_n) & (n_w >= 1) & (2 * np.minimum(lo, hi) < _two_sided_p_threshold(z))
+
+
+def rate_changed(count, exposure, count_w, exposure_w, *, z: float, min_n: float = 5.0):
+    """Whether a window's request count contradicts the evidence's rate: two-sided Poisson
+    tail probability below that of a z-score ``z``."""
+    from scipy import stats
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = (count + 0.5) / exposure * exposure_w
+        lo = stats.poisson.cdf(count_w, mu)
+        hi = stats.poisson.sf(count_w - 1, mu)
+    return ((count >= min_n) & (exposure_w > 0)
+            & (2 * np.minimum(lo, hi) < _two_sided_p_threshold(z)))
+
+
 def contraction(width_post, width_prior):
     """Confidence as credible-interval contraction ``1 − width_post / width_prior`` in [0, 1]."""
     width_post = np.asarray(width_post, dtype=float)

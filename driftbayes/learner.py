@@ -123,6 +123,7 @@ class DriftLearner:
         self.t_last_ = math.nan
         self.n_events_ = 0
         self.n_late_ = 0
+        self.changes_ = 0  # cell x kind changepoints detected (adaptive forgetting)
         self.n_windows_ = 0
         self._open_ids: dict[str, int] = {}
         self._open_e = np.empty(0, dtype=np.int64)
@@ -426,7 +427,10 @@ class DriftLearner:
         self._expire_sessions(window, pend)
         pend["freq_exposure"] += hour_exposure(window * T, (window + 1) * T)[None, None, :]
         lam = float(cfg.decay)
-        self.evidence_ = cj.decay_evidence(self.evidence_, decay=lam) + pend
+        ev = cj.decay_evidence(self.evidence_, decay=lam)
+        if float(cfg.changepoint_z) > 0:
+            self.changes_ += self._forget_contradicted(ev, pend, float(cfg.changepoint_z))
+        self.evidence_ = ev + pend
         pooled = self.pooled_evidence()
         report = self._gates(pooled)
         s = float(cfg.sensitivity)
@@ -441,6 +445,34 @@ class DriftLearner:
             self._record(window, pend, pooled, report)
         self.pending_ = Stats.zeros(self.sizes)
         self.n_windows_ += 1
+
+    def _forget_contradicted(self, ev: Stats, pend: Stats, z: float) -> int:
+        """Adaptive forgetting: cells whose window contradicts their evidence (latency, think
+        time, error rate, request rate) keep :data:`~driftbayes.conjugate.CHANGEPOINT_KEEP` of
+        that kind's evidence. Returns how many cell × kind changes were detected."""
+        statuses = np.asarray(self.statuses_)
+        flags = {
+            "latency": cj.mean_shift_changed(ev["lat_n"], ev["lat_sx"], ev["lat_sxx"],
+                                             pend["lat_n"], pend["lat_sx"], z=z),
+            "think_time": cj.mean_shift_changed(ev["think_n"], ev["think_sx"], ev["think_sxx"],
+                                                pend["think_n"], pend["think_sx"], z=z),
+            "errors": cj.proportion_changed(
+                ev["status_count"][..., statuses >= 500].sum(-1), ev["status_count"].sum(-1),
+                pend["status_count"][..., statuses >= 500].sum(-1),
+                pend["status_count"].sum(-1), z=z),
+            "frequency": cj.rate_changed(
+                ev["freq_count"].sum(-1), ev["freq_exposure"].sum(-1),
+                pend["freq_count"].sum(-1), pend["freq_exposure"].sum(-1), z=z),
+        }
+        n = 0
+        for kind, changed in flags.items():
+            if not changed.any():
+                continue
+            n += int(changed.sum())
+            for name in KIND_STATS[kind]:  # exposure too: the rate estimate stays, its weight drops
+                ev[name] = np.where(broadcast_gate(changed, name), ev[name] * cj.CHANGEPOINT_KEEP,
+                                    ev[name])
+        return n
 
     # ------------------------------------------------------------------ pooling, confidence, gates
     def pooled_evidence(self, evidence: Stats | None = None) -> Stats:
@@ -681,8 +713,10 @@ class DriftLearner:
 
         Both are first brought to the same open window. Data statistics add; exposure (the
         observed time behind request rates) is shared, so it merges as the elementwise maximum.
-        Evidence and pending statistics merge exactly; the applied layer is a controller whose
-        path depends on the gates, so merged applied statistics are the sum of the shards'.
+        Evidence and pending statistics merge exactly when no shard detected a change
+        (``changepoint_z`` = 0, or no window contradicted its evidence: adaptive forgetting
+        depends on the data a shard saw); the applied layer is a controller whose path depends
+        on the gates, so merged applied statistics are the sum of the shards'.
         """
         if self.config.to_dict() != other.config.to_dict():
             raise ValueError("cannot merge learners with different configs")

@@ -3,6 +3,11 @@
 For window ``w`` = 1, 2, … each mock first serves (having learned windows ``< w``), is scored on
 window ``w``'s events, then learns window ``w``. A :class:`Stream` is a scenario with known truth
 or a real recording (then the truth is what the next window shows).
+
+Scores are per request served: latency and error metrics average over each window's requests
+(a busy cell weighs more than a rare one), flows over transitions and ended sessions, the request
+rate is a weighted absolute percentage error over cells. Mocks only ever see what was knowable at
+the end of a window: a session's END arrives once its inactivity gap has passed.
 """
 
 from __future__ import annotations
@@ -85,7 +90,7 @@ def endpoint_keys(b: EventBatch) -> np.ndarray:
 
 def cut_windows(stream: Stream, vocab: Vocabulary, session_gap: float) -> list[WindowData]:
     """Per window: coded events, think gaps and transition counts (sessions cut at
-    ``session_gap``; a session's END counts in the window of its last request)."""
+    ``session_gap``; a session's END counts in the window where its gap runs out)."""
     b = stream.events
     E, P = vocab.shape
     e = pd.Index(vocab.endpoints).get_indexer(endpoint_keys(b))
@@ -105,7 +110,12 @@ def cut_windows(stream: Stream, vocab: Vocabulary, session_gap: float) -> list[W
     trans_flat = np.zeros((stream.n_windows, P, E + 1, E + 1))
     w_o, p_o, e_o = win[order], p[order], e[order]
     np.add.at(trans_flat, (w_o, p_o, src, e_o), 1.0)
-    np.add.at(trans_flat, (w_o[ends], p_o[ends], e_o[ends], E), 1.0)
+    # a session's END is knowable only once its inactivity gap has passed: it counts in that
+    # window (as in the learner), not in the window of its last request (that would let a mock
+    # learn from the future)
+    w_end = np.floor((ts_o[ends] + session_gap - stream.t0) / stream.window_s).astype(np.int64)
+    known = w_end < stream.n_windows
+    np.add.at(trans_flat, (w_end[known], p_o[ends][known], e_o[ends][known], E), 1.0)
     think_ms = gap * 1000.0
     out = []
     bounds = np.searchsorted(win, np.arange(stream.n_windows + 1))  # events are sorted by ts
@@ -222,9 +232,10 @@ def _score_window(acc: _Accumulator, name: str, served: Served, win: WindowData,
             row["obs_p99"] = float(np.exp(np.quantile(lat, 0.99)))
             t50, t99 = (t_row["p50_ms"], t_row["p99_ms"]) if t_row is not None else (
                 (row["obs_p50"], row["obs_p99"]) if len(lat) >= _MIN_OBS else (np.nan, np.nan))
-            acc.add("p50_rel_err", M.relative_error(row["served_p50"], t50))
-            acc.add("p99_rel_err", M.relative_error(row["served_p99"], t99))
-            row["truth_p50"] = t50
+            # per request served: a busy cell's error matters more than a rare one's
+            acc.add("p50_rel_err", M.relative_error(row["served_p50"], t50), len(lat))
+            acc.add("p99_rel_err", M.relative_error(row["served_p99"], t99), len(lat))
+            row["truth_p50"], row["truth_p99"] = t50, t99
         st = win.status[m]
         st = st[st > 0]
         if len(st):
@@ -232,7 +243,7 @@ def _score_window(acc: _Accumulator, name: str, served: Served, win: WindowData,
             acc.add("error_brier", M.brier(served.error_rate[i, j], is5), len(st))
             t_err = t_row["error_rate"] if t_row is not None else (
                 is5.mean() if len(st) >= _MIN_OBS else np.nan)
-            acc.add("error_abs", M.absolute_error(served.error_rate[i, j], t_err))
+            acc.add("error_abs", M.absolute_error(served.error_rate[i, j], t_err), len(st))
             row["obs_err"] = float(is5.mean())
             row["truth_err"] = t_err
         rows.append(row)
@@ -355,9 +366,10 @@ def _change_metrics(series: pd.DataFrame, stream: Stream, truth, vocab: Vocabula
                      for t in series.t]]
     if not steady.empty and "truth_p50" in steady:
         ok = steady.dropna(subset=["truth_p50"])
-        if not ok.empty:
-            out["false_adaptation"] = M.false_adaptation(ok.served_p50.to_numpy(),
-                                                         ok.truth_p50.to_numpy(), tol=0.2)
+        if not ok.empty:  # share of requests served a p50 more than 20% off the truth
+            off = [M.false_adaptation([a], [b], tol=0.2) for a, b in
+                   zip(ok.served_p50, ok.truth_p50, strict=True)]
+            out["false_adaptation"] = float(np.average(off, weights=ok.n))
     return out
 
 
