@@ -23,7 +23,14 @@ def main(argv: list[str] | None = None) -> Path:
     from driftbayes.bench.harness import default_mocks
     from driftbayes.bench.report import markdown_table, write_report
     from driftbayes.bench.scenarios import SCENARIOS
-    from driftbayes.bench.suite import REAL, TUNED, ranks, recording_stream, run_suite, scenario_stream
+    from driftbayes.bench.suite import (
+        REAL,
+        TUNED,
+        ranks,
+        recording_stream,
+        run_suite,
+        scenario_stream,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)

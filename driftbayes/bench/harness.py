@@ -168,6 +168,9 @@ def score_stream(stream: Stream, mocks: dict[str, MockFactory], *,
         if progress is not None:
             progress(1)
     series = pd.DataFrame(rows)
+    if not series.empty:
+        series["endpoint_name"] = np.asarray(vocab.endpoints, dtype=object)[series.endpoint]
+        series["persona_name"] = np.asarray(vocab.personas, dtype=object)[series.persona]
     scores = []
     for name, acc in sums.items():
         values = acc.finish()

@@ -59,7 +59,6 @@ def plot_stream(series: pd.DataFrame, stream: str, path: Path, endpoint: int | N
         busiest = s.groupby(["endpoint", "persona"]).n.sum().idxmax()
         endpoint, persona = busiest
     s = s[(s.endpoint == endpoint) & (s.persona == persona)]
-    t = pd.to_datetime(s.t, unit="s")
     fig, axes = plt.subplots(3, 1, figsize=(11, 9), sharex=True)
     obs = s.drop_duplicates("window").sort_values("window")
     to = pd.to_datetime(obs.t, unit="s")
@@ -81,8 +80,10 @@ def plot_stream(series: pd.DataFrame, stream: str, path: Path, endpoint: int | N
         if col != "served_err":
             ax.set_yscale("log")
     axes[0].legend(fontsize=7, ncol=3)
-    axes[0].set_title(title or f"{stream}: endpoint #{endpoint}, persona #{persona}")
-    del t
+    names = s.iloc[0] if "endpoint_name" in s else {"endpoint_name": f"#{endpoint}",
+                                                      "persona_name": f"#{persona}"}
+    axes[0].set_title(title or f"{stream}: {names['endpoint_name']} · persona "
+                               f"{names['persona_name']} (busiest cell)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
