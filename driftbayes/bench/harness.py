@@ -352,14 +352,19 @@ def _change_metrics(series: pd.DataFrame, stream: Stream, truth, vocab: Vocabula
             s = series[(series.endpoint == i) & (series.persona == j)].sort_values("window")
             col, tcol = ("served_p50", "p50_ms") if ch.kind == "latency" else (
                 "served_err", "error_rate")
-            after = s[s.t > ch.t]
+            # the new regime lasts until the endpoint's next change: its truth is the target
+            # (2 h in at most, for a ramp), and adapting after it ended does not count
+            t_next = min([c.t for c in stream.changes if c.t > ch.t and c.endpoint == ch.endpoint],
+                         default=np.inf)
+            seg = s[s.t <= t_next]
+            after = seg[seg.t > ch.t]
             if after.empty:
                 continue
             w_after = int(after.window.iloc[min(len(after) - 1, 24)])
             t_row = truth(w_after, i, j)
             if t_row is None:
                 continue
-            lags.append(M.adaptation_lag(s.t.to_numpy(), s[col].to_numpy(), t_row[tcol],
+            lags.append(M.adaptation_lag(seg.t.to_numpy(), seg[col].to_numpy(), t_row[tcol],
                                          ch.t, tol=0.2 if ch.kind == "latency" else 0.5))
     lags = [x for x in lags if not np.isnan(x)]  # NaN: the truth after the change is 0
     if lags:
@@ -391,5 +396,14 @@ def default_mocks(tuned: dict | None = None) -> dict[str, MockFactory]:
     out: dict[str, MockFactory] = {name: cls for name, cls in MOCKS.items()}
     if tuned:
         out["driftbayes-tuned"] = lambda v, cfg: DriftBayesMock(
-            v, dataclasses.replace(cfg, **tuned), name="driftbayes-tuned")
+            v, with_knobs(cfg, tuned), name="driftbayes-tuned")
     return out
+
+
+def with_knobs(cfg: Config, knobs: dict) -> Config:
+    """``cfg`` with ``knobs`` replaced; ``{"synthetic": {...}}`` replaces synthetic-prior knobs."""
+    knobs = dict(knobs)
+    synthetic = knobs.pop("synthetic", None)
+    if synthetic:
+        knobs["synthetic"] = dataclasses.replace(cfg.synthetic, **synthetic)
+    return dataclasses.replace(cfg, **knobs)
