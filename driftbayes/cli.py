@@ -259,6 +259,103 @@ def reset(
     err.print(f"reset {what} in {state}")
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve(
+    state: Path = StateOpt,
+    config: Optional[Path] = ConfigOpt,
+    host: str = typer.Option("127.0.0.1", "--host",
+                             help="Interface to bind; a non-loopback host needs the admin token."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0 = any free)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the response draws."),
+    no_headers: bool = typer.Option(False, "--no-headers",
+                                    help="Omit the X-Driftbayes-Latency-Ms/-Pattern headers."),
+    openapi: Optional[Path] = typer.Option(
+        None, "--openapi", help="OpenAPI document (YAML/JSON): its path templates match "
+        "requests, its examples are the response bodies."),
+) -> None:
+    """Serve the learned mock over HTTP (applied layer); admin API under /__driftbayes/."""
+    import os
+    import secrets
+
+    from driftbayes.server.app import MockEngine, create_app, load_openapi, run_server
+
+    learner = _load_learner(state, config)
+    if not learner.endpoints_:
+        _fail(f"{state}: nothing learned yet, no endpoints to serve")
+    doc = None
+    if openapi is not None:
+        try:
+            doc = load_openapi(openapi)
+        except (FileNotFoundError, ValueError) as exc:
+            _fail(str(exc))
+    token = os.environ.get("DRIFTBAYES_ADMIN_TOKEN") or None
+    if token is None and not _is_loopback(host):
+        token = secrets.token_urlsafe(24)
+        err.print(f"admin token (set DRIFTBAYES_ADMIN_TOKEN to choose it): {token}",
+                  highlight=False)
+    engine = MockEngine(learner, learner.config, seed=seed, openapi=doc)
+    web = create_app(engine, learner=learner, config=learner.config, state_path=state,
+                     headers=not no_headers, admin_token=token)
+    shown = f"[{host}]" if ":" in host else host
+    err.print(f"serving {len(learner.endpoints_)} endpoints × {len(learner.personas_)} personas "
+              f"from {state} on http://{shown}:{port} (admin: /__driftbayes/health"
+              f"{', bearer token required' if token else ''}); Ctrl-C stops", highlight=False)
+    run_server(web, host, port)
+
+
+@app.command()
+def record(
+    upstream: str = typer.Option(..., "--upstream", "-u",
+                                 help="Base URL of the real API to proxy to (http://host:port)."),
+    state: Path = StateOpt,
+    config: Optional[Path] = ConfigOpt,
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    mix: float = typer.Option(0.0, "--mix", min=0.0, max=1.0,
+                              help="Share of requests the mock serves instead of the upstream "
+                              "(0 = pure recording; mocked requests are not learned)."),
+    seed: Optional[int] = typer.Option(None, "--seed",
+                                       help="Seed of the mix choice and mock draws."),
+    timeout: float = typer.Option(10.0, "--timeout",
+                                  help="Upstream timeout in seconds (a timeout answers 504)."),
+) -> None:
+    """Proxy to --upstream and learn from every exchange (record mode).
+
+    Responses come back byte for byte; every exchange (upstream failures included: 502 on a
+    connection error, 504 on a timeout) is redacted, enriched and learned, and the state is
+    saved atomically at most once per update_interval and on Ctrl-C.
+    """
+    import uvicorn
+
+    from driftbayes.server.record import create_record_app
+
+    learner = _load_learner(state, config, must_exist=False)
+    try:
+        proxy = create_record_app(upstream, learner, learner.config, state_path=state, mix=mix,
+                                  seed=seed, timeout_s=timeout)
+    except ValueError as exc:
+        _fail(str(exc))
+    err.print(f"recording {upstream} on http://{host}:{port} → {state}"
+              + (f" (mock serves {mix:.0%})" if mix else "") + "; Ctrl-C saves and stops",
+              highlight=False)
+    uvicorn.run(proxy, host=host, port=port, log_level="info", lifespan="on")
+    c = proxy.state.recorder.counts
+    err.print(f"recorded {c['recorded']:,} exchanges ({c['forwarded']:,} forwarded, "
+              f"{c['mocked']:,} mocked, {c['upstream_errors']:,} upstream errors); "
+              f"{learner.n_events_:,} events learned in total → {state}", highlight=False)
+
+
 @config_app.command("show")
 def config_show(config: Optional[Path] = ConfigOpt) -> None:
     """Print the effective config (defaults filled in)."""

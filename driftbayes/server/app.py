@@ -1,0 +1,619 @@
+"""The mock server: learned endpoints served from the applied layer's posterior predictive.
+
+:class:`MockEngine` is the pure part (no HTTP): it matches a concrete request to a learned
+endpoint, picks the persona from a request header and draws a status and latency exactly as
+:func:`driftbayes.sampling.sample` does (status: the Dirichlet-mean categorical over the known
+status codes; latency: a bin of the Dirichlet-mean latency histogram, then log-uniform inside
+it). Per cell the status and latency-bin CDFs are precomputed, so one draw is a binary search.
+
+:func:`create_app` wraps an engine in a Starlette app: a catch-all route serves the mock (it
+sleeps the drawn latency with ``asyncio.sleep``, so slow responses never block others) and
+``/__driftbayes/`` holds the admin API (``health``, ``patterns``, ``reset``, ``config``,
+``metrics``), guarded by a bearer token when one is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+
+from driftbayes import conjugate as cj
+from driftbayes.config import Config
+from driftbayes.learner import DriftLearner, split_endpoint
+from driftbayes.templates import OpenApiTemplates, template_path
+
+#: Every method the catch-all route accepts (anything else gets Starlette's 405).
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+#: Upper bounds (ms) of the served-latency histogram in ``/__driftbayes/metrics``.
+LATENCY_BUCKETS_MS = (1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
+                      5000.0, 10000.0, 30000.0, 60000.0)
+ADMIN_PREFIX = "/__driftbayes"
+LAYERS = ("applied", "posterior", "prior")
+_NO_BODY = frozenset({204, 205, 304})
+
+
+# --------------------------------------------------------------------------------------------
+# engine
+
+
+@dataclass
+class ServedStats:
+    """Counters of what the mock served (for ``/__driftbayes/metrics``)."""
+
+    requests: int = 0
+    unmatched: dict[int, int] = field(default_factory=dict)
+    status: dict[int, int] = field(default_factory=dict)
+    latency_buckets: np.ndarray = field(
+        default_factory=lambda: np.zeros(len(LATENCY_BUCKETS_MS) + 1, dtype=np.int64))
+    latency_sum_ms: float = 0.0
+    latency_count: int = 0
+
+    def record(self, status: int, latency_ms: float) -> None:
+        self.status[status] = self.status.get(status, 0) + 1
+        self.latency_buckets[np.searchsorted(LATENCY_BUCKETS_MS, latency_ms, side="left")] += 1
+        self.latency_sum_ms += latency_ms
+        self.latency_count += 1
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One mock response, decided before the latency is slept."""
+
+    status: int
+    latency_ms: float | None  # None for 404/405 (no draw)
+    body: bytes
+    headers: dict[str, str]
+    endpoint: int | None = None
+    persona: int | None = None
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """Everything one draw needs, rebuilt as a whole on :meth:`MockEngine.reload`."""
+
+    endpoints: list[str]
+    personas: list[str]
+    persona_index: dict[str, int]
+    statuses: np.ndarray  # (S,) int
+    routes: dict[str, dict[str, int]]  # template -> method ("" = any) -> endpoint index
+    status_p: np.ndarray  # (E, P, S) Dirichlet-mean status probabilities
+    status_cdf: np.ndarray  # (E, P, S) their cumulative sums
+    lat_p: np.ndarray  # (E, P, B) Dirichlet-mean latency-bin probabilities
+    lat_cdf: np.ndarray  # (E, P, B) their cumulative sums
+    default_persona: int  # -1 when no persona is known
+    confidence: np.ndarray  # (E, P) the latency gate's confidence (NaN: no latency data)
+    pattern_header: list[list[str]]  # (E, P) X-Driftbayes-Pattern values
+
+
+def _header_safe(text: str) -> str:
+    """A header value HTTP/1.1 can carry (non-ASCII percent-encoded)."""
+    return text if text.isascii() else quote(text, safe=" !\"#$%&'()*+,-./:;<=>?@[]^_`{|}~")
+
+
+class MockEngine:
+    """Matching, persona choice and posterior-predictive draws for the mock server (no HTTP).
+
+    Parameters
+    ----------
+    learner : DriftLearner
+        The learned state; its ``applied`` layer is what is served (cached, see :meth:`reload`).
+    config : Config
+        Server-side knobs: ``persona_header`` and ``synthetic.status``.
+    seed : int, optional
+        Seed of the engine's ``numpy.random.default_rng``.
+    openapi : OpenApiTemplates or dict, optional
+        Path templates to match requests with (default: :func:`template_path`). A parsed
+        OpenAPI document (dict) also supplies response bodies from its examples.
+    """
+
+    def __init__(self, learner: DriftLearner, config: Config, *, seed: int | None = None,
+                 openapi: OpenApiTemplates | Mapping | None = None):
+        self.config = config
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.openapi_doc: Mapping | None = None
+        if isinstance(openapi, Mapping):
+            self.openapi_doc = openapi
+            openapi = OpenApiTemplates.from_dict(openapi, "<openapi>")
+        self.openapi: OpenApiTemplates | None = openapi
+        self._doc_paths = self._openapi_path_map()
+        self.served = ServedStats()
+        self.reloads = 0
+        self.n_windows = 0
+        self._lock = threading.Lock()
+        self._bodies: dict[tuple[int, int], bytes] = {}
+        self.reload(learner)
+
+    # ---------------------------------------------------------------- tables
+    def reload(self, learner: DriftLearner) -> MockEngine:
+        """Re-read the learner's applied layer (after learning or a reset)."""
+        from driftbayes.patterns import patterns
+
+        snap = learner.snapshot()
+        E, P = len(snap.endpoints_), len(snap.personas_)
+        prm = snap.layer("applied")
+        status_p = cj.dirichlet_mean(prm.status_alpha)
+        lat_p = cj.dirichlet_mean(prm.lat_alpha)
+        routes: dict[str, dict[str, int]] = {}
+        for i, key in enumerate(snap.endpoints_):
+            method, tmpl = split_endpoint(key)
+            routes.setdefault(tmpl, {})[method] = i
+        conf = np.full((E, P), np.nan)
+        if E:
+            for r in patterns(snap, "applied"):
+                if r["kind"] == "latency":
+                    key = f"{r['method']} {r['endpoint']}".strip()
+                    conf[snap._endpoint_index[key], snap._persona_index[r["persona"]]] = (
+                        r["confidence"])
+        if "default" in snap._persona_index:
+            default = snap._persona_index["default"]
+        elif P:
+            rate = (prm.rate_a / prm.rate_b).sum(0)
+            default = int(np.argmax(rate))
+        else:
+            default = -1
+        header = [[_header_safe(f"{snap.endpoints_[e]}; persona={snap.personas_[p]}; "
+                                f"confidence={0.0 if np.isnan(conf[e, p]) else conf[e, p]:.2f}")
+                   for p in range(P)] for e in range(E)]
+        self._t = _Tables(
+            endpoints=list(snap.endpoints_), personas=list(snap.personas_),
+            persona_index=dict(snap._persona_index),
+            statuses=np.asarray(snap.statuses_, dtype=np.int64), routes=routes,
+            status_p=status_p, status_cdf=np.cumsum(status_p, axis=-1),
+            lat_p=lat_p, lat_cdf=np.cumsum(lat_p, axis=-1),
+            default_persona=default, confidence=conf, pattern_header=header,
+        )
+        self._bodies = {}
+        self.n_windows = int(learner.n_windows_)
+        self.reloads += 1
+        return self
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Endpoint keys (``METHOD /template``) in index order."""
+        return self._t.endpoints
+
+    @property
+    def personas(self) -> list[str]:
+        return self._t.personas
+
+    def status_probs(self, e: int, p: int) -> np.ndarray:
+        """Predictive status probabilities of a cell, aligned with :attr:`statuses`."""
+        return self._t.status_p[e, p]
+
+    @property
+    def statuses(self) -> np.ndarray:
+        return self._t.statuses
+
+    def latency_probs(self, e: int, p: int) -> np.ndarray:
+        """Predictive latency-bin probabilities of a cell (bins of ``LATENCY_EDGES_MS``)."""
+        return self._t.lat_p[e, p]
+
+    # ---------------------------------------------------------------- matching
+    def template(self, path: str) -> str:
+        """Endpoint template of a concrete request path."""
+        return self.openapi.template(path) if self.openapi is not None else template_path(path)
+
+    def match(self, method: str, path: str) -> tuple[int | None, int]:
+        """``(endpoint index, 200)``, ``(None, 404)`` (unknown template) or ``(None, 405)``
+        (the template is known for other methods only; see :meth:`allowed`)."""
+        return self._match(self._t, method, path)
+
+    def _methods(self, t: _Tables, path: str) -> dict[str, int] | None:
+        methods = t.routes.get(self.template(path))
+        if methods is None and self.openapi is not None:
+            # a state learned without the document: its heuristic templates
+            methods = t.routes.get(template_path(path))
+        return methods
+
+    def _match(self, t: _Tables, method: str, path: str) -> tuple[int | None, int]:
+        methods = self._methods(t, path)
+        if not methods:
+            return None, 404
+        method = method.upper()
+        for m in (method, "GET" if method == "HEAD" else None, ""):
+            if m is not None and m in methods:
+                return methods[m], 200
+        return None, 405
+
+    def allowed(self, path: str) -> list[str]:
+        """Methods learned for a path's template (the ``Allow`` header of a 405)."""
+        out = set(self._methods(self._t, path) or {}) - {""}
+        if "GET" in out:
+            out.add("HEAD")
+        return sorted(out)
+
+    def persona(self, headers: Mapping[str, str] | Any) -> int:
+        """Persona index: the ``persona_header`` when it names a known persona, else
+        ``default`` when known, else the persona with the highest request rate."""
+        return self._persona(self._t, headers)
+
+    def _persona(self, t: _Tables, headers: Any) -> int:
+        wanted = self.config.persona_header.lower()
+        for k, v in headers.items():
+            if k.lower() == wanted:
+                hit = t.persona_index.get(v.strip())
+                if hit is not None:
+                    return hit
+        return t.default_persona
+
+    # ---------------------------------------------------------------- draws
+    def draw(self, e: int, p: int) -> tuple[int, float]:
+        """One ``(status, latency_ms)`` from the applied layer's predictive of cell (e, p)."""
+        status, lat = self.draw_many(e, p, 1)
+        return int(status[0]), float(lat[0])
+
+    def draw_many(self, e: int, p: int, n: int,
+                  rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` draws ``(status, latency_ms)`` of one cell, vectorised.
+
+        Uses the random stream in :func:`driftbayes.sampling.sample`'s order (statuses, then
+        latency bins, then positions inside the bins), so with the same generator state the
+        draws are identical to ``sample(learner, n, endpoint=..., persona=...)``'s after its
+        cell pick.
+        """
+        return self._draw_many(self._t, e, p, n, rng)
+
+    def _draw_many(self, t: _Tables, e: int, p: int, n: int,
+                   rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            r = rng if rng is not None else self.rng
+            u_s = r.random(n)
+            u_l = r.random(n)
+            v = r.random(n)
+        scdf = t.status_cdf[e, p]
+        if len(t.statuses) == 0 or scdf[-1] <= 0:
+            status = np.full(n, int(self.config.synthetic.status), dtype=np.int64)
+        else:
+            k = np.minimum(np.searchsorted(scdf, u_s * scdf[-1], side="left"), len(scdf) - 1)
+            status = t.statuses[k]
+        lcdf = t.lat_cdf[e, p]
+        k = np.minimum(np.searchsorted(lcdf, u_l * lcdf[-1], side="left"), len(lcdf) - 1)
+        edges = cj.LOG_EDGES
+        lat = np.exp(edges[k] + v * (edges[k + 1] - edges[k]))
+        return status, lat
+
+    # ---------------------------------------------------------------- bodies
+    def _openapi_path_map(self) -> dict[str, str]:
+        """Matched template (base path included, normalised) → the document's path key."""
+        doc, tpl = self.openapi_doc, self.openapi
+        if doc is None or tpl is None:
+            return {}
+        out: dict[str, str] = {}
+        for key in doc.get("paths", {}):
+            segs = [s for s in str(key).split("/") if s]
+            out.setdefault("/" + "/".join(segs), str(key))
+            for base in tpl.base_paths:
+                full = (base.split("/")[1:] if base else []) + segs
+                out.setdefault("/" + "/".join(full), str(key))
+        return out
+
+    def body(self, e: int, status: int) -> bytes:
+        """Response body: the OpenAPI example for this path, method and status when the
+        document has one, else ``{"endpoint": ..., "status": ..., "mock": "driftbayes"}``."""
+        return self._body(self._t, e, status)
+
+    def _body(self, t: _Tables, e: int, status: int) -> bytes:
+        cached = self._bodies.get((e, status))
+        if cached is not None:
+            return cached
+        example = self._example(t.endpoints[e], status)
+        if example is not None:
+            data = json.dumps(example).encode()
+        else:
+            data = json.dumps({"endpoint": t.endpoints[e], "status": int(status),
+                               "mock": "driftbayes"}).encode()
+        self._bodies[(e, status)] = data
+        return data
+
+    def _example(self, endpoint: str, status: int) -> Any:
+        if not self._doc_paths:
+            return None
+        method, tmpl = split_endpoint(endpoint)
+        key = self._doc_paths.get(tmpl)
+        if key is None:  # learned without the document: re-template ({id} fits {userId})
+            key = self._doc_paths.get(self.openapi.match(tmpl) or "")
+        item = self.openapi_doc.get("paths", {}).get(key) if key is not None else None
+        if not isinstance(item, Mapping):
+            return None
+        ops = [item.get(method.lower())] if method else [item.get(m) for m in
+                                                          ("get", "post", "put", "patch", "delete")]
+        for op in ops:
+            responses = op.get("responses") if isinstance(op, Mapping) else None
+            if not isinstance(responses, Mapping):
+                continue
+            for code in (str(status), f"{status // 100}XX", f"{status // 100}xx", "default"):
+                found = _response_example(responses.get(code, responses.get(_int_or(code))))
+                if found is not None:
+                    return found
+        return None
+
+    # ---------------------------------------------------------------- one request
+    def handle(self, method: str, path: str, headers: Mapping[str, str] | Any) -> Planned:
+        """Match, choose the persona, draw and build the response (counted in :attr:`served`).
+
+        Uses one consistent set of tables even if :meth:`reload` runs meanwhile.
+        """
+        t = self._t
+        self.served.requests += 1
+        e, code = self._match(t, method, path)
+        if e is None:
+            self.served.unmatched[code] = self.served.unmatched.get(code, 0) + 1
+            tmpl = self.template(path)
+            msg = (f"no learned endpoint for {method.upper()} {tmpl}" if code == 404
+                   else f"method {method.upper()} not learned for {tmpl}")
+            hdrs = {"Allow": ", ".join(self.allowed(path))} if code == 405 else {}
+            body = json.dumps({"error": msg, "status": code, "mock": "driftbayes"}).encode()
+            return Planned(code, None, body, hdrs)
+        p = self._persona(t, headers)
+        status, lat = self._draw_many(t, e, p, 1, None)
+        status, lat = int(status[0]), float(lat[0])
+        self.served.record(status, lat)
+        body = b"" if status in _NO_BODY or status < 200 else self._body(t, e, status)
+        hdrs = {"X-Driftbayes-Latency-Ms": f"{lat:.3f}",
+                "X-Driftbayes-Pattern": t.pattern_header[e][p]}
+        return Planned(status, lat, body, hdrs, e, p)
+
+
+def _int_or(code: str) -> int | str:
+    return int(code) if code.isdigit() else code
+
+
+def _response_example(resp: Any) -> Any:
+    """The first example of an OpenAPI 3 / Swagger 2 response object (JSON preferred)."""
+    if not isinstance(resp, Mapping):
+        return None
+    content = resp.get("content")
+    if isinstance(content, Mapping) and content:
+        types = sorted(content, key=lambda c: (c != "application/json", "json" not in str(c)))
+        for ct in types:
+            media = content[ct]
+            if not isinstance(media, Mapping):
+                continue
+            if "example" in media:
+                return media["example"]
+            examples = media.get("examples")
+            if isinstance(examples, Mapping):
+                for ex in examples.values():
+                    if isinstance(ex, Mapping) and "value" in ex:
+                        return ex["value"]
+    examples = resp.get("examples")  # Swagger 2.0: mime type -> example
+    if isinstance(examples, Mapping) and examples:
+        for ct in sorted(examples, key=lambda c: "json" not in str(c)):
+            return examples[ct]
+    return None
+
+
+def load_openapi(path: str | Path) -> dict:
+    """A parsed OpenAPI document (YAML or JSON), validated like
+    :meth:`OpenApiTemplates.from_file` (same errors)."""
+    import yaml
+
+    OpenApiTemplates.from_file(path)  # raises FileNotFoundError / ValueError naming the file
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+
+
+# --------------------------------------------------------------------------------------------
+# ASGI app
+
+
+def _metrics_text(engine: MockEngine, learner: DriftLearner) -> str:
+    s = engine.served
+    lines = [
+        "# HELP driftbayes_requests_total Mock requests received (admin API excluded).",
+        "# TYPE driftbayes_requests_total counter",
+        f"driftbayes_requests_total {s.requests}",
+        "# HELP driftbayes_served_status_total Mock responses by drawn status.",
+        "# TYPE driftbayes_served_status_total counter",
+    ]
+    lines += [f'driftbayes_served_status_total{{status="{k}"}} {v}'
+              for k, v in sorted(s.status.items())]
+    lines += [
+        "# HELP driftbayes_unmatched_total Requests no learned endpoint matched (404/405).",
+        "# TYPE driftbayes_unmatched_total counter",
+    ]
+    lines += [f'driftbayes_unmatched_total{{status="{k}"}} {v}'
+              for k, v in sorted(s.unmatched.items())]
+    lines += [
+        "# HELP driftbayes_served_latency_ms Drawn (and slept) mock latency in milliseconds.",
+        "# TYPE driftbayes_served_latency_ms histogram",
+    ]
+    cum = np.cumsum(s.latency_buckets)
+    for le, c in zip(LATENCY_BUCKETS_MS, cum[:-1]):
+        lines.append(f'driftbayes_served_latency_ms_bucket{{le="{le:g}"}} {int(c)}')
+    lines += [
+        f'driftbayes_served_latency_ms_bucket{{le="+Inf"}} {int(cum[-1])}',
+        f"driftbayes_served_latency_ms_sum {s.latency_sum_ms:.6f}",
+        f"driftbayes_served_latency_ms_count {s.latency_count}",
+        "# HELP driftbayes_learning_updates_total Learning windows closed by the learner.",
+        "# TYPE driftbayes_learning_updates_total counter",
+        f"driftbayes_learning_updates_total {int(learner.n_windows_)}",
+        "# HELP driftbayes_engine_reloads_total Times the served layer was re-read.",
+        "# TYPE driftbayes_engine_reloads_total counter",
+        f"driftbayes_engine_reloads_total {engine.reloads}",
+        "# HELP driftbayes_endpoints Learned endpoints being served.",
+        "# TYPE driftbayes_endpoints gauge",
+        f"driftbayes_endpoints {len(engine.endpoints)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def create_app(engine: MockEngine, *, learner: DriftLearner, config: Config,
+               state_path: str | Path | None = None, headers: bool = True,
+               admin_token: str | None = None):
+    """The mock server as a Starlette app.
+
+    Every path outside ``/__driftbayes/`` is the mock: unknown template → 404, known template
+    with another method → 405 with ``Allow``; else the persona (``config.persona_header``),
+    a draw, ``await asyncio.sleep(latency)`` and the body, with ``X-Driftbayes-Latency-Ms`` and
+    ``X-Driftbayes-Pattern`` headers unless ``headers=False``.
+
+    Admin API: ``GET /__driftbayes/health``, ``GET patterns?layer=&kind=&endpoint=&persona=``
+    (the JSON of ``driftbayes patterns --format json``), ``POST reset?endpoint=&persona=``
+    (resets the learner, reloads the engine, saves ``state_path`` atomically when given),
+    ``GET config``, ``GET metrics`` (Prometheus text). With ``admin_token`` every admin request
+    needs ``Authorization: Bearer <token>``.
+
+    ``app.state`` holds ``engine``, ``learner``, ``config`` and ``state_path``.
+    """
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    lock = asyncio.Lock()
+
+    def admin(handler):
+        async def guarded(request: Request):
+            if admin_token:
+                auth = request.headers.get("authorization", "")
+                scheme, _, token = auth.partition(" ")
+                if scheme.lower() != "bearer" or not hmac.compare_digest(
+                        token.strip().encode(), admin_token.encode()):
+                    return JSONResponse({"error": "admin API needs Authorization: Bearer <token>"},
+                                        status_code=401,
+                                        headers={"WWW-Authenticate": 'Bearer realm="driftbayes"'})
+            return await handler(request)
+        return guarded
+
+    async def mock(request: Request) -> Response:
+        eng: MockEngine = request.app.state.engine
+        plan = eng.handle(request.method, request.url.path, request.headers)
+        if plan.latency_ms is not None and plan.latency_ms > 0:
+            target = plan.latency_ms / 1000.0
+            start = time.perf_counter()
+            await asyncio.sleep(target)
+            while (left := target - (time.perf_counter() - start)) > 0:  # never wake early
+                await asyncio.sleep(left)
+        hdrs = plan.headers if headers or plan.latency_ms is None else {}
+        return Response(plan.body, status_code=plan.status, headers=hdrs,
+                        media_type="application/json")
+
+    async def health(request: Request) -> Response:
+        st = request.app.state
+        eng: MockEngine = st.engine
+        return JSONResponse({
+            "status": "ok", "endpoints": len(eng.endpoints), "personas": len(eng.personas),
+            "windows": int(st.learner.n_windows_), "events": int(st.learner.n_events_),
+            "requests": eng.served.requests, "state": str(st.state_path) if st.state_path else None,
+        })
+
+    async def get_patterns(request: Request) -> Response:
+        from driftbayes.globs import match_glob
+        from driftbayes.patterns import patterns
+
+        q = request.query_params
+        layer = q.get("layer", "applied")
+        if layer not in LAYERS:
+            return JSONResponse({"error": f"unknown layer {layer!r}; choose one of "
+                                          f"{', '.join(LAYERS)}"}, status_code=400)
+        async with lock:
+            rows = await run_in_threadpool(patterns, request.app.state.learner, layer)
+        if q.get("kind"):
+            rows = [r for r in rows if r["kind"] == q["kind"]]
+        if q.get("endpoint"):
+            rows = [r for r in rows
+                    if match_glob({q["endpoint"]: True}, f"{r['method']} {r['endpoint']}".strip())]
+        if q.get("persona"):
+            rows = [r for r in rows if r["persona"] == q["persona"]]
+        # rendered like `driftbayes patterns --format json` (json.dumps, NaN allowed)
+        return Response(json.dumps(rows), media_type="application/json")
+
+    async def reset(request: Request) -> Response:
+        from driftbayes.state import save_state
+
+        st = request.app.state
+        q = request.query_params
+        endpoint, persona = q.get("endpoint") or None, q.get("persona") or None
+        async with lock:
+            try:
+                cells = st.learner.reset(endpoint, persona)
+            except KeyError as exc:
+                return JSONResponse({"error": str(exc.args[0] if exc.args else exc)},
+                                    status_code=400)
+            await run_in_threadpool(st.engine.reload, st.learner)
+            saved = None
+            if st.state_path:
+                saved = str(await run_in_threadpool(save_state, st.learner, st.state_path))
+        return JSONResponse({"reset_cells": cells, "endpoint": endpoint, "persona": persona,
+                             "saved": saved})
+
+    async def get_config(request: Request) -> Response:
+        return JSONResponse(request.app.state.config.to_dict())
+
+    async def metrics(request: Request) -> Response:
+        st = request.app.state
+        return PlainTextResponse(_metrics_text(st.engine, st.learner),
+                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    routes = [
+        Route(f"{ADMIN_PREFIX}/health", admin(health), methods=["GET"]),
+        Route(f"{ADMIN_PREFIX}/patterns", admin(get_patterns), methods=["GET"]),
+        Route(f"{ADMIN_PREFIX}/reset", admin(reset), methods=["POST"]),
+        Route(f"{ADMIN_PREFIX}/config", admin(get_config), methods=["GET"]),
+        Route(f"{ADMIN_PREFIX}/metrics", admin(metrics), methods=["GET"]),
+        Route("/{path:path}", mock, methods=list(HTTP_METHODS)),
+    ]
+    app = Starlette(routes=routes)
+    app.state.engine = engine
+    app.state.learner = learner
+    app.state.config = config
+    app.state.state_path = Path(state_path) if state_path else None
+    return app
+
+
+# --------------------------------------------------------------------------------------------
+# running
+
+
+def _uvicorn_config(app, host: str, port: int, **kw):
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, **kw)
+
+
+def run_server(app, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve ``app`` with uvicorn until interrupted (Ctrl-C)."""
+    import uvicorn
+
+    uvicorn.Server(_uvicorn_config(app, host, port)).run()
+
+
+@contextlib.contextmanager
+def serving(app, host: str = "127.0.0.1", port: int = 0,
+            timeout: float = 10.0) -> Iterator[str]:
+    """Run ``app`` with uvicorn in a background thread; yields the base URL (real port).
+
+    For tests and embedding: waits until the server listens, shuts it down on exit.
+    """
+    import uvicorn
+
+    server = uvicorn.Server(_uvicorn_config(app, host, port, timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.run, name="driftbayes-serving", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"mock server did not start on {host}:{port}")
+        time.sleep(0.01)
+    real_port = server.servers[0].sockets[0].getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        yield f"http://{shown}:{real_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
