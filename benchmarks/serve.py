@@ -6,7 +6,7 @@ each with Locust (installed by this script into its own virtualenv, ``--locust-v
 response's requested delay (``X-Driftbayes-Latency-Ms``) is compared with the delay Locust
 observed. Prints a table and writes ``benchmarks/results/serve.md``::
 
-    python benchmarks/serve.py [--users 200] [--seconds 30] [--out benchmarks/results/serve.md]
+    python benchmarks/serve.py [--users 200] [--rate 1000] [--seconds 30] [--out FILE]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ HERE = Path(__file__).parent
 
 LOCUSTFILE = textwrap.dedent('''
     import json, os, random
-    from locust import FastHttpUser, task, between, events
+    from locust import FastHttpUser, task, constant_throughput, events
 
     ENDPOINTS = json.loads(os.environ["BENCH_ENDPOINTS"])
     PERSONAS = json.loads(os.environ["BENCH_PERSONAS"])
@@ -36,7 +36,7 @@ LOCUSTFILE = textwrap.dedent('''
     rows = []
 
     class Client(FastHttpUser):
-        wait_time = between(0.0, 0.02)
+        wait_time = constant_throughput(float(os.environ["BENCH_RPS_PER_USER"]))
 
         @task
         def call(self):
@@ -98,12 +98,13 @@ def _locust_bin(venv: Path) -> Path:
     return exe
 
 
-def _load(locust: Path, port: int, users: int, seconds: int, endpoints, personas, tmp: Path,
-          server_pid: int) -> dict:
+def _load(locust: Path, port: int, users: int, rate: float, seconds: int, endpoints, personas,
+          tmp: Path, server_pid: int) -> dict:
     out = tmp / f"rows-{port}.json"
     lf = tmp / "locustfile.py"
     lf.write_text(LOCUSTFILE)
-    env = {**os.environ, "BENCH_ENDPOINTS": json.dumps(endpoints),
+    env = {**os.environ, "BENCH_RPS_PER_USER": str(rate / users),
+           "BENCH_ENDPOINTS": json.dumps(endpoints),
            "BENCH_PERSONAS": json.dumps(personas), "BENCH_OUT": str(out)}
     rss = [_rss_mb(server_pid)]
     proc = subprocess.Popen([str(locust), "-f", str(lf), "--headless", "-u", str(users),
@@ -120,6 +121,8 @@ def _load(locust: Path, port: int, users: int, seconds: int, endpoints, personas
 def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=200)
+    ap.add_argument("--rate", type=float, default=1000.0,
+                    help="target requests/s over all users (Locust constant_throughput)")
     ap.add_argument("--seconds", type=int, default=30)
     ap.add_argument("--locust-venv", default="/tmp/driftbayes-locust")
     ap.add_argument("--out", default=str(HERE / "results" / "serve.md"))
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> Path:
             server = subprocess.Popen(cmd, cwd=tmp)
         try:
             _wait(port)
-            results[name] = _load(locust, port, args.users, args.seconds, endpoints,
+            results[name] = _load(locust, port, args.users, args.rate, args.seconds, endpoints,
                                   learner.personas_, tmp, server.pid)
         finally:
             server.terminate()
@@ -171,7 +174,8 @@ def main(argv: list[str] | None = None) -> Path:
     lines = [
         "# Mock server under load (Locust headless)",
         "",
-        f"Command: `python benchmarks/serve.py --users {args.users} --seconds {args.seconds}` · "
+        f"Command: `python benchmarks/serve.py --users {args.users} --rate {args.rate:g} "
+        f"--seconds {args.seconds}` · "
         f"{os.cpu_count()} cores · Locust and the server share the machine.",
         "",
         "| server | requests | req/s | added delay p50 ms | added delay p99 ms | "
