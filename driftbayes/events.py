@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -179,6 +181,22 @@ def handle_bad_records(
     if report is not None:
         for b in bad:
             report.add(b)
+
+
+def source_name(path) -> str:
+    """How a reader names its input in bad records: the path as given, ``<stdin>`` for ``-``."""
+    return "<stdin>" if str(path) == "-" else str(path)
+
+
+@contextmanager
+def reading(path, report: BadRecordReport | None) -> Iterator[tuple[str, BadRecordReport]]:
+    """A reader's bad-record scope: ``(source name, report)``, the report being the caller's or
+    a fresh one whose bad records are summarised in one warning when reading completes."""
+    source = source_name(path)
+    owned = report is None
+    report = BadRecordReport() if owned else report
+    yield source, report
+    warn_unreported(source, report, owned=owned)
 
 
 def warn_unreported(source: str, report: BadRecordReport, *, owned: bool) -> None:

@@ -73,8 +73,8 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    reading,
     show_value,
-    warn_unreported,
 )
 from driftbayes.io.jsonl import check_input, iso_to_epoch, open_input
 from driftbayes.redact import redact_url
@@ -829,19 +829,15 @@ def _iter_access_log(
     strict: bool,
     report: BadRecordReport | None,
 ) -> Iterator[EventBatch]:
-    source = "<stdin>" if str(path) == "-" else str(path)
-    own_report = report is None
-    if own_report:
-        report = BadRecordReport()
-    with open_input(path) as f:
-        if fmt is None:
-            head = f.peek(1 << 16) if hasattr(f, "peek") else b""
-            fmt = _format("nasa-tsv" if sniff_access_log(head) == "nasa-tsv" else "auto")
-        for first, lines in text_batches(f, batch_size):
-            with no_gc():
-                batch, bad = _read_batch(lines, first, fmt, source)
-            handle_bad_records(bad, strict=strict, report=report)
-            if len(batch):
-                yield batch
-    warn_unreported(source, report, owned=own_report)
+    with reading(path, report) as (source, report):
+        with open_input(path) as f:
+            if fmt is None:
+                head = f.peek(1 << 16) if hasattr(f, "peek") else b""
+                fmt = _format("nasa-tsv" if sniff_access_log(head) == "nasa-tsv" else "auto")
+            for first, lines in text_batches(f, batch_size):
+                with no_gc():
+                    batch, bad = _read_batch(lines, first, fmt, source)
+                handle_bad_records(bad, strict=strict, report=report)
+                if len(batch):
+                    yield batch
 

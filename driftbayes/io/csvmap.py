@@ -26,8 +26,8 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    reading,
     show_value,
-    warn_unreported,
 )
 from driftbayes.io.jsonl import check_input, iso_to_epoch, map_unique, open_input
 from driftbayes.templates import template_paths
@@ -359,25 +359,21 @@ def _iter_csv(
     strict: bool,
     report: BadRecordReport | None,
 ) -> Iterator[EventBatch]:
-    source = "<stdin>" if str(path) == "-" else str(path)
-    own_report = report is None
-    if own_report:
-        report = BadRecordReport()
-    wanted = sorted(set(mapping.columns.values()))
-    with open_input(path) as f:
-        for chunk, lines, skipped, _ in csv_chunks(f, source, batch_size):
-            missing = [c for c in wanted if c not in chunk.columns]
-            if missing:
-                raise ValueError(
-                    f"{source}: mapped column(s) {missing} not in the header "
-                    f"{list(chunk.columns)}"
-                )
-            cols, fine, bad_rows = _convert(chunk, mapping)
-            bad = [BadRecord(source, int(lines[i]), c, r) for i, c, r in bad_rows] + skipped
-            bad.sort(key=lambda b: b.line)
-            handle_bad_records(bad, strict=strict, report=report)
-            if fine.any():
-                yield EventBatch(
-                    **{k: v[fine] for k, v in cols.items()}, line=lines[fine], source=source
-                )
-    warn_unreported(source, report, owned=own_report)
+    with reading(path, report) as (source, report):
+        wanted = sorted(set(mapping.columns.values()))
+        with open_input(path) as f:
+            for chunk, lines, skipped, _ in csv_chunks(f, source, batch_size):
+                missing = [c for c in wanted if c not in chunk.columns]
+                if missing:
+                    raise ValueError(
+                        f"{source}: mapped column(s) {missing} not in the header "
+                        f"{list(chunk.columns)}"
+                    )
+                cols, fine, bad_rows = _convert(chunk, mapping)
+                bad = [BadRecord(source, int(lines[i]), c, r) for i, c, r in bad_rows] + skipped
+                bad.sort(key=lambda b: b.line)
+                handle_bad_records(bad, strict=strict, report=report)
+                if fine.any():
+                    yield EventBatch(
+                        **{k: v[fine] for k, v in cols.items()}, line=lines[fine], source=source
+                    )

@@ -74,8 +74,8 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    reading,
     show_value,
-    warn_unreported,
 )
 from driftbayes.io.jsonl import check_input, iso_to_epoch, map_unique, open_input
 from driftbayes.redact import redact_headers, redact_query, redact_url
@@ -487,42 +487,38 @@ def _iter_har(
     report: BadRecordReport | None,
     persona_field: str,
 ) -> Iterator[EventBatch]:
-    source = "<stdin>" if str(path) == "-" else str(path)
-    file_session = "har:" + ("<stdin>" if source == "<stdin>" else os.path.basename(source))
-    own_report = report is None
-    if own_report:
-        report = BadRecordReport()
+    with reading(path, report) as (source, report):
+        file_session = "har:" + ("<stdin>" if source == "<stdin>" else os.path.basename(source))
 
-    def flush(rows: list[tuple], first: int, broken: list[BadRecord]) -> Iterator[EventBatch]:
-        batch, bad = (
-            _columns(rows, first, source, file_session, persona_field)
-            if rows else (EventBatch.empty(source), [])
-        )
-        handle_bad_records(bad + broken, strict=strict, report=report)
-        if len(batch):
-            yield batch
+        def flush(rows: list[tuple], first: int, broken: list[BadRecord]) -> Iterator[EventBatch]:
+            batch, bad = (
+                _columns(rows, first, source, file_session, persona_field)
+                if rows else (EventBatch.empty(source), [])
+            )
+            handle_bad_records(bad + broken, strict=strict, report=report)
+            if len(batch):
+                yield batch
 
-    rows: list[tuple] = []
-    first = count = 0
-    with open_input(path) as f:
-        for entry in _entries(f, source):
-            if type(entry) is _Broken:
-                broken = BadRecord(
-                    source, count + 1, "json",
-                    f"JSON breaks off after {count} entries (truncated or invalid): {entry}",
-                )
-                yield from flush(rows, first + 1, [broken])
-                rows = []
-                break
-            rows.append(_pull(entry, persona_field))
-            count += 1
-            if len(rows) == batch_size:
+        rows: list[tuple] = []
+        first = count = 0
+        with open_input(path) as f:
+            for entry in _entries(f, source):
+                if type(entry) is _Broken:
+                    broken = BadRecord(
+                        source, count + 1, "json",
+                        f"JSON breaks off after {count} entries (truncated or invalid): {entry}",
+                    )
+                    yield from flush(rows, first + 1, [broken])
+                    rows = []
+                    break
+                rows.append(_pull(entry, persona_field))
+                count += 1
+                if len(rows) == batch_size:
+                    yield from flush(rows, first + 1, [])
+                    rows, first = [], count
+            if rows:
                 yield from flush(rows, first + 1, [])
-                rows, first = [], count
-        if rows:
-            yield from flush(rows, first + 1, [])
-    if count == 0 and str(path) != "-" and not _has_entries(path):
-        bad = BadRecord(source, 0, "log.entries", "not a HAR file: no log.entries array")
-        handle_bad_records([bad], strict=strict, report=report)
-    warn_unreported(source, report, owned=own_report)
+        if count == 0 and str(path) != "-" and not _has_entries(path):
+            bad = BadRecord(source, 0, "log.entries", "not a HAR file: no log.entries array")
+            handle_bad_records([bad], strict=strict, report=report)
 

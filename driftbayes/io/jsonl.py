@@ -53,8 +53,8 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    reading,
     show_value,
-    warn_unreported,
 )
 from driftbayes.templates import template_paths, template_paths_arrow
 
@@ -601,17 +601,13 @@ def _iter_jsonl(
     report: BadRecordReport | None,
     persona_field: str,
 ) -> Iterator[EventBatch]:
-    source = "<stdin>" if str(path) == "-" else str(path)
-    own_report = report is None
-    if own_report:
-        report = BadRecordReport()
-    ts_types = list(_ARROW_TS_TYPES)
-    with open_input(path) as f:
-        for first, lines in _line_batches(f, batch_size):
-            if first == 1 and lines and lines[0].startswith(b"\xef\xbb\xbf"):
-                lines[0] = lines[0][3:]  # UTF-8 byte-order mark
-            batch, bad = _read_batch(lines, first, source, persona_field, ts_types)
-            handle_bad_records(bad, strict=strict, report=report)
-            if len(batch):
-                yield batch
-    warn_unreported(source, report, owned=own_report)
+    with reading(path, report) as (source, report):
+        ts_types = list(_ARROW_TS_TYPES)
+        with open_input(path) as f:
+            for first, lines in _line_batches(f, batch_size):
+                if first == 1 and lines and lines[0].startswith(b"\xef\xbb\xbf"):
+                    lines[0] = lines[0][3:]  # UTF-8 byte-order mark
+                batch, bad = _read_batch(lines, first, source, persona_field, ts_types)
+                handle_bad_records(bad, strict=strict, report=report)
+                if len(batch):
+                    yield batch

@@ -63,8 +63,8 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
+    reading,
     show_value,
-    warn_unreported,
 )
 from driftbayes.io.jsonl import check_input, epoch_seconds, iso_to_epoch, map_unique
 from driftbayes.redact import redact_headers, redact_query, redact_url
@@ -388,22 +388,18 @@ def _iter_sqlite(
     strict: bool,
     report: BadRecordReport | None,
 ) -> Iterator[EventBatch]:
-    source = str(path)
-    own_report = report is None
-    if own_report:
-        report = BadRecordReport()
-    uri = Path(os.fspath(path)).resolve().as_uri() + "?mode=ro"
-    con = sqlite3.connect(uri, uri=True)
-    try:
+    with reading(path, report) as (source, report):
+        uri = Path(os.fspath(path)).resolve().as_uri() + "?mode=ro"
+        con = sqlite3.connect(uri, uri=True)
         try:
-            cur = con.execute(_query(con, source))
-        except sqlite3.DatabaseError as exc:
-            raise ValueError(f"{source}: cannot read as an SQLite database: {exc}") from exc
-        while rows := cur.fetchmany(batch_size):
-            batch, bad = _columns(rows, source)
-            handle_bad_records(bad, strict=strict, report=report)
-            if len(batch):
-                yield batch
-    finally:
-        con.close()
-    warn_unreported(source, report, owned=own_report)
+            try:
+                cur = con.execute(_query(con, source))
+            except sqlite3.DatabaseError as exc:
+                raise ValueError(f"{source}: cannot read as an SQLite database: {exc}") from exc
+            while rows := cur.fetchmany(batch_size):
+                batch, bad = _columns(rows, source)
+                handle_bad_records(bad, strict=strict, report=report)
+                if len(batch):
+                    yield batch
+        finally:
+            con.close()

@@ -47,7 +47,7 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
-    warn_unreported,
+    reading,
 )
 from driftbayes.io.accesslog import (
     _METHOD,
@@ -351,15 +351,11 @@ def _iter_regex(
     strict: bool,
     report: BadRecordReport | None,
 ) -> Iterator[EventBatch]:
-    source = "<stdin>" if str(path) == "-" else str(path)
-    own_report = report is None
-    if own_report:
-        report = BadRecordReport()
-    with open_input(path) as f:
-        for first, lines in text_batches(f, batch_size):
-            with no_gc():
-                batch, bad = _read_batch(lines, first, mapping, source)
-            handle_bad_records(bad, strict=strict, report=report)
-            if len(batch):
-                yield batch
-    warn_unreported(source, report, owned=own_report)
+    with reading(path, report) as (source, report):
+        with open_input(path) as f:
+            for first, lines in text_batches(f, batch_size):
+                with no_gc():
+                    batch, bad = _read_batch(lines, first, mapping, source)
+                handle_bad_records(bad, strict=strict, report=report)
+                if len(batch):
+                    yield batch

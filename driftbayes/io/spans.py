@@ -54,7 +54,7 @@ from driftbayes.events import (
     BadRecordReport,
     EventBatch,
     handle_bad_records,
-    warn_unreported,
+    reading,
 )
 from driftbayes.io.csvmap import csv_chunks
 from driftbayes.io.jsonl import check_input, map_unique, open_input
@@ -480,24 +480,20 @@ def _iter_documents(
     strict: bool,
     report: BadRecordReport | None,
 ) -> Iterator[EventBatch]:
-    source = "<stdin>" if str(path) == "-" else str(path)
-    own_report = report is None
-    if own_report:
-        report = BadRecordReport()
-    rows: list[tuple] = []
-    for line, doc, bad_doc in _documents(path, source):
-        if bad_doc is None:
-            new, bad = parse(doc, line, source)
-            rows += new
-        else:
-            bad = [bad_doc]
-        handle_bad_records(bad, strict=strict, report=report)
-        while len(rows) >= batch_size:
-            yield _build(rows[:batch_size], source)
-            del rows[:batch_size]
-    if rows:
-        yield _build(rows, source)
-    warn_unreported(source, report, owned=own_report)
+    with reading(path, report) as (source, report):
+        rows: list[tuple] = []
+        for line, doc, bad_doc in _documents(path, source):
+            if bad_doc is None:
+                new, bad = parse(doc, line, source)
+                rows += new
+            else:
+                bad = [bad_doc]
+            handle_bad_records(bad, strict=strict, report=report)
+            while len(rows) >= batch_size:
+                yield _build(rows[:batch_size], source)
+                del rows[:batch_size]
+        if rows:
+            yield _build(rows, source)
 
 
 def read_otlp_json(
@@ -819,26 +815,22 @@ def _iter_trainticket(
     nrows: int | None,
     horizon_s: float,
 ) -> Iterator[EventBatch]:
-    source = "<stdin>" if str(path) == "-" else str(path)
-    own_report = report is None
-    if own_report:
-        report = BadRecordReport()
-    traces = _TraceAssembler(source, int(horizon_s * _NS))
-    with open_input(path) as f:
-        for chunk, lines, bad, final in csv_chunks(f, source, batch_size, dtype=object,
-                                                   nrows=nrows):
-            if not final:
-                missing = [c for c in TRAINTICKET_COLUMNS if c not in chunk.columns]
-                if missing:
-                    raise ValueError(f"{source}: column(s) {missing} not in the header "
-                                     f"{list(chunk.columns)}")
-                spans, row_bad = _tt_spans(chunk, lines, source)
-                bad = bad + row_bad
-                traces.add(spans)
-            batch, trace_bad = traces.flush(final=final)
-            bad.sort(key=lambda b: b.line)
-            handle_bad_records(bad + sorted(trace_bad, key=lambda b: b.line),
-                               strict=strict, report=report)
-            if batch is not None:
-                yield batch
-    warn_unreported(source, report, owned=own_report)
+    with reading(path, report) as (source, report):
+        traces = _TraceAssembler(source, int(horizon_s * _NS))
+        with open_input(path) as f:
+            for chunk, lines, bad, final in csv_chunks(f, source, batch_size, dtype=object,
+                                                       nrows=nrows):
+                if not final:
+                    missing = [c for c in TRAINTICKET_COLUMNS if c not in chunk.columns]
+                    if missing:
+                        raise ValueError(f"{source}: column(s) {missing} not in the header "
+                                         f"{list(chunk.columns)}")
+                    spans, row_bad = _tt_spans(chunk, lines, source)
+                    bad = bad + row_bad
+                    traces.add(spans)
+                batch, trace_bad = traces.flush(final=final)
+                bad.sort(key=lambda b: b.line)
+                handle_bad_records(bad + sorted(trace_bad, key=lambda b: b.line),
+                                   strict=strict, report=report)
+                if batch is not None:
+                    yield batch
