@@ -282,9 +282,18 @@ def serve(
                                     help="Omit the X-Driftbayes-Latency-Ms/-Pattern headers."),
     openapi: Optional[Path] = typer.Option(
         None, "--openapi", help="OpenAPI document (YAML/JSON): its path templates match "
-        "requests, its examples are the response bodies."),
+        "requests, its examples (or schemas) shape the bodies no recording supplied."),
+    flow: Optional[str] = typer.Option(
+        None, "--flow", help="Session flows (session header or cookie): enforce (a step the "
+        "transition model rules out answers 409), annotate (X-Driftbayes-Flow headers only) "
+        "or off. Default: enforce when traffic_mirroring is on, else off."),
 ) -> None:
-    """Serve the learned mock over HTTP (applied layer); admin API under /__driftbayes/."""
+    """Serve the learned mock over HTTP (applied layer); admin API under /__driftbayes/.
+
+    Each request: the endpoint template (404/405 otherwise), the persona (X-Persona), a status
+    and latency drawn from the posterior predictive, the recorded (redacted) body for that
+    endpoint × status when one was learned, else an OpenAPI example or a JSON stub.
+    """
     import os
     import secrets
 
@@ -304,7 +313,10 @@ def serve(
         token = secrets.token_urlsafe(24)
         err.print(f"admin token (set DRIFTBAYES_ADMIN_TOKEN to choose it): {token}",
                   highlight=False)
-    engine = MockEngine(learner, learner.config, seed=seed, openapi=doc)
+    try:
+        engine = MockEngine(learner, learner.config, seed=seed, openapi=doc, flow=flow)
+    except ValueError as exc:
+        _fail(str(exc))
     web = create_app(engine, learner=learner, config=learner.config, state_path=state,
                      headers=not no_headers, admin_token=token)
     shown = f"[{host}]" if ":" in host else host
@@ -329,6 +341,10 @@ def record(
                                        help="Seed of the mix choice and mock draws."),
     timeout: float = typer.Option(10.0, "--timeout",
                                   help="Upstream timeout in seconds (a timeout answers 504)."),
+    body_limit: int = typer.Option(65536, "--body-limit", min=0,
+                                   help="Largest response body kept (bytes, decoded; 0 = none). "
+                                   "Text bodies are redacted; the latest per endpoint × status "
+                                   "is served by `driftbayes serve`."),
 ) -> None:
     """Proxy to --upstream and learn from every exchange (record mode).
 
@@ -343,7 +359,7 @@ def record(
     learner = _load_learner(state, config, must_exist=False)
     try:
         proxy = create_record_app(upstream, learner, learner.config, state_path=state, mix=mix,
-                                  seed=seed, timeout_s=timeout)
+                                  seed=seed, timeout_s=timeout, body_limit=body_limit)
     except ValueError as exc:
         _fail(str(exc))
     err.print(f"recording {upstream} on http://{host}:{port} → {state}"

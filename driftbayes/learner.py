@@ -131,6 +131,8 @@ class DriftLearner:
         self._open_ts = np.empty(0, dtype=float)
         self._open_alive = np.empty(0, dtype=bool)
         self.history_: list[tuple] = []
+        #: (endpoint key, status) -> (content type, redacted body text), the latest recorded
+        self.bodies_: dict[tuple[str, int], tuple[str, str]] = {}
         self._prior_cache: tuple | None = None
         self._warned_cells: set = set()
 
@@ -269,6 +271,8 @@ class DriftLearner:
         pair, pairs = pd.factorize(mc * len(tu) + tc)
         keys = np.array([f"{mu[k // len(tu)]} {tu[k % len(tu)]}" for k in pairs], dtype=object)
         e = self._index(keys, self.endpoints_, self._endpoint_index)[pair]
+        if "response_body" in batch.extra:
+            self._remember_bodies(keys[pair], batch)
         p = self._index(batch.persona, self.personas_, self._persona_index)
         has_status = batch.status > 0
         s = np.full(len(batch), -1, dtype=np.int64)
@@ -290,6 +294,15 @@ class DriftLearner:
         self.n_events_ += len(batch)
         self.t_last_ = float(np.nanmax([self.t_last_, batch.ts.max()]))
         return self
+
+    def _remember_bodies(self, keys: np.ndarray, b: EventBatch) -> None:
+        """Keep the latest (already redacted) response body per endpoint × status."""
+        body = b.extra["response_body"]
+        ctype = b.extra.get("response_content_type")
+        for i in np.flatnonzero(pd.notna(body) & (b.status > 0)):
+            if isinstance(body[i], str) and body[i]:
+                ct = ctype[i] if ctype is not None and isinstance(ctype[i], str) else ""
+                self.bodies_[(str(keys[i]), int(b.status[i]))] = (ct or "application/json", body[i])
 
     def _accumulate(self, b: EventBatch, e, p, s, rows, sl: slice) -> None:
         """Add one window's events to the pending statistics (vectorised)."""
@@ -706,6 +719,9 @@ class DriftLearner:
                 stats[name] = np.where(broadcast_gate(mask, name), 0.0, stats[name])
         for kind, g in self.gate_.items():
             g &= ~(rows if kind == "transitions" else cells)
+        if endpoint is not None:
+            gone = {self.endpoints_[i] for i in np.flatnonzero(e_mask)}
+            self.bodies_ = {k: v for k, v in self.bodies_.items() if k[0] not in gone}
         return int(cells.sum())
 
     def __add__(self, other: DriftLearner) -> DriftLearner:
@@ -729,6 +745,7 @@ class DriftLearner:
             merged["freq_exposure"] = np.maximum(x["freq_exposure"], y["freq_exposure"])
             setattr(out, attr, merged)
         out.gate_ = {k: a.gate_[k] | b.gate_[k] for k in KINDS}
+        out.bodies_ = {**other.bodies_, **self.bodies_}
         out.n_events_ += b.n_events_
         out.n_late_ += b.n_late_
         out.t_first_ = float(np.nanmin([a.t_first_, b.t_first_]))

@@ -3,7 +3,8 @@
 Layout (schema ``driftbayes-state`` version 1): one variable per sufficient statistic with a
 leading ``store`` dim (``evidence``, ``applied``, ``pending``) and named dims ``endpoint``,
 ``persona``, ``status``, ``lat_bin``, ``hour``, ``src``/``dst`` (endpoints plus START/END);
-the open-session table on an ``open_session`` dim; the gates on a ``kind`` dim; knobs and
+the open-session table on an ``open_session`` dim; recorded response bodies (redacted, one per
+endpoint × status) on a ``body`` dim; the gates on a ``kind`` dim; knobs and
 clocks in the attributes. Saving is atomic: a temporary file in the same folder is written,
 flushed and renamed over the target, so a crash mid-save never leaves a broken state.
 """
@@ -23,7 +24,7 @@ from driftbayes import __version__
 from driftbayes.config import Config
 from driftbayes.conjugate import LATENCY_EDGES_MS, N_LATENCY_BINS
 from driftbayes.learner import END, START, DriftLearner
-from driftbayes.stats import KINDS, STAT_DIMS, N_HOURS, Stats
+from driftbayes.stats import KINDS, N_HOURS, STAT_DIMS, Stats
 
 SCHEMA = "driftbayes-state"
 SCHEMA_VERSION = 1
@@ -67,6 +68,11 @@ def to_dataset(learner: DriftLearner) -> xr.Dataset:
     data["open_endpoint"] = ("open_session", L._open_e[alive])
     data["open_persona"] = ("open_session", L._open_p[alive])
     data["open_ts"] = ("open_session", L._open_ts[alive])
+    bodies = sorted(L.bodies_.items())
+    data["body_endpoint"] = ("body", np.array([k[0] for k, _ in bodies], dtype=object))
+    data["body_status"] = ("body", np.array([k[1] for k, _ in bodies], dtype=np.int64))
+    data["body_content_type"] = ("body", np.array([v[0] for _, v in bodies], dtype=object))
+    data["body_text"] = ("body", np.array([v[1] for _, v in bodies], dtype=object))
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     attrs = {
         "schema": SCHEMA,
@@ -109,6 +115,12 @@ def from_dataset(ds: xr.Dataset, config: Config | None = None) -> DriftLearner:
     L._open_p = ds["open_persona"].values.astype(np.int64)
     L._open_ts = ds["open_ts"].values.astype(float)
     L._open_alive = np.ones(len(ids), dtype=bool)
+    if "body_text" in ds:  # states saved before recorded bodies existed have none
+        L.bodies_ = {
+            (str(e), int(s)): (str(ct), str(text))
+            for e, s, ct, text in zip(ds["body_endpoint"].values, ds["body_status"].values,
+                                      ds["body_content_type"].values, ds["body_text"].values)
+        }
     w = int(ds.attrs["window"])
     L.window_ = None if w < 0 else w
     if config is not None and w >= 0 and float(ds.attrs["window_seconds"]) != float(cfg.update_interval):

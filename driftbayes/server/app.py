@@ -29,8 +29,10 @@ from urllib.parse import quote
 import numpy as np
 
 from driftbayes import conjugate as cj
+from driftbayes.bodies import response_example
 from driftbayes.config import Config
 from driftbayes.learner import DriftLearner, split_endpoint
+from driftbayes.server.sessions import SessionFlows, session_id
 from driftbayes.templates import OpenApiTemplates, template_path
 
 #: Every method the catch-all route accepts (anything else gets Starlette's 405).
@@ -41,6 +43,17 @@ LATENCY_BUCKETS_MS = (1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000
 ADMIN_PREFIX = "/__driftbayes"
 LAYERS = ("applied", "posterior", "prior")
 _NO_BODY = frozenset({204, 205, 304})
+#: What the server does with the flow of a session (``traffic_mirroring``): ``enforce`` answers
+#: a step the transition posterior rules out with 409, ``annotate`` only reports the step's
+#: probability in headers, ``off`` ignores sessions.
+FLOW_MODES = ("enforce", "annotate", "off")
+#: A step is ruled out when, with this credibility, its transition probability is below
+#: :data:`FLOW_MIN_PROBABILITY`: the upper credible bound of the Jeffreys Beta(c + ½, n − c + ½)
+#: on the applied layer's transition counts (c of the row's n went to this step). The synthetic
+#: prior says nothing about flows, so it takes no part: an unseen step needs n ≳ 95.
+FLOW_CREDIBILITY = 0.95
+FLOW_MIN_PROBABILITY = 0.02
+FLOW_STATUS = 409
 
 
 # --------------------------------------------------------------------------------------------
@@ -58,6 +71,7 @@ class ServedStats:
         default_factory=lambda: np.zeros(len(LATENCY_BUCKETS_MS) + 1, dtype=np.int64))
     latency_sum_ms: float = 0.0
     latency_count: int = 0
+    out_of_flow: int = 0
 
     def record(self, status: int, latency_ms: float) -> None:
         self.status[status] = self.status.get(status, 0) + 1
@@ -76,6 +90,7 @@ class Planned:
     headers: dict[str, str]
     endpoint: int | None = None
     persona: int | None = None
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,7 @@ class _Tables:
     """Everything one draw needs, rebuilt as a whole on :meth:`MockEngine.reload`."""
 
     endpoints: list[str]
+    endpoint_index: dict[str, int]
     personas: list[str]
     persona_index: dict[str, int]
     statuses: np.ndarray  # (S,) int
@@ -94,6 +110,19 @@ class _Tables:
     default_persona: int  # -1 when no persona is known
     confidence: np.ndarray  # (E, P) the latency gate's confidence (NaN: no latency data)
     pattern_header: list[list[str]]  # (E, P) X-Driftbayes-Pattern values
+    recorded: dict[tuple[int, int], tuple[str, bytes]]  # (e, status) -> (type, redacted body)
+    trans_alpha: np.ndarray  # (P, E+1, E+1) applied transition Dirichlet (src START = E)
+    trans_count: np.ndarray  # (P, E+1, E+1) the applied layer's transition counts
+    flow_rows: dict = field(default_factory=dict)  # (p, src) -> _FlowRow, filled on demand
+
+
+@dataclass(frozen=True)
+class _FlowRow:
+    """One transition row of the applied layer, as the flow check needs it."""
+
+    prob: np.ndarray  # (E+1,) Dirichlet mean over destinations (END last)
+    ruled_out: np.ndarray  # (E,) bool: upper credible bound < FLOW_MIN_PROBABILITY
+    next_header: str  # the most likely next steps, for X-Driftbayes-Next
 
 
 def _header_safe(text: str) -> str:
@@ -114,11 +143,20 @@ class MockEngine:
         Seed of the engine's ``numpy.random.default_rng``.
     openapi : OpenApiTemplates or dict, optional
         Path templates to match requests with (default: :func:`template_path`). A parsed
-        OpenAPI document (dict) also supplies response bodies from its examples.
+        OpenAPI document (dict) also supplies response bodies from its examples and schemas.
+    flow : {"enforce", "annotate", "off"}, optional
+        Session flows (see :data:`FLOW_MODES`); default ``enforce`` when the config's
+        ``traffic_mirroring`` is on, else ``off``.
     """
 
     def __init__(self, learner: DriftLearner, config: Config, *, seed: int | None = None,
-                 openapi: OpenApiTemplates | Mapping | None = None):
+                 openapi: OpenApiTemplates | Mapping | None = None, flow: str | None = None):
+        if flow is None:
+            flow = "enforce" if config.traffic_mirroring else "off"
+        if flow not in FLOW_MODES:
+            raise ValueError(f"flow must be one of {', '.join(FLOW_MODES)}, got {flow!r}")
+        self.flow = flow
+        self.sessions = SessionFlows(float(config.session_gap))
         self.config = config
         self.seed = seed
         self.rng = np.random.default_rng(seed)
@@ -166,13 +204,19 @@ class MockEngine:
         header = [[_header_safe(f"{snap.endpoints_[e]}; persona={snap.personas_[p]}; "
                                 f"confidence={0.0 if np.isnan(conf[e, p]) else conf[e, p]:.2f}")
                    for p in range(P)] for e in range(E)]
+        recorded = {(snap._endpoint_index[k], status): (ct, text.encode("utf-8"))
+                    for (k, status), (ct, text) in snap.bodies_.items()
+                    if k in snap._endpoint_index}
         self._t = _Tables(
-            endpoints=list(snap.endpoints_), personas=list(snap.personas_),
+            endpoints=list(snap.endpoints_), endpoint_index=dict(snap._endpoint_index),
+            personas=list(snap.personas_),
             persona_index=dict(snap._persona_index),
             statuses=np.asarray(snap.statuses_, dtype=np.int64), routes=routes,
             status_p=status_p, status_cdf=np.cumsum(status_p, axis=-1),
             lat_p=lat_p, lat_cdf=np.cumsum(lat_p, axis=-1),
             default_persona=default, confidence=conf, pattern_header=header,
+            recorded=recorded, trans_alpha=prm.trans_alpha,
+            trans_count=snap.applied_["trans_count"],
         )
         self._bodies = {}
         self.n_windows = int(learner.n_windows_)
@@ -300,11 +344,20 @@ class MockEngine:
         return out
 
     def body(self, e: int, status: int) -> bytes:
-        """Response body: the OpenAPI example for this path, method and status when the
-        document has one, else ``{"endpoint": ..., "status": ..., "mock": "driftbayes"}``."""
+        """Response body of endpoint ``e`` for ``status`` (see :meth:`body_and_type`)."""
+        return self._body(self._t, e, status)[1]
+
+    def body_and_type(self, e: int, status: int) -> tuple[str, bytes]:
+        """``(content type, body)``: the recorded (redacted) body of this endpoint × status when
+        one was learned, else the OpenAPI example — or an instance of the response schema —
+        for this path, method and status, else ``{"endpoint": ..., "status": ...,
+        "mock": "driftbayes"}``."""
         return self._body(self._t, e, status)
 
-    def _body(self, t: _Tables, e: int, status: int) -> bytes:
+    def _body(self, t: _Tables, e: int, status: int) -> tuple[str, bytes]:
+        hit = t.recorded.get((e, status))
+        if hit is not None:
+            return hit
         cached = self._bodies.get((e, status))
         if cached is not None:
             return cached
@@ -314,17 +367,18 @@ class MockEngine:
         else:
             data = json.dumps({"endpoint": t.endpoints[e], "status": int(status),
                                "mock": "driftbayes"}).encode()
-        self._bodies[(e, status)] = data
-        return data
+        self._bodies[(e, status)] = ("application/json", data)
+        return self._bodies[(e, status)]
 
     def _example(self, endpoint: str, status: int) -> Any:
         if not self._doc_paths:
             return None
+        doc = self.openapi_doc
         method, tmpl = split_endpoint(endpoint)
         key = self._doc_paths.get(tmpl)
         if key is None:  # learned without the document: re-template ({id} fits {userId})
             key = self._doc_paths.get(self.openapi.match(tmpl) or "")
-        item = self.openapi_doc.get("paths", {}).get(key) if key is not None else None
+        item = doc.get("paths", {}).get(key) if key is not None else None
         if not isinstance(item, Mapping):
             return None
         ops = [item.get(method.lower())] if method else [item.get(m) for m in
@@ -334,15 +388,56 @@ class MockEngine:
             if not isinstance(responses, Mapping):
                 continue
             for code in (str(status), f"{status // 100}XX", f"{status // 100}xx", "default"):
-                found = _response_example(responses.get(code, responses.get(_int_or(code))))
+                found = response_example(responses.get(code, responses.get(_int_or(code))), doc)
                 if found is not None:
                     return found
         return None
+
+    # ---------------------------------------------------------------- flows
+    def _flow_row(self, t: _Tables, p: int, src: int) -> _FlowRow:
+        """Transition row (persona ``p``, source ``src``; START = E) of the applied layer."""
+        row = t.flow_rows.get((p, src))
+        if row is None:
+            from scipy.special import betaincinv
+
+            alpha = t.trans_alpha[p, src]
+            total = alpha.sum()
+            prob = alpha / total if total > 0 else np.full(len(alpha), 1.0 / len(alpha))
+            c = t.trans_count[p, src]
+            upper = betaincinv(c[:-1] + 0.5, c.sum() - c[:-1] + 0.5, FLOW_CREDIBILITY)
+            ruled_out = upper < FLOW_MIN_PROBABILITY
+            names = t.endpoints + ["END"]
+            top = np.argsort(-prob, kind="stable")[:3]
+            nxt = _header_safe(", ".join(f"{names[i]};p={prob[i]:.3f}" for i in top))
+            row = t.flow_rows[(p, src)] = _FlowRow(prob, ruled_out, nxt)
+        return row
+
+    def flow_step(self, e: int, p: int, previous: str | None) -> tuple[float, bool, str]:
+        """``(probability, ruled out, X-Driftbayes-Next)`` of stepping to endpoint ``e`` after
+        the endpoint named ``previous`` (None: the session's first request) for persona ``p``.
+
+        The probability is the applied transition row's Dirichlet mean; a step is ruled out
+        when the upper :data:`FLOW_CREDIBILITY` bound of its Jeffreys Beta on the row's counts
+        is below :data:`FLOW_MIN_PROBABILITY` (so rows with little evidence rule nothing out).
+        """
+        return self._flow_step(self._t, e, p, previous)
+
+    def _flow_step(self, t: _Tables, e: int, p: int, previous: str | None
+                   ) -> tuple[float, bool, str]:
+        src = len(t.endpoints) if previous is None else t.endpoint_index.get(previous)
+        if src is None:  # unknown since a reset: start again
+            src = len(t.endpoints)
+        row = self._flow_row(t, p, src)
+        return float(row.prob[e]), bool(row.ruled_out[e]), row.next_header
 
     # ---------------------------------------------------------------- one request
     def handle(self, method: str, path: str, headers: Mapping[str, str] | Any) -> Planned:
         """Match, choose the persona, draw and build the response (counted in :attr:`served`).
 
+        With a session (a session header or cookie, see :mod:`driftbayes.server.sessions`) and
+        ``flow`` not ``off``, the step from the session's previous endpoint is judged by the
+        transition model (``X-Driftbayes-Flow``, ``X-Driftbayes-Next``); under ``enforce`` a
+        ruled-out step answers 409 after the drawn latency and does not move the session on.
         Uses one consistent set of tables even if :meth:`reload` runs meanwhile.
         """
         t = self._t
@@ -359,40 +454,34 @@ class MockEngine:
         p = self._persona(t, headers)
         status, lat = self._draw_many(t, e, p, 1, None)
         status, lat = int(status[0]), float(lat[0])
-        self.served.record(status, lat)
-        body = b"" if status in _NO_BODY or status < 200 else self._body(t, e, status)
         hdrs = {"X-Driftbayes-Latency-Ms": f"{lat:.3f}",
                 "X-Driftbayes-Pattern": t.pattern_header[e][p]}
-        return Planned(status, lat, body, hdrs, e, p)
+        sid = session_id(headers) if self.flow != "off" else ""
+        if sid:
+            previous = self.sessions.previous(sid)
+            prob, ruled_out, expected = self._flow_step(t, e, p, previous)
+            hdrs["X-Driftbayes-Flow"] = _header_safe(
+                f"after={previous or 'START'}; p={prob:.3f}; "
+                f"{'ruled-out' if ruled_out else 'in-flow'}")
+            if ruled_out and self.flow == "enforce":
+                self.served.record(FLOW_STATUS, lat)
+                self.served.out_of_flow += 1
+                body = json.dumps({
+                    "error": f"{t.endpoints[e]} is not expected "
+                             f"{'after ' + previous if previous else 'to start a session'}",
+                    "status": FLOW_STATUS, "mock": "driftbayes", "expected": expected}).encode()
+                return Planned(FLOW_STATUS, lat, body, hdrs, e, p)
+            self.sessions.step(sid, t.endpoints[e])
+            hdrs["X-Driftbayes-Next"] = self._flow_row(t, p, e).next_header
+        self.served.record(status, lat)
+        ctype, body = ("application/json", b"")
+        if status not in _NO_BODY and status >= 200:
+            ctype, body = self._body(t, e, status)
+        return Planned(status, lat, body, hdrs, e, p, ctype)
 
 
 def _int_or(code: str) -> int | str:
     return int(code) if code.isdigit() else code
-
-
-def _response_example(resp: Any) -> Any:
-    """The first example of an OpenAPI 3 / Swagger 2 response object (JSON preferred)."""
-    if not isinstance(resp, Mapping):
-        return None
-    content = resp.get("content")
-    if isinstance(content, Mapping) and content:
-        types = sorted(content, key=lambda c: (c != "application/json", "json" not in str(c)))
-        for ct in types:
-            media = content[ct]
-            if not isinstance(media, Mapping):
-                continue
-            if "example" in media:
-                return media["example"]
-            examples = media.get("examples")
-            if isinstance(examples, Mapping):
-                for ex in examples.values():
-                    if isinstance(ex, Mapping) and "value" in ex:
-                        return ex["value"]
-    examples = resp.get("examples")  # Swagger 2.0: mime type -> example
-    if isinstance(examples, Mapping) and examples:
-        for ct in sorted(examples, key=lambda c: "json" not in str(c)):
-            return examples[ct]
-    return None
 
 
 def load_openapi(path: str | Path) -> dict:
@@ -437,6 +526,13 @@ def _metrics_text(engine: MockEngine, learner: DriftLearner) -> str:
         f'driftbayes_served_latency_ms_bucket{{le="+Inf"}} {int(cum[-1])}',
         f"driftbayes_served_latency_ms_sum {s.latency_sum_ms:.6f}",
         f"driftbayes_served_latency_ms_count {s.latency_count}",
+        "# HELP driftbayes_out_of_flow_total Session steps answered 409 as ruled out by the "
+        "transition model.",
+        "# TYPE driftbayes_out_of_flow_total counter",
+        f"driftbayes_out_of_flow_total {s.out_of_flow}",
+        "# HELP driftbayes_sessions Live sessions the flow check remembers.",
+        "# TYPE driftbayes_sessions gauge",
+        f"driftbayes_sessions {len(engine.sessions)}",
         "# HELP driftbayes_learning_updates_total Learning windows closed by the learner.",
         "# TYPE driftbayes_learning_updates_total counter",
         f"driftbayes_learning_updates_total {int(learner.n_windows_)}",
@@ -500,7 +596,7 @@ def create_app(engine: MockEngine, *, learner: DriftLearner, config: Config,
                 await asyncio.sleep(left)
         hdrs = plan.headers if headers or plan.latency_ms is None else {}
         return Response(plan.body, status_code=plan.status, headers=hdrs,
-                        media_type="application/json")
+                        media_type=plan.content_type)
 
     async def health(request: Request) -> Response:
         st = request.app.state

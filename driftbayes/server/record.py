@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import math
 import threading
 import time
 from collections.abc import AsyncIterator
-from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +47,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from driftbayes.bodies import MAX_BODY_BYTES, is_text_type, redact_body
 from driftbayes.config import Config
 from driftbayes.events import COLUMNS, DEFAULT_PERSONA, EventBatch
 from driftbayes.io.enrich import Enricher
 from driftbayes.learner import DriftLearner
 from driftbayes.redact import RedactionPolicy, redact_headers, redact_query
+from driftbayes.server.sessions import SESSION_COOKIES, SESSION_HEADERS, session_id
 from driftbayes.templates import template_path
 
 __all__ = [
@@ -74,11 +74,6 @@ HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
     "te", "trailer", "trailers", "transfer-encoding", "upgrade",
 })
-#: Request headers whose value is a session id (first present wins), lower case.
-SESSION_HEADERS = ("x-session-id", "x-session")
-#: Cookies whose value is a session id (first present wins), lower case.
-SESSION_COOKIES = ("session", "sessionid", "session_id", "sid", "jsessionid", "phpsessid",
-                   "connect.sid", "_session_id")
 #: Status recorded when the client went away before the exchange finished (0 = not recorded).
 _NO_STATUS = 0
 
@@ -94,25 +89,6 @@ def _drop_hop_by_hop(raw: list[tuple[bytes, bytes]], *, also: tuple[bytes, ...] 
             if k.lower().decode("latin-1") not in HOP_BY_HOP and k.lower() not in listed]
 
 
-def _session_id(headers: dict[str, str]) -> str:
-    """A session id from a session header or cookie, hashed (a session id is a credential: only
-    a one-way digest of it may reach the state); ``""`` when there is none."""
-    value = ""
-    for name in SESSION_HEADERS:
-        if headers.get(name):
-            value = headers[name]
-            break
-    if not value and headers.get("cookie"):
-        jar = SimpleCookie()
-        with contextlib.suppress(CookieError):
-            jar.load(headers["cookie"])
-        cookies = {k.lower(): m.value for k, m in jar.items()}
-        value = next((cookies[n] for n in SESSION_COOKIES if cookies.get(n)), "")
-    if not value:
-        return ""
-    return "s-" + hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:20]
-
-
 class RecordProxy:
     """The state behind a record app: upstream client, event buffer, learner, counters.
 
@@ -123,7 +99,7 @@ class RecordProxy:
     def __init__(self, upstream: str, learner: DriftLearner, config: Config | None = None, *,
                  state_path: str | Path | None = None, mix: float = 0.0, seed=None,
                  timeout_s: float = 10.0, client: httpx.AsyncClient | None = None,
-                 flush_every: float = 1.0):
+                 flush_every: float = 1.0, body_limit: int = MAX_BODY_BYTES):
         if not 0.0 <= float(mix) <= 1.0:
             raise ValueError(f"mix must be in [0, 1], got {mix}")
         if not float(timeout_s) > 0:
@@ -139,6 +115,7 @@ class RecordProxy:
         self.mix = float(mix)
         self.timeout_s = float(timeout_s)
         self.flush_every = float(flush_every)
+        self.body_limit = int(body_limit)
         self.policy = RedactionPolicy.from_config(self.config)
         self.enricher = Enricher(self.config).resume_from(learner)
         self._rng = np.random.default_rng(seed)
@@ -242,7 +219,9 @@ class RecordProxy:
         return EventBatch(**cols, source=f"<record {self.upstream}>", extra=extra)
 
     def _record(self, *, ts: float, method: str, path: str, query: str, status: int,
-                latency_ms: float, headers: dict[str, str], client: str | None) -> None:
+                latency_ms: float, headers: dict[str, str], client: str | None,
+                body: bytes | None = None, content_type: str | None = None,
+                content_encoding: str = "") -> None:
         """Buffer one exchange (secrets already redacted here; the enricher redacts again)."""
         safe = redact_headers(headers, policy=self.policy)
         extra: dict[str, Any] = {f"header:{k}": v for k, v in safe.items()}
@@ -251,11 +230,17 @@ class RecordProxy:
             extra["user_agent"] = safe["user-agent"]
         if query:
             extra["query"] = redact_query(query, policy=self.policy)
+        if body:
+            text = redact_body(body, content_type, content_encoding, policy=self.policy,
+                               limit=self.body_limit)
+            if text is not None:
+                extra["response_body"] = text
+                extra["response_content_type"] = content_type.split(";")[0].strip()
         self._line += 1
         row = {
             "ts": ts, "method": method.upper(), "endpoint": template_path(path),
             "status": int(status), "latency_ms": float(latency_ms),
-            "persona": DEFAULT_PERSONA, "session": _session_id(headers), "line": self._line,
+            "persona": DEFAULT_PERSONA, "session": session_id(headers), "line": self._line,
             "extra": extra,
         }
         with self._buffer_lock:
@@ -270,7 +255,8 @@ class RecordProxy:
             from driftbayes.server.app import MockEngine
 
             with self._lock:
-                self._engine = MockEngine(self.learner, self.config, seed=self._seed)
+                self._engine = MockEngine(self.learner, self.config, seed=self._seed,
+                                          flow="off")  # it sees only the mocked steps
         except Exception as exc:  # noqa: BLE001 - without a mock, everything is forwarded
             self._engine_error = f"{type(exc).__name__}: {exc}"
             log.warning("driftbayes record: mix=%s but no mock engine (%s); forwarding all",
@@ -290,6 +276,7 @@ class RecordProxy:
             if planned.endpoint is None or planned.latency_ms is None:
                 return None
             status, latency_ms, body = planned.status, planned.latency_ms, planned.body
+            content_type = planned.content_type
             headers.update(planned.headers)
         else:  # the minimal engine API
             e, _ = engine.match(request.method, request.url.path)
@@ -297,11 +284,12 @@ class RecordProxy:
                 return None
             status, latency_ms = engine.draw(e, engine.persona(request.headers))
             body = b"" if status in (204, 205, 304) or status < 200 else engine.body(e, status)
+            content_type = "application/json"
         await asyncio.sleep(max(float(latency_ms), 0.0) / 1000.0)
         self.counts["mocked"] += 1
         headers["x-driftbayes-source"] = "mock"
         return Response(body, status_code=int(status), headers=headers,
-                        media_type="application/json" if body else None)
+                        media_type=content_type if body else None)
 
     # ------------------------------------------------------------------ proxy
     def _target(self, scope) -> httpx.URL:
@@ -354,13 +342,16 @@ class RecordProxy:
                    for k, v in request.headers.raw}
         client = request.client.host if request.client else None
 
-        def record(status: int, latency_ms: float) -> None:
+        def record(status: int, latency_ms: float, body: bytes | None = None) -> None:
             try:
                 self._record(ts=ts, method=method, path=path, query=query, status=status,
-                             latency_ms=latency_ms, headers=headers, client=client)
+                             latency_ms=latency_ms, headers=headers, client=client, body=body,
+                             content_type=upstream_type, content_encoding=upstream_coding)
             except Exception:  # noqa: BLE001 - recording must never break serving
                 log.exception("driftbayes record: could not record an exchange")
 
+        upstream_type: str | None = None
+        upstream_coding = ""
         has_body = "content-length" in headers or "transfer-encoding" in headers
         upstream_request = self.client.build_request(
             method, self._target(request.scope), headers=self._request_headers(request),
@@ -378,20 +369,34 @@ class RecordProxy:
         status = upstream.status_code
         resp_headers = _drop_hop_by_hop(list(upstream.headers.raw))
         counts = self.counts
+        upstream_type = upstream.headers.get("content-type")
+        upstream_coding = upstream.headers.get("content-encoding", "")
+        limit = self.body_limit
+        keep = limit > 0 and is_text_type(upstream_type)
 
         async def body() -> AsyncIterator[bytes]:
             # One chunk is held back so the exchange is recorded before the client can see the
             # response complete (a client may act on the recording as soon as it has it).
             done = False
+            kept: list[bytes] = []
+            size, keeping = 0, keep
             try:
                 held = None
                 async for chunk in upstream.aiter_raw():
                     if not chunk:
                         continue
+                    if keeping:  # a coded body over the limit decodes to more than it
+                        size += len(chunk)
+                        keeping = size <= limit
+                        if keeping:
+                            kept.append(chunk)
+                        else:
+                            kept.clear()
                     if held is not None:
                         yield held
                     held = chunk
-                record(status, (time.perf_counter() - t0) * 1000.0)
+                record(status, (time.perf_counter() - t0) * 1000.0,
+                       b"".join(kept) if keeping else None)
                 counts["forwarded"] += 1
                 done = True
                 if held is not None:
@@ -458,7 +463,7 @@ class _Asgi:
 def create_record_app(upstream: str, learner: DriftLearner, config: Config | None = None, *,
                       state_path: str | Path | None = None, mix: float = 0.0, seed=None,
                       timeout_s: float = 10.0, client: httpx.AsyncClient | None = None,
-                      flush_every: float = 1.0) -> Starlette:
+                      flush_every: float = 1.0, body_limit: int = MAX_BODY_BYTES) -> Starlette:
     """A Starlette app proxying to ``upstream`` that records and learns every exchange.
 
     Parameters
@@ -482,12 +487,17 @@ def create_record_app(upstream: str, learner: DriftLearner, config: Config | Non
         The upstream client (default: one owned by the app, closed on shutdown).
     flush_every : float
         Seconds between background learning passes.
+    body_limit : int
+        Largest decoded response body recorded (bytes; 0 records none). Text bodies (JSON,
+        text, XML, …) are redacted (:func:`~driftbayes.bodies.redact_body`) and the latest
+        per endpoint × status is kept in the state for the mock to serve.
 
     The app's :class:`RecordProxy` is ``app.state.recorder``; ``app.flush()`` learns (and
     saves) what is buffered now.
     """
     proxy = RecordProxy(upstream, learner, config, state_path=state_path, mix=mix, seed=seed,
-                        timeout_s=timeout_s, client=client, flush_every=flush_every)
+                        timeout_s=timeout_s, client=client, flush_every=flush_every,
+                        body_limit=body_limit)
     app = Starlette(
         routes=[
             Route(ADMIN_PREFIX, _Asgi(proxy.admin)),

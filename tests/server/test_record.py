@@ -44,6 +44,13 @@ async def user(request: Request) -> Response:
                     headers={"X-Custom": "kept", "Cache-Control": "no-store"})
 
 
+async def account(request: Request) -> Response:
+    body = gzip.compress(orjson.dumps({"id": 7, "plan": "pro", "token": SECRET,
+                                       "nested": [{"password": SECRET, "ok": True}]}), mtime=0)
+    return Response(body, media_type="application/json; charset=utf-8",
+                    headers={"Content-Encoding": "gzip"})
+
+
 async def binary(request: Request) -> Response:
     return Response(BINARY, media_type="application/octet-stream")
 
@@ -89,6 +96,7 @@ def cookies(request: Request) -> Response:
 
 UPSTREAM = Starlette(routes=[
     Route("/api/users/{uid}", user),
+    Route("/account", account),
     Route("/bin", binary),
     Route("/gz", gz),
     Route("/redirect", redirect),
@@ -338,3 +346,30 @@ def test_mix_serves_a_share_from_the_mock(upstream, client):
     se = math.sqrt(n * 0.25)
     assert abs(mocked - n / 2) <= 4 * se, mocked
     assert learner.n_events_ == n_before + (n - mocked)  # mocked requests are not learned
+
+
+def test_records_redacted_bodies_the_mock_serves(upstream, client, tmp_path):
+    from driftbayes.server.app import MockEngine
+
+    state = tmp_path / "state.nc"
+    app, learner = _proxy(upstream, state_path=state)
+    with run_uvicorn(app) as proxy:
+        wire = client.get(proxy + "/account", headers={"Accept-Encoding": "gzip"})
+        assert SECRET.encode() in wire.content  # the client gets the upstream's answer as is
+        client.get(proxy + "/bin")
+        client.get(proxy + "/api/users/3")
+        client.get(proxy + "/boom")
+        app.flush()
+    kept = learner.bodies_
+    assert set(kept) == {("GET /account", 200), ("GET /api/users/{id}", 200), ("GET /boom", 500)}
+    ctype, text = kept[("GET /account", 200)]
+    assert ctype == "application/json" and SECRET not in text
+    assert orjson.loads(text) == {"id": 7, "plan": "pro", "token": "[REDACTED]",
+                                  "nested": [{"password": "[REDACTED]", "ok": True}]}
+    assert kept[("GET /boom", 500)] == ("text/plain", "upstream broke")
+    assert SECRET.encode() not in state.read_bytes()
+    served = MockEngine(load_state(state), learner.config, seed=0)
+    e, _ = served.match("GET", "/account")
+    assert served.body_and_type(e, 200) == ("application/json", text.encode())
+    e, _ = served.match("GET", "/bin")  # binary: never kept, so the stub is served
+    assert orjson.loads(served.body(e, 200))["mock"] == "driftbayes"
