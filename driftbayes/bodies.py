@@ -80,7 +80,8 @@ def redact_body(data: bytes, content_type: str | None, content_encoding: str = "
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return redact_text(text, policy=policy)
-        return orjson.dumps(redact_json(value, policy=policy)).decode()
+        clean = redact_json(value, policy=policy)
+        return text if clean == value else orjson.dumps(clean).decode()  # as recorded if clean
     return redact_text(text, policy=policy)
 
 

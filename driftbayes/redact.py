@@ -185,8 +185,9 @@ def _redact_json(value, p: RedactionPolicy):
 
 _USERINFO = re.compile(r"//[^/@\s'\"]*:[^/@\s'\"]*@")
 _AUTH_SCHEME = re.compile(r"\b(Bearer|Basic|Digest|Token|Negotiate)\s+[A-Za-z0-9._~+/=-]+", re.I)
-_KEY_VALUE = re.compile(  # name=value / name: value, value unquoted
-    r"(?P<key>[A-Za-z0-9_.\-\[\]]+)(?P<sep>\s*[=:]\s*)(?P<value>[^&\s'\",;#()}\]?=]+)")
+_KEY_VALUE = re.compile(  # name=value / name: value, value unquoted and not itself a name
+    r"(?P<key>[A-Za-z0-9_.\-\[\]]+)(?P<sep>\s*[=:]\s*)(?P<value>[^&\s'\",;#()}\]?=]++)"
+    r"(?!\s*[=:])")
 _QUOTED = re.compile(  # "name": "value", name='value', 'name': 'value'
     r"(?P<q>[\"']?)(?P<key>[A-Za-z0-9_.\-]+)(?P=q)(?P<sep>\s*[=:]\s*)"
     r"(?P<value>\"[^\"]*\"|'[^']*')")

@@ -37,6 +37,9 @@ def test_text_bodies_are_redacted_as_text():
     text = redact_body(b"error: bad request, api_key=abc123 user=ada", "text/plain", "",
                        policy=POLICY)
     assert "abc123" not in text and "user=ada" in text
+    # a pair right after "name:" (the value of one pair is the name of the next)
+    assert redact_body(b"reason: token=abc", "text/plain", "", policy=POLICY) == (
+        f"reason: token={REDACTED}")
     # malformed JSON still goes through the text redaction
     text = redact_body(b'{"password": "hunter2", ', "application/json", "", policy=POLICY)
     assert "hunter2" not in text

@@ -30,8 +30,13 @@ One event per entry:
   are not HTTP tokens (HTTP/2 pseudo-headers such as ``:path``, WebPageTest's request line)
   are dropped; ``None`` where an entry lacks the header.
 - ``extra["user_agent"]``: the ``user-agent`` request header (when any entry has one).
+- ``extra["response_body"]`` / ``extra["response_content_type"]``: ``response.content.text``
+  (base64 decoded when so marked) through :func:`~driftbayes.bodies.redact_body` — text only,
+  redacted, at most 64 KiB — for the last entry of each method × template × status in a
+  batch (the learner keeps the latest per endpoint × status; the mock serves it).
 
-Cookies, bodies, response headers and ``queryString`` (the URL's query is used) are not kept.
+Cookies, request bodies, response headers and ``queryString`` (the URL's query is used) are
+not kept.
 
 **Status 0** is what browsers and mitmproxy write for requests that got no response (aborted,
 blocked by the client, cancelled, failed connection, incomplete flow). Such an entry is kept, so
@@ -57,6 +62,7 @@ Entries are yielded in file order, which HAR does not guarantee to be time order
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import re
@@ -68,6 +74,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import orjson
 
+from driftbayes.bodies import redact_body
 from driftbayes.events import (
     DEFAULT_PERSONA,
     BadRecord,
@@ -78,7 +85,7 @@ from driftbayes.events import (
     show_value,
 )
 from driftbayes.io.jsonl import check_input, iso_to_epoch, map_unique, open_input
-from driftbayes.redact import redact_headers, redact_query, redact_url
+from driftbayes.redact import current_policy, redact_headers, redact_query, redact_url
 from driftbayes.templates import template_paths
 
 try:
@@ -187,6 +194,9 @@ def _pull(entry: object, persona_field: str) -> tuple:
         headers = {}
     resp = entry.get("response")
     status = resp.get("status") if type(resp) is dict else None
+    content = resp.get("content") if type(resp) is dict else None
+    if type(content) is not dict or type(content.get("text")) is not str or not content["text"]:
+        content = None
     persona = entry.get(persona_field)
     if persona is None or persona == "":
         persona = entry.get("_" + persona_field)
@@ -200,7 +210,7 @@ def _pull(entry: object, persona_field: str) -> tuple:
         entry.get("time"),
         _timings_total(entry.get("timings")),
         entry.get("pageref"),
-        (persona, headers),
+        (persona, headers, content),
     )
 
 
@@ -249,6 +259,32 @@ def _text(value: object) -> str:
     return str(value) if type(value) in _NUMBER else ""
 
 
+
+
+def _bodies(contents: list, methods: np.ndarray, endpoints: np.ndarray, status: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Redacted response bodies, only for the last entry of each method × endpoint × status
+    (the learner keeps only the latest one, so earlier ones are never redacted for nothing)."""
+    policy = current_policy()
+    body = np.full(len(contents), None, dtype=object)
+    ctype = np.full(len(contents), None, dtype=object)
+    seen: set = set()
+    for i in range(len(contents) - 1, -1, -1):
+        c, key = contents[i], (methods[i], endpoints[i], int(status[i]))
+        if c is None or status[i] == 0 or key in seen:
+            continue
+        seen.add(key)
+        data = c["text"].encode("utf-8", "surrogatepass")
+        if c.get("encoding") == "base64":
+            try:
+                data = base64.b64decode(data, validate=False)
+            except ValueError:
+                continue
+        mime = c.get("mimeType") if type(c.get("mimeType")) is str else ""
+        text = redact_body(data, mime, policy=policy)
+        if text is not None:
+            body[i], ctype[i] = text, mime.split(";")[0].strip()
+    return body, ctype
 
 
 def _explain(code: int, row: tuple) -> str:
@@ -351,6 +387,11 @@ def _columns(
         extra[f"header:{name}"] = col
     if "header:user-agent" in extra:
         extra["user_agent"] = extra["header:user-agent"]
+    endpoints = template_paths(path)
+    contents = [rest[i][2] for i in fine]
+    if any(c is not None for c in contents):
+        extra["response_body"], extra["response_content_type"] = _bodies(
+            contents, methods[fine], endpoints, st[fine])
     # persona: the entry's own field, else the (redacted) persona headers, first listed wins
     persona = np.full(fine.size, DEFAULT_PERSONA, dtype=object)
     for k in ("x-mockforge-persona", "x-" + persona_field.lower()):
@@ -362,7 +403,7 @@ def _columns(
     batch = EventBatch(
         ts=ts[fine],
         method=methods[fine],
-        endpoint=template_paths(path),
+        endpoint=endpoints,
         status=st[fine],
         latency_ms=latency[fine],
         persona=persona,

@@ -421,3 +421,40 @@ def test_missing_file_fails_early(tmp_path):
         read_har(tmp_path / "nope.har")
     with pytest.raises(ValueError, match="batch_size"):
         read_har(write_har(tmp_path, [entry()]), batch_size=0)
+
+
+def test_response_bodies_redacted_last_per_endpoint_and_status(tmp_path):
+    import base64
+
+    from driftbayes.learner import DriftLearner
+
+    def with_body(url, status, text, mime="application/json", **content):
+        e = entry(url)
+        e["response"] = {"status": status, "content": {"mimeType": mime, "text": text, **content}}
+        return e
+
+    secret = "tok-5ecret"
+    entries = [
+        with_body("https://api.example.com/api/users/1", 200, '{"id": 1}'),
+        with_body("https://api.example.com/api/users/2", 200,
+                  orjson.dumps({"id": 2, "access_token": secret}).decode()),
+        with_body("https://api.example.com/api/users/3", 404, "not found: api_key=" + secret,
+                  mime="text/plain; charset=utf-8"),
+        with_body("https://api.example.com/logo.png", 200,
+                  base64.b64encode(b"\x89PNG\r\n").decode(), mime="image/png",
+                  encoding="base64"),
+        with_body("https://api.example.com/api/cart", 200,
+                  base64.b64encode(b'{"items": []}').decode(), encoding="base64"),
+        entry("https://api.example.com/api/orders/9"),  # no content at all
+    ]
+    batch = read_all(write_har(tmp_path, entries))
+    assert secret not in everything(batch)
+    learner = DriftLearner().learn_many(batch)
+    bodies = learner.bodies_
+    assert set(bodies) == {("GET /api/users/{id}", 200), ("GET /api/users/{id}", 404),
+                           ("GET /api/cart", 200)}
+    assert orjson.loads(bodies[("GET /api/users/{id}", 200)][1]) == {
+        "id": 2, "access_token": "[REDACTED]"}  # the last of the two, redacted
+    assert bodies[("GET /api/users/{id}", 404)] == ("text/plain",
+                                                    "not found: api_key=[REDACTED]")
+    assert bodies[("GET /api/cart", 200)] == ("application/json", '{"items": []}')
