@@ -378,6 +378,15 @@ class Enricher:
         name = key if key.startswith("header:") else "header:" + key.lower()
         return b.extra.get(name.lower(), np.full(n, None, dtype=object))
 
+    @property
+    def assigns_personas(self) -> bool:
+        """Whether a persona map or persona rules are configured (beyond the header)."""
+        return bool(self.persona_map or self._rules)
+
+    def personas(self, b: EventBatch) -> np.ndarray:
+        """Each event's persona by the precedence above (field, header, map, rules, default)."""
+        return self._personas(b)
+
     def _personas(self, b: EventBatch) -> np.ndarray:
         persona = np.array(b.persona, dtype=object, copy=True)
         todo = persona == DEFAULT_PERSONA

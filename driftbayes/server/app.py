@@ -158,6 +158,10 @@ class MockEngine:
         self.flow = flow
         self.sessions = SessionFlows(float(config.session_gap))
         self.config = config
+        from driftbayes.io.enrich import Enricher
+
+        rules = Enricher(config)
+        self._rules = rules if rules.assigns_personas else None
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.openapi_doc: Mapping | None = None
@@ -278,19 +282,42 @@ class MockEngine:
             out.add("HEAD")
         return sorted(out)
 
-    def persona(self, headers: Mapping[str, str] | Any) -> int:
-        """Persona index: the ``persona_header`` when it names a known persona, else
-        ``default`` when known, else the persona with the highest request rate."""
-        return self._persona(self._t, headers)
+    def persona(self, headers: Mapping[str, str] | Any, method: str = "GET", path: str = "/",
+                client: str | None = None) -> int:
+        """Persona index: the ``persona_header`` when it names a known persona, else the
+        config's ``persona_map`` / ``persona_rules`` applied to the request (as when learning:
+        ``path``, ``method``, ``user_agent``, ``client``, ``query``, headers), else ``default``
+        when known, else the persona with the highest request rate."""
+        return self._persona(self._t, headers, method, path, client)
 
-    def _persona(self, t: _Tables, headers: Any) -> int:
+    def _persona(self, t: _Tables, headers: Any, method: str = "GET", path: str = "/",
+                 client: str | None = None) -> int:
         wanted = self.config.persona_header.lower()
         for k, v in headers.items():
             if k.lower() == wanted:
                 hit = t.persona_index.get(v.strip())
                 if hit is not None:
                     return hit
+        if self._rules is not None:
+            hit = t.persona_index.get(self._rule_persona(headers, method, path, client))
+            if hit is not None:
+                return hit
         return t.default_persona
+
+    def _rule_persona(self, headers: Any, method: str, path: str, client: str | None) -> str:
+        """The persona the config's map / rules give a request (one-event batch, as learnt)."""
+        from driftbayes.events import DEFAULT_PERSONA, EventBatch
+
+        path, _, query = path.partition("?")
+        extra = {f"header:{k.lower()}": v for k, v in headers.items()}
+        extra.update(path=path, query=query or None, client=client,
+                     user_agent=extra.get("header:user-agent"))
+        batch = EventBatch.from_records([{
+            "ts": time.time(), "method": method.upper(), "endpoint": self.template(path),
+            "status": 0, "latency_ms": float("nan"), "persona": DEFAULT_PERSONA,
+        }])
+        batch.extra = {k: np.array([v], dtype=object) for k, v in extra.items()}
+        return str(self._rules.personas(batch)[0])
 
     # ---------------------------------------------------------------- draws
     def draw(self, e: int, p: int) -> tuple[int, float]:
@@ -431,7 +458,8 @@ class MockEngine:
         return float(row.prob[e]), bool(row.ruled_out[e]), row.next_header
 
     # ---------------------------------------------------------------- one request
-    def handle(self, method: str, path: str, headers: Mapping[str, str] | Any) -> Planned:
+    def handle(self, method: str, path: str, headers: Mapping[str, str] | Any,
+               client: str | None = None) -> Planned:
         """Match, choose the persona, draw and build the response (counted in :attr:`served`).
 
         With a session (a session header or cookie, see :mod:`driftbayes.server.sessions`) and
@@ -451,7 +479,7 @@ class MockEngine:
             hdrs = {"Allow": ", ".join(self.allowed(path))} if code == 405 else {}
             body = json.dumps({"error": msg, "status": code, "mock": "driftbayes"}).encode()
             return Planned(code, None, body, hdrs)
-        p = self._persona(t, headers)
+        p = self._persona(t, headers, method, path, client)
         status, lat = self._draw_many(t, e, p, 1, None)
         status, lat = int(status[0]), float(lat[0])
         hdrs = {"X-Driftbayes-Latency-Ms": f"{lat:.3f}",
@@ -587,7 +615,8 @@ def create_app(engine: MockEngine, *, learner: DriftLearner, config: Config,
 
     async def mock(request: Request) -> Response:
         eng: MockEngine = request.app.state.engine
-        plan = eng.handle(request.method, request.url.path, request.headers)
+        plan = eng.handle(request.method, request.url.path, request.headers,
+                          request.client.host if request.client else None)
         if plan.latency_ms is not None and plan.latency_ms > 0:
             target = plan.latency_ms / 1000.0
             start = time.perf_counter()

@@ -272,7 +272,8 @@ class RecordProxy:
             return None
         headers: dict[str, str] = {}
         if hasattr(engine, "handle"):
-            planned = engine.handle(request.method, request.url.path, request.headers)
+            planned = engine.handle(request.method, request.url.path, request.headers,
+                                    request.client.host if request.client else None)
             if planned.endpoint is None or planned.latency_ms is None:
                 return None
             status, latency_ms, body = planned.status, planned.latency_ms, planned.body

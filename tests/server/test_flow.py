@@ -137,3 +137,27 @@ def test_flow_over_http_with_a_session_cookie(learner):
         metrics = client.get("/__driftbayes/metrics").text
         assert "driftbayes_out_of_flow_total 1" in metrics
         assert "driftbayes_sessions 2" in metrics
+
+
+def test_persona_rules_and_map_pick_the_persona_when_no_header_does(tmp_path, learner):
+    from driftbayes.learner import DriftLearner
+
+    personas = _sessions(60)
+    personas.persona[::2] = "mobile"
+    learnt = DriftLearner(CFG).learn_many(personas)
+    (tmp_path / "map.yaml").write_text("mobile: [10.0.0.7]\nops: [10.0.0.8]\n")
+    cfg = Config.from_dict({
+        "update_interval": 60, "persona_map": str(tmp_path / "map.yaml"),
+        "persona_rules": [{"persona": "mobile", "when": {"user_agent": "*Mobile*"}},
+                          {"persona": "web", "when": {"query": "re:(^|&)web=1"}}]}, warn=False)
+    eng = MockEngine(learnt, cfg, seed=0)
+    idx = {name: eng.personas.index(name) for name in ("web", "mobile")}
+    assert eng.persona({"User-Agent": "Shop/2 (iPhone; Mobile)"}, "GET", "/products") == idx[
+        "mobile"]
+    assert eng.persona({"User-Agent": "Mobile", "X-Persona": "web"}) == idx["web"]  # header wins
+    assert eng.persona({}, "GET", "/products?a=1&web=1") == idx["web"]
+    plan = eng.handle("GET", "/products", {"User-Agent": "x Mobile y"})
+    assert plan.persona == idx["mobile"]
+    assert eng.persona({}, "GET", "/products", client="10.0.0.7") == idx["mobile"]
+    # a map hit naming a persona the state never learned falls back to the default persona
+    assert eng.persona({}, "GET", "/products", client="10.0.0.8") == eng._t.default_persona
