@@ -1,0 +1,1 @@
+"""Exports of a learned state to the mock runtimes and load generators people already run."""
