@@ -408,6 +408,57 @@ def config_set(key: str, value: str, config: Optional[Path] = ConfigOpt) -> None
 
 
 @app.command()
+def export(
+    to: str = typer.Option(..., "--to", help="wiremock | mockoon | mockforge | locust | netcdf"),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder (wiremock, mockforge) or file."),
+    state: Path = StateOpt,
+    config: Optional[Path] = ConfigOpt,
+    layer: str = typer.Option("applied", "--layer", help="applied | posterior"),
+    openapi: Optional[Path] = typer.Option(
+        None, "--openapi", help="OpenAPI document: examples/schemas for unrecorded bodies."),
+    statuses: str = typer.Option(
+        "extension", "--wiremock-statuses",
+        help="wiremock: extension (true random, ships a jar) | ring (pure JSON, exact shares)."),
+    wiremock_jar: Optional[Path] = typer.Option(
+        None, "--wiremock-jar", help="wiremock: standalone jar to build the extension against "
+        "(default $WIREMOCK_JAR)."),
+    host: str = typer.Option("http://127.0.0.1:8000", "--host",
+                             help="locust: the host the locustfile targets."),
+    draws: int = typer.Option(1000, "--draws", min=1, help="netcdf: posterior draws."),
+) -> None:
+    """Export the learned posteriors to WireMock, Mockoon, MockForge, Locust or NetCDF."""
+    from driftbayes.export import FORMATS
+    from driftbayes.export import export as run_export
+
+    if to not in FORMATS:
+        _fail(f"unknown export format {to!r}; choose one of {', '.join(FORMATS)}")
+    learner = _load_learner(state, config)
+    if not learner.endpoints_:
+        _fail(f"{state}: nothing learned yet, nothing to export")
+    options: dict = {}
+    if to == "wiremock":
+        options = {"statuses": statuses, "wiremock_jar": wiremock_jar}
+    elif to == "locust":
+        options = {"host": host}
+    elif to == "netcdf":
+        options = {"draws": draws}
+    doc = None
+    if openapi is not None:
+        from driftbayes.server.app import load_openapi
+
+        try:
+            doc = load_openapi(openapi)
+        except (FileNotFoundError, ValueError) as exc:
+            _fail(str(exc))
+    try:
+        path = run_export(learner, to, out, layer=layer, openapi=doc, **options)
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    err.print(f"exported {len(learner.endpoints_)} endpoints × {len(learner.personas_)} personas "
+              f"({layer} layer) to {to}: {path}", highlight=False)
+
+
+@app.command()
 def demo(
     recording: str = typer.Option("trainticket", "--recording", help="Named real recording to learn."),
     out_dir: Path = typer.Option(Path("driftbayes-demo"), "--out", help="Folder for state, patterns and plot."),

@@ -164,10 +164,23 @@ def load_state(path: str | os.PathLike, config: Config | None = None) -> DriftLe
     try:
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             ds = ds.load()
+        if ds.attrs.get("schema") != SCHEMA:  # an InferenceData export holds it as a group
+            ds = _state_group(path) or ds
     except Exception as exc:  # noqa: BLE001 - any decoding failure means "not a state"
         raise StateError(f"{path}: not a driftbayes state (cannot read as NetCDF: {exc})") from exc
     _check_schema(ds, str(path))
     return from_dataset(ds, config)
+
+
+def _state_group(path: Path) -> xr.Dataset | None:
+    """The ``driftbayes_state`` group of an ``driftbayes export --to netcdf`` file, if any."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "driftbayes_state" not in f:
+            return None
+    with xr.open_dataset(path, group="driftbayes_state", engine="h5netcdf") as ds:
+        return ds.load()
 
 
 def _stored_config(text: str) -> Config:
