@@ -11,23 +11,15 @@ within ``4·sqrt(p(1-p)/n)``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from driftbayes.config import Config
+from driftbayes.export import runtimes
+from driftbayes.export.runtimes import free_port, hammer, running, wait_http  # noqa: F401
 from driftbayes.learner import DriftLearner
-
-NPM_CACHE = Path(os.environ.get("DRIFTBAYES_NPM_CACHE",
-                                Path.home() / ".cache" / "driftbayes-tests" / "npm"))
 
 
 @pytest.fixture(scope="session")
@@ -48,83 +40,11 @@ def model(learned):
 
 
 def npm_package(package: str, version: str) -> Path:
-    """``node_modules`` folder with ``package@version`` installed (cached across runs);
-    skips the test when npm is absent."""
-    if shutil.which("npm") is None or shutil.which("node") is None:
-        pytest.skip("npm/node not installed: the real runtime cannot be started")
-    prefix = NPM_CACHE / f"{package.replace('/', '_')}@{version}"
-    modules = prefix / "node_modules"
-    if not (modules / package / "package.json").exists():
-        prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
-                        "--loglevel=error", f"{package}@{version}"], check=True, timeout=600)
-    return modules
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
-    """Wait until ``url`` answers (any status); fail with the process output if it died."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            raise RuntimeError(f"runtime exited with {proc.returncode}: {out}")
-        try:
-            httpx.get(url, timeout=1.0, trust_env=False)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"nothing answered at {url} within {timeout} s")
-
-
-@contextlib.contextmanager
-def running(cmd: list[str], health_url: str, *, cwd=None, env=None, timeout: float = 90.0):
-    """Start a runtime process, wait for ``health_url``, stop it (and its children) after."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    """``node_modules`` with ``package@version`` (cached); skips when npm/node are absent."""
     try:
-        wait_http(health_url, timeout, proc)
-        yield proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait(timeout=5)
-
-
-def hammer(url: str, n: int, *, method: str = "GET", headers: dict | None = None,
-           concurrency: int = 50, timeout: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
-    """Send ``n`` requests (``concurrency`` at a time) → (latency ms, status) arrays."""
-    import httpx
-
-    async def run():
-        lat = np.empty(n)
-        status = np.empty(n, dtype=np.int64)
-        sem = asyncio.Semaphore(concurrency)
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client:
-            async def one(i):
-                async with sem:
-                    t0 = time.perf_counter()
-                    r = await client.request(method, url, headers=headers)
-                    await r.aread()
-                    lat[i] = (time.perf_counter() - t0) * 1000.0
-                    status[i] = r.status_code
-            await asyncio.gather(*(one(i) for i in range(n)))
-        return lat, status
-
-    return asyncio.run(run())
+        return runtimes.npm_install(package, version)
+    except runtimes.RuntimeUnavailable as exc:
+        pytest.skip(f"{exc}: the real runtime cannot be started")
 
 
 def check_quantile(latency_ms: np.ndarray, x_q: float, q: float,
