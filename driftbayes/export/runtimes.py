@@ -23,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from driftbayes.export.locust import LOCUST_VERSION
+
 #: Versions that resolve from the registries here (pinned; see notes/mock-runtimes.md).
 WIREMOCK = ("wiremock", "3.13.2")
 MOCKOON = ("@mockoon/cli", "9.9.0")
-LOCUST = "locust==2.47.0"
+LOCUST = f"locust=={LOCUST_VERSION}"
 
 
 class RuntimeUnavailable(RuntimeError):
