@@ -253,7 +253,7 @@ def _stubs(model: ExportModel, cell: CellModel, role: str, files: _Files, mode: 
 
 def extension_source() -> str:
     """The Java source of the ``driftbayes-weighted`` transformer (shipped with driftbayes)."""
-    return resources.files("driftbayes.export").joinpath("java", _SOURCE).read_text("utf-8")
+    return (resources.files("driftbayes.export") / "java" / _SOURCE).read_text("utf-8")
 
 
 def build_extension(wiremock_jar: str | Path, dest: str | Path) -> Path:
