@@ -1,70 +1,79 @@
 """Export to Mockoon: one environment JSON that ``mockoon-cli start --data FILE`` serves.
 
-Tested with ``@mockoon/cli`` 9.9.0 (environment schema ``lastMigration`` 33). One route per
-endpoint (``GET api/users/:id``); each cell's latency predictive becomes a ``quantiles``-level
-mixture and its status mix a weighted draw, per persona.
+Tested with ``@mockoon/cli`` 9.9.0 (environment schema ``lastMigration`` 33; the CLI loads the
+file as written, no migration or repair). One route per endpoint (``GET api/users/:id``, literal
+segments ordered before parameters); per persona, the cell's latency predictive becomes a
+``quantiles``-level mixture and its status mix a weighted draw.
 
-**Why not ``responseMode: "RANDOM"``.** In @mockoon/commons-server
-(``ResponseRulesInterpreter.chooseResponse``) RANDOM, SEQUENTIAL and DISABLE_RULES return before
-any rule is looked at, so a RANDOM route cannot tell personas apart. Routes here stay in the
-default rules mode: the *first* response whose rules all hold (``rulesOperator: "AND"``) is
-served, else the one marked ``default``. Each ``templating`` rule re-renders its modifier per
-request, so ``{{faker 'number.float'}}`` is a fresh U(0, 1) draw every time a rule is tried, and
-a cascade of responses with conditional thresholds ``c_k = p_k / (1 − Σ_{j<k} p_j)`` (the last
-``c = 1``, i.e. no draw) is served with probabilities ``p_k`` exactly.
+**Why not ``responseMode: "RANDOM"``.** In @mockoon/commons-server 9.9.0
+(``ResponseRulesInterpreter.chooseResponse``) RANDOM, SEQUENTIAL and DISABLE_RULES pick a
+response before any rule is looked at, so a RANDOM route cannot tell personas apart. Routes here
+stay in the default rules mode: the *first* response whose rules all hold (``rulesOperator:
+"AND"``, evaluated left to right, stopping at the first failure) is served, else the one marked
+``default``. A ``templating`` rule renders its modifier anew each time it is tried, so
+``{{faker 'number.float'}}`` in it is a fresh U(0, 1) draw (53 random bits) per try, and a
+cascade of responses with conditional thresholds ``c_k = p_k / (1 − Σ_{j<k} p_j)`` (the last has
+``c = 1``: no draw) serves response ``k`` with probability ``p_k`` exactly.
 
-**Layout of a route.** For every persona with a cell at the endpoint (largest request share
-first), a block of responses, one per (content-type group ``g``, latency level ``i``), each with
-one ``header`` rule (``persona_header`` equals the persona) and, except for the block's last,
-one ``templating`` rule (``operator: "null"``: it holds when the modifier renders empty)::
+**Layout of a route.** For every persona with a cell at the endpoint, busiest first (its
+``rate_per_s`` there: the order that minimises the rules tried per request), a block of ``G·Q``
+responses, one per (content-type group ``g``, latency level ``i``),
+``P(g)/Q`` each. Every response but the block's last carries the draw rule (``operator:
+"null"`` holds when the modifier renders empty)::
 
-    {{#if (lt (faker 'number.float') c_k)}}{{else}}-{{/if}}
+    {"target": "templating", "operator": "null", "value": "",
+     "modifier": "{{#if (lt (faker 'number.float') c_k)}}{{else}}-{{/if}}"}
 
-Response ``(g, i)`` has probability ``P(g)/Q``, its ``latency`` is the cell's latency quantile
-at ``(i + 0.5)/Q`` (:meth:`CellModel.latency_quantiles`) and its body draws the status within
-the group: a group with one status is served as is (``disableTemplating``), a group with several
-renders ``{{#if (lt (faker 'number.float') r)}}{{status 404}}…{{else}}…{{/if}}`` with the same
-conditional thresholds and each recorded body inside a Handlebars raw block
-(``{{{{if true}}}}…{{{{/if}}}}``, left untouched by the parser). A group is the set of statuses
-sharing a content type (the ``Content-Type`` header is fixed per response), minus any status
-whose body a raw block cannot hold (one containing ``{{{{``, a NUL, or ending in ``{``): those
-become their own groups. After the persona blocks, the default persona's block again without
-header rules serves requests that carry no (or an unknown) persona header; its last response
-has no rule and ``default: true``. The default persona is ``"default"`` when the model has it,
-else the one with the largest ``persona_share``; an endpoint the default persona never called
-uses its busiest cell.
+followed by ``{"target": "header", "modifier": persona_header, "value": persona, "operator":
+"equals"}``. The draw comes first because Mockoon renders every rule it tries (modifier and
+value), and a header rule costs two renders: in the request's own block a failed draw stops
+after one. The response's ``latency`` is the cell's predictive quantile at ``(i + 0.5)/Q``
+(:func:`latency_levels`); its body draws the status within the group: a one-status group is
+served verbatim (``disableTemplating``), a larger one renders
+``{{#if (lt (faker 'number.float') r_1)}}{{status 404}}…{{else}}{{status 200}}…{{/if}}`` (the
+``status`` helper sets the code) with the same kind of conditional thresholds and each recorded
+body inside a Handlebars raw block ``{{{{if true}}}}…{{{{/if}}}}`` that the parser leaves
+untouched. A group is the statuses sharing a content type (``Content-Type`` is a fixed header
+per response), except that a body a raw block cannot hold (one containing ``{{{{`` or a NUL, or
+ending in ``{``) gets a group of its own. After the persona blocks comes the default persona's
+block once more without header rules, for requests with no or an unknown persona header; its
+last response has no rule and ``default: true``. The default persona is ``"default"`` when the
+model has one, else the largest ``persona_share`` (an endpoint it never called falls back to its
+busiest cell).
 
-**Why status and latency are not one response each per pair.** Latency and status are
-independent in the model, so the joint is the product of the two draws; but the responses of a
-route are tried one by one and every tried rule costs a Handlebars compile (≈ 0.05–1 ms,
-depending on the machine) on Node's single thread. A request of the ``j``-th persona block tries
-``j·G·Q`` header rules of the blocks before it (``G`` = content-type groups, almost always 1)
-plus on average ``(Q + 1)/2`` responses of its own; drawing the status in the body keeps ``S``
-(4–5 statuses per cell here) out of that product. ``quantiles`` (``Q``) defaults to 20: the
-mixture's p50/p90 are then within a few per cent of the predictive's (levels are 5% apart) and
-a request costs ~11–30 rule evaluations for three personas; 100 levels would make Mockoon
-CPU-bound at a few hundred requests per second.
+**Cost, and the choice of ``quantiles``.** Mockoon compiles every template it renders (each rule
+tried, each response header, a templated body) with Handlebars, on Node's one thread. A request
+of the ``j``-th block tries ``j·G·Q`` responses of the blocks before it and on average
+``(Q + 1)/2`` of its own. Measured on this project's (slow, shared 2-core) test machine with the
+``steady`` scenario, ``Q = 20``: ~6.5 ms fixed per request, +3 ms for the templated body, ~1 ms
+per tried response, i.e. 18 / 33 / 51 ms of Node CPU for the first / second / third persona and
+~63 ms without a header (``Q = 10``: 30–50% less); faster machines scale all of these down.
+That is why the status is drawn in the body rather than in ``S`` times more responses (``S`` = 4–5
+statuses per cell here would multiply the foreign blocks' length) and why ``quantiles``
+defaults to 20, not 100: latency fidelity grows with ``Q``, the CPU per request linearly too.
 
-**Exact.** Persona routing (by ``persona_header``; missing or unknown → the default persona);
-status shares and the content of each status's body (equal to ``status_p`` in expectation: the
-thresholds are written with full float precision, a draw has 53 random bits); independence of
-status and latency; the mixture's levels are the predictive's quantiles.
+**Exact.** Persona routing (the ``persona_header`` value, exact match; the header name is
+case-insensitive; missing or unknown → the default persona); status shares (``status_p``, each
+request an independent draw) with each status's recorded body and content type; independence of
+status and latency; the mixture's levels are the predictive's own quantiles, each served with
+probability ``1/Q``.
 
-**Approximated.** Latency is a ``Q``-level mixture of point masses: the served q-quantile is
-the level at ``⌈q·Q − 0.5⌉`` (p50 within half a level spacing of the predictive p50), the tail
-is cut at the top level, the predictive's ``(Q − 0.5)/Q`` quantile (97.5% for ``Q = 20``, so
-the served p99 is below the predictive p99 — :func:`mixture_error` gives the relative error of
-p50/p90/p99 per cell). Node timers have 1 ms resolution and Mockoon's own processing adds to
-every delay.
+**Approximated.** Latency is a ``Q``-level mixture of point masses: its q-quantile is the
+predictive's quantile at ``(⌈q·Q⌉ − 0.5)/Q`` (47.5% / 87.5% / 97.5% for p50 / p90 / p99 at
+``Q = 20``), so the served quantiles sit below the predictive's and the tail is cut at the top
+level (:func:`mixture_error`). For the 18 cells of the ``steady`` scenario at ``Q = 20``: p50
+−2 to −4%, p90 −4 to −23% (median −7%), p99 −7 to −41% (median −20%); at ``Q = 100``: p50 −0.4
+to −0.8%, p90 −1 to −7%. Node timers have 1 ms resolution, and Mockoon's processing time (above)
+adds to every delay.
 
 **Not expressible.** Session flows and think times (Mockoon's ``global_var`` state is
-server-wide, not per client; see the Locust export for flows), request rates (a mock only
-answers), per-request body templating of recorded bodies (bodies are served verbatim).
+server-wide, not per client; the Locust export replays flows), request rates (a mock only
+answers), and request-dependent bodies (recorded bodies are served verbatim).
 
-**Provenance** is in the environment ``name``, each route's ``documentation`` (kept by
-Mockoon) and a ``driftbayes`` key (the full provenance dict; Mockoon's schema strips unknown
-keys when it loads the file, so the key is ignored by the runtime and dropped if the
-environment is re-saved from the Mockoon app).
+**Provenance** is in the environment ``name``, each route's ``documentation`` (both kept by the
+Mockoon app) and a ``driftbayes`` key holding the full provenance dict. Mockoon's schema strips
+unknown keys when it loads a file, so the CLI ignores that key (it serves the file unchanged) and
+the Mockoon app drops it if the environment is re-saved.
 """
 
 from __future__ import annotations
@@ -87,7 +96,6 @@ _NAMESPACE = uuid.UUID("5b0e6f3c-4d2a-4f0e-9a57-2f1d7c1e8b10")
 _METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "propfind", "proppatch",
             "move", "copy", "mkcol", "lock", "unlock")
 _DRAW = "(faker 'number.float')"
-_THRESHOLD = re.compile(r"\(lt \(faker 'number\.float'\) ([0-9.]+)\)")
 
 
 def default_persona(model: ExportModel) -> str:
@@ -153,28 +161,28 @@ def mockoon_path(template: str) -> str:
     return "".join(out)
 
 
-def _hbs(s: str) -> str:
-    """A Handlebars string literal."""
-    if s.endswith("\\") or "\x00" in s:
-        raise ValueError(f"cannot write {s!r} as a Handlebars string literal")
-    return '"' + s.replace('"', '\\"') + '"'
-
-
 def _num(x: float) -> str:
     return np.format_float_positional(float(x), unique=True, trim="-")
 
 
-def _rule(threshold: float, header: str | None, persona: str) -> dict:
-    """The one rule of a cascade response: it holds (its modifier renders empty) when the
-    request's ``header`` equals ``persona`` (no check when ``header`` is None) and a fresh
-    U(0, 1) draw is below ``threshold`` (no draw when it is 1)."""
-    inner = "" if threshold >= 1.0 else (
-        f"{{{{#if (lt {_DRAW} {_num(threshold)})}}}}{{{{else}}}}-{{{{/if}}}}")
+def _rules(threshold: float, header: str | None, persona: str) -> list[dict]:
+    """The rules of a cascade response, all of which must hold: a fresh U(0, 1) draw below
+    ``threshold`` (none when it is 1; the ``null`` operator holds when the modifier renders
+    empty), then ``header`` equals ``persona`` (none when ``header`` is None). The draw comes
+    first: Mockoon stops at the first failing rule, so a response of the request's own block
+    costs one render instead of three, and the header is looked at only after a hit."""
+    rules = []
+    if threshold < 1.0:
+        rules.append({"target": "templating",
+                      "modifier": f"{{{{#if (lt {_DRAW} {_num(threshold)})}}}}{{{{else}}}}-"
+                                  "{{/if}}",
+                      "value": "", "invert": False, "operator": "null"})
     if header is not None:
-        inner = (f"{{{{#if (eq (header {_hbs(header)}) {_hbs(persona)})}}}}{inner}"
-                 "{{else}}-{{/if}}")
-    return {"target": "templating", "modifier": inner, "value": "", "invert": False,
-            "operator": "null"}
+        if "{{" in header + persona:
+            raise ValueError(f"Mockoon would render {header!r}: {persona!r} as a template")
+        rules.append({"target": "header", "modifier": header, "value": persona,
+                      "invert": False, "operator": "equals"})
+    return rules
 
 
 def _raw_ok(body: str) -> bool:
@@ -238,7 +246,7 @@ def _block(cell: CellModel, quantiles: int, env_id: uuid.UUID, *, header: str | 
             "filePath": "",
             "databucketID": "",
             "sendFileAsBody": False,
-            "rules": [] if is_default else [_rule(thresholds[k], header, cell.persona)],
+            "rules": [] if is_default else _rules(thresholds[k], header, cell.persona),
             "rulesOperator": "AND",
             "disableTemplating": not templated,
             "fallbackTo404": False,
@@ -263,7 +271,6 @@ def mockoon_environment(model: ExportModel, *, port: int = 3000,
     env_id = uuid.uuid5(_NAMESPACE, json.dumps(
         {k: prov.get(k) for k in ("driftbayes_version", "layer", "created_at", "data_start",
                                   "data_end", "n_events")}, sort_keys=True, default=str))
-    share = dict(zip(model.personas, map(float, model.persona_share)))
     fallback = default_persona(model)
     routes, skipped = [], []
     for endpoint in model.endpoints:
@@ -274,7 +281,7 @@ def mockoon_environment(model: ExportModel, *, port: int = 3000,
         if method not in _METHODS:
             skipped.append(endpoint)
             continue
-        cells.sort(key=lambda c: (-share.get(c.persona, 0.0), model.personas.index(c.persona)))
+        cells.sort(key=lambda c: (-c.rate_per_s, model.personas.index(c.persona)))
         responses = []
         for cell in cells:
             responses += _block(cell, quantiles, env_id, header=model.persona_header,
