@@ -10,6 +10,7 @@ gevent monkey-patching must not share a process with driftbayes).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from driftbayes.export.locust import LOCUST_VERSION
+from driftbayes.export.mockoon import MOCKOON_CLI_VERSION
+from driftbayes.export.wiremock import WIREMOCK_VERSION
 
 #: Versions that resolve from the registries here (pinned; see notes/mock-runtimes.md).
-WIREMOCK = ("wiremock", "3.13.2")
-MOCKOON = ("@mockoon/cli", "9.9.0")
+WIREMOCK = ("wiremock", WIREMOCK_VERSION)
+MOCKOON = ("@mockoon/cli", MOCKOON_CLI_VERSION)
 LOCUST = f"locust=={LOCUST_VERSION}"
 
 
@@ -85,14 +89,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
-    """Wait until ``url`` answers (any status); raise with the process output if it died."""
+def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None,
+              log: Path | None = None) -> None:
+    """Wait until ``url`` answers (any status); raise with the process log if it died."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
+            out = log.read_text(errors="replace")[-4000:] if log is not None else ""
             raise RuntimeError(f"runtime exited with {proc.returncode}: {out}")
         try:
             httpx.get(url, timeout=1.0, trust_env=False)
@@ -105,12 +110,20 @@ def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = N
 @contextlib.contextmanager
 def running(cmd: list[str], health_url: str, *, cwd=None, env=None,
             timeout: float = 90.0) -> Iterator[subprocess.Popen]:
-    """Start a runtime process, wait for ``health_url``, stop it (and its children) after."""
-    proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    """Start a runtime process, wait for ``health_url``, stop it (and its children) after.
+
+    Its output goes to a temporary log file (a pipe nobody reads would fill up and stall a
+    runtime that logs every request); ``proc.log`` is that file's path.
+    """
+    with tempfile.NamedTemporaryFile("w+", prefix="driftbayes-runtime-", suffix=".log",
+                                     delete=False) as fh:
+        log = Path(fh.name)
+        proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd,
+                                env={**os.environ, **(env or {})}, stdout=fh,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc.log = log
     try:
-        wait_http(health_url, timeout, proc)
+        wait_http(health_url, timeout, proc, log)
         yield proc
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -120,6 +133,7 @@ def running(cmd: list[str], health_url: str, *, cwd=None, env=None,
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+        log.unlink(missing_ok=True)
 
 
 def hammer(url: str, n: int, *, method: str = "GET", headers: dict | None = None,
@@ -143,7 +157,13 @@ def hammer(url: str, n: int, *, method: str = "GET", headers: dict | None = None
             await asyncio.gather(*(one(i) for i in range(n)))
         return lat, status
 
-    return asyncio.run(run())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run())
+    # called from a running loop (a notebook): run on a loop of its own in a thread
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 def install_all() -> None:
