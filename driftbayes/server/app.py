@@ -712,7 +712,14 @@ def _uvicorn_config(app, host: str, port: int, **kw):
 
 def run_server(app, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve ``app`` with uvicorn until interrupted (Ctrl-C)."""
+    import gc
+
     import uvicorn
+
+    # scipy/pandas/xarray leave ~130k long-lived objects: a full collection of them stalls the
+    # event loop for 100+ ms (every in-flight response late); frozen, they are never rescanned
+    gc.collect()
+    gc.freeze()
 
     uvicorn.Server(_uvicorn_config(app, host, port)).run()
 
