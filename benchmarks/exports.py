@@ -31,6 +31,9 @@ from scipy import stats
 
 HERE = Path(__file__).parent
 QS = (0.5, 0.9, 0.99)
+#: Requests in flight: low enough that neither the Python client nor a Node/Java runtime
+#: queues on 2 shared cores (which would be measured as latency).
+CONCURRENCY = 8
 
 #: What each runtime expresses exactly, approximately, and not at all.
 CAPABILITIES = {
@@ -84,12 +87,13 @@ def _concrete(template: str) -> str:
 def _measure(base: str, cells, n: int, header: str) -> dict:
     from driftbayes.export.runtimes import hammer
 
-    hammer(base + "/__driftbayes_bench_no_such_route__", 200)  # warm-up: connections, JIT
-    overhead, _ = hammer(base + "/__driftbayes_bench_no_such_route__", 200)
+    probe = base + "/__driftbayes_bench_no_such_route__"
+    hammer(probe, 200, concurrency=CONCURRENCY)  # warm-up: connections, JIT
+    overhead, _ = hammer(probe, 300, concurrency=CONCURRENCY)
     out = {"overhead_ms": float(np.median(overhead)), "cells": []}
     for c in cells:
         lat, status = hammer(base + _concrete(c.template), n, method=c.method,
-                             headers={header: c.persona})
+                             headers={header: c.persona}, concurrency=CONCURRENCY)
         served = np.quantile(lat, QS) - out["overhead_ms"]
         want = c.latency_quantiles(QS)
         shares = {int(s): float(np.mean(status == s)) for s in c.statuses}
@@ -189,6 +193,20 @@ def main(argv: list[str] | None = None) -> Path:
     results["MockForge (schema-validated)"] = _mockforge_row(model, cells)
     locust = _locust_row(model)
     fit = [lognormal_fit_error(c) for c in cells]
+    from driftbayes.export.mockforge import lognormal_moments
+    from driftbayes.export.mockoon import DEFAULT_QUANTILES, mixture_error
+
+    def normal_error(c):
+        mean, sd = lognormal_moments(c.median_ms, c.sigma)
+        got = np.maximum(stats.norm(mean, sd).ppf(QS), 0.0)
+        return {q: float(g / w - 1) for q, g, w in zip(QS, got, c.latency_quantiles(QS))}
+
+    expressed = {
+        "WireMock log-normal (median, σ)": [lognormal_fit_error(c) for c in model.cells],
+        f"Mockoon {DEFAULT_QUANTILES}-level quantile mixture": [mixture_error(c)
+                                                                for c in model.cells],
+        "MockForge normal (mean, sd), clamped at 0": [normal_error(c) for c in model.cells],
+    }
 
     def mean_abs(rows, i):
         return float(np.mean([abs(r["rel_err"][i]) for r in rows]))
@@ -198,7 +216,7 @@ def main(argv: list[str] | None = None) -> Path:
         "",
         f"Command: `python benchmarks/exports.py --requests {args.requests} --cells "
         f"{args.cells}` · steady scenario (6 endpoints × 3 personas, 4 h) · the {len(cells)} "
-        f"busiest cells, {args.requests:,} requests each, 50 concurrent, per runtime · "
+        f"busiest cells, {args.requests:,} requests each, {CONCURRENCY} in flight, per runtime · "
         f"{os.cpu_count()} cores. Served quantiles have the runtime's median overhead (an "
         "unmatched request, same run) subtracted and are compared with the posterior "
         "predictive `driftbayes serve` draws from.",
@@ -214,9 +232,22 @@ def main(argv: list[str] | None = None) -> Path:
             f"{mean_abs(rows, 0):.3f} | {mean_abs(rows, 1):.3f} | {mean_abs(rows, 2):.3f} | "
             f"{max(x['status_abs_err'] for x in rows):.4f} |".replace("nan", "—"))
     lines += [
-        f"| log-normal fit itself (no runtime) | — | — | "
-        f"{np.mean([abs(f[0.5]) for f in fit]):.3f} | {np.mean([abs(f[0.9]) for f in fit]):.3f} "
-        f"| {np.mean([abs(f[0.99]) for f in fit]):.3f} | — |",
+        "",
+        "Live latency columns are *served time − the median time of an unmatched request*: on 2 "
+        "shared cores the client, loopback and each runtime's own work (Mockoon's rule engine: "
+        "tens of ms per request) do not subtract cleanly, so they bound fidelity from above; "
+        "`tests/export/` asserts the served quantiles with the overhead's spread measured per "
+        "route. What each format itself can express, computed over all "
+        f"{len(model.cells)} cells without any runtime:",
+        "",
+        "| format's latency | mean abs rel err p50 | p90 | p99 | worst p99 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, errs in expressed.items():
+        lines.append(f"| {label} | " + " | ".join(
+            f"{np.mean([abs(e[q]) for e in errs]):.3f}" for q in QS)
+            + f" | {max(abs(e[0.99]) for e in errs):.3f} |")
+    lines += [
         "",
         f"Locust: largest |exported transition weight − model probability| = "
         f"{locust['max_transition_abs_err']:.4f} (weights out of 1,000); the headless run "
