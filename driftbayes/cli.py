@@ -270,6 +270,18 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _openapi_doc(path: Optional[Path]) -> dict | None:
+    """A parsed OpenAPI document for ``--openapi`` (None without one); exits on a bad file."""
+    if path is None:
+        return None
+    from driftbayes.server.app import load_openapi
+
+    try:
+        return load_openapi(path)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+
+
 @app.command()
 def serve(
     state: Path = StateOpt,
@@ -297,17 +309,12 @@ def serve(
     import os
     import secrets
 
-    from driftbayes.server.app import MockEngine, create_app, load_openapi, run_server
+    from driftbayes.server.app import MockEngine, create_app, run_server
 
     learner = _load_learner(state, config)
     if not learner.endpoints_:
         _fail(f"{state}: nothing learned yet, no endpoints to serve")
-    doc = None
-    if openapi is not None:
-        try:
-            doc = load_openapi(openapi)
-        except (FileNotFoundError, ValueError) as exc:
-            _fail(str(exc))
+    doc = _openapi_doc(openapi)
     token = os.environ.get("DRIFTBAYES_ADMIN_TOKEN") or None
     if token is None and not _is_loopback(host):
         token = secrets.token_urlsafe(24)
@@ -442,14 +449,7 @@ def export(
         options = {"host": host}
     elif to == "netcdf":
         options = {"draws": draws}
-    doc = None
-    if openapi is not None:
-        from driftbayes.server.app import load_openapi
-
-        try:
-            doc = load_openapi(openapi)
-        except (FileNotFoundError, ValueError) as exc:
-            _fail(str(exc))
+    doc = _openapi_doc(openapi)
     try:
         path = run_export(learner, to, out, layer=layer, openapi=doc, **options)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
