@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from driftbayes.export.model import ExportModel
+from driftbayes.export.model import ExportModel, largest_remainder
 
 #: The Locust release the generated files are tested with (``pip install locust==…``).
 LOCUST_VERSION = "2.47.0"
@@ -66,24 +66,6 @@ _GRID = 256
 # numbers
 
 
-def integer_weights(p, total: int) -> np.ndarray:
-    """Integers summing to ``total`` with each within 1 of ``p·total`` (largest remainder).
-
-    ``p`` is normalised first; an all-zero ``p`` gives all zeros.
-    """
-    p = np.clip(np.asarray(p, dtype=float), 0.0, None)
-    s = p.sum()
-    if total <= 0 or s <= 0:
-        return np.zeros(p.shape, dtype=np.int64)
-    exact = p / s * total
-    w = np.floor(exact).astype(np.int64)
-    left = int(total - w.sum())
-    if left > 0:
-        order = np.argsort(-(exact - w), kind="stable")
-        w[order[:left]] += 1
-    return w
-
-
 def transition_weights(model: ExportModel, scale: float = 1000) -> np.ndarray:
     """(P, E+1, E+1) integer ``@transitions`` weights: each row of ``model.transitions``
     apportioned to exactly ``round(scale)`` (START row last, END column last).
@@ -95,7 +77,7 @@ def transition_weights(model: ExportModel, scale: float = 1000) -> np.ndarray:
     out = np.zeros(T.shape, dtype=np.int64)
     for p in range(T.shape[0]):
         for s in range(T.shape[1]):
-            w = integer_weights(T[p, s], total)
+            w = largest_remainder(T[p, s], total)
             if w.sum() == 0:
                 w[-1] = total
             out[p, s] = w
@@ -164,7 +146,7 @@ def persona_weights(model: ExportModel, scale: float = 1000) -> np.ndarray:
     has no session rate."""
     users = expected_users(model)
     base = users if users.sum() > 0 else np.asarray(model.persona_share, dtype=float)
-    w = integer_weights(base, _scale(scale))
+    w = largest_remainder(base, _scale(scale))
     w[(w == 0) & (base > 0)] = 1
     return w
 
@@ -448,6 +430,6 @@ def write_locust(model: ExportModel, out: Path, *, host: str = "http://127.0.0.1
     return path
 
 
-__all__ = ["LOCUST_VERSION", "class_names", "expected_users", "integer_weights",
+__all__ = ["LOCUST_VERSION", "class_names", "expected_users",
            "persona_weights", "render_locustfile", "session_durations", "task_names",
            "transition_weights", "write_locust"]

@@ -65,7 +65,12 @@ import yaml
 from scipy import stats
 
 from driftbayes import conjugate as cj
-from driftbayes.export.model import CellModel, ExportModel
+from driftbayes.export.model import (
+    CellModel,
+    ExportModel,
+    default_persona,
+    largest_remainder,
+)
 
 #: The MockForge release whose config schema this exporter follows.
 MOCKFORGE_VERSION = "0.3.213"
@@ -199,21 +204,7 @@ def export_persona(model: ExportModel, persona: str | None = None) -> str:
         if persona not in model.personas:
             raise ValueError(f"unknown persona {persona!r}; learned: {', '.join(model.personas)}")
         return persona
-    if "default" in model.personas:
-        return "default"
-    return model.personas[int(np.argmax(model.persona_share))]
-
-
-def _integer_counts(p: np.ndarray, total: int) -> np.ndarray:
-    """Largest-remainder apportionment of ``total`` by ``p`` (each within 1 of ``p·total``)."""
-    p = np.asarray(p, dtype=float)
-    if total <= 0 or p.sum() <= 0:
-        return np.zeros(p.shape, dtype=np.int64)
-    exact = p / p.sum() * total
-    n = np.floor(exact).astype(np.int64)
-    order = np.argsort(-(exact - n), kind="stable")
-    n[order[: int(total - n.sum())]] += 1
-    return n
+    return default_persona(model)
 
 
 @dataclass(frozen=True)
@@ -234,7 +225,7 @@ def status_split(cell: CellModel, entries: int = FAULT_ENTRIES) -> StatusSplit:
     primary = int(codes[ok][0]) if ok.any() else int(codes[0])  # statuses are most likely first
     faults = (codes >= ERROR_STATUS) & (codes != primary)
     share = float(probs[faults].sum())
-    counts = _integer_counts(probs[faults], entries) if share > 0 else np.zeros(0, np.int64)
+    counts = largest_remainder(probs[faults], entries) if share > 0 else np.zeros(0, np.int64)
     fault_statuses = tuple(int(c) for c, k in zip(codes[faults], counts) for _ in range(int(k)))
     merged = {int(c): float(q) for c, q in zip(codes, probs)
               if c != primary and c < ERROR_STATUS}
@@ -333,7 +324,7 @@ def mockforge_config(model: ExportModel, *, persona: str | None = None,
     total = float(rates.sum())
     err = sum(codes.values()) / total if total > 0 else 0.0
     order = sorted(codes, key=lambda k: -codes[k])
-    counts = _integer_counts(np.array([codes[k] for k in order]), fault_entries)
+    counts = largest_remainder(np.array([codes[k] for k in order]), fault_entries)
     default_codes = [int(k) for k, n in zip(order, counts) for _ in range(int(n))] or [500]
     doc: dict[str, Any] = {
         "reality": {"enabled": False},

@@ -85,7 +85,7 @@ from pathlib import Path
 
 import numpy as np
 
-from driftbayes.export.model import CellModel, ExportModel
+from driftbayes.export.model import CellModel, ExportModel, default_persona
 
 #: The Mockoon CLI this format is tested with and its environment migration id.
 MOCKOON_CLI_VERSION = "9.9.0"
@@ -96,14 +96,6 @@ _NAMESPACE = uuid.UUID("5b0e6f3c-4d2a-4f0e-9a57-2f1d7c1e8b10")
 _METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "propfind", "proppatch",
             "move", "copy", "mkcol", "lock", "unlock")
 _DRAW = "(faker 'number.float')"
-
-
-def default_persona(model: ExportModel) -> str:
-    """The persona a request without (or with an unknown) persona header gets: ``"default"``
-    when the model has it, else the one with the largest ``persona_share``."""
-    if "default" in model.personas:
-        return "default"
-    return model.personas[int(np.argmax(model.persona_share))]
 
 
 def latency_levels(cell: CellModel, quantiles: int = DEFAULT_QUANTILES) -> np.ndarray:

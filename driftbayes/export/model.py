@@ -94,6 +94,27 @@ class ExportModel:
         return out
 
 
+def default_persona(model: ExportModel) -> str:
+    """The persona a request without (or with an unknown) persona header gets, as in
+    ``driftbayes serve``: ``default`` when learned, else the largest ``persona_share``."""
+    if "default" in model.personas:
+        return "default"
+    return model.personas[int(np.argmax(model.persona_share))]
+
+
+def largest_remainder(p, total: int) -> np.ndarray:
+    """Integers summing to ``total``, each within 1 of ``p·total`` (``p`` normalised; ties go to
+    the earlier entry); all zeros when ``p`` or ``total`` is zero."""
+    p = np.clip(np.asarray(p, dtype=float), 0.0, None)
+    s = p.sum()
+    if total <= 0 or s <= 0:
+        return np.zeros(p.shape, dtype=np.int64)
+    exact = p / s * total
+    counts = np.floor(exact).astype(np.int64)
+    counts[np.argsort(-(exact - counts), kind="stable")[: int(total - counts.sum())]] += 1
+    return counts
+
+
 def lognormal_fit(latency_p: np.ndarray) -> tuple[float, float]:
     """``(median_ms, σ)`` of the log-normal matching a latency histogram's median and ±1 σ
     quantiles (15.87%, 84.13%)."""
@@ -188,5 +209,6 @@ def provenance(learner: DriftLearner, layer: str) -> dict:
     }
 
 
-__all__ = ["END", "START", "CellModel", "ExportModel", "export_model", "lognormal_fit",
+__all__ = ["END", "START", "CellModel", "ExportModel", "default_persona", "export_model",
+           "largest_remainder", "lognormal_fit",
            "lognormal_fit_error", "provenance"]

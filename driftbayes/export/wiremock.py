@@ -67,7 +67,13 @@ from urllib.parse import quote
 
 import numpy as np
 
-from driftbayes.export.model import CellModel, ExportModel, lognormal_fit_error
+from driftbayes.export.model import (
+    CellModel,
+    ExportModel,
+    default_persona,
+    largest_remainder,
+    lognormal_fit_error,
+)
 
 #: The WireMock release the exports are tested with (npm ``wiremock@…`` bundles its jar).
 WIREMOCK_VERSION = "3.13.2"
@@ -109,32 +115,13 @@ def path_template(template: str) -> str:
     return _PARAM.sub(rename, template)
 
 
-def allot(p, total: int) -> np.ndarray:
-    """Integers summing to ``total``, each within 1 of ``p·total`` (largest remainder; ties go
-    to the earlier, i.e. more likely, status)."""
-    p = np.clip(np.asarray(p, dtype=float), 0.0, None)
-    exact = p / p.sum() * total
-    counts = np.floor(exact).astype(np.int64)
-    left = int(total - counts.sum())
-    counts[np.argsort(-(exact - counts), kind="stable")[:left]] += 1
-    return counts
-
-
 def ring_order(status_p, ring_size: int) -> list[int]:
-    """Indices into ``status_p`` for the ``ring_size`` positions of a scenario ring: counts from
-    :func:`allot`, each status spread evenly (its ``j``-th copy near ``(j + ½)·ring_size/n``)."""
-    counts = allot(status_p, ring_size)
+    """Indices into ``status_p`` for the ``ring_size`` positions of a scenario ring: counts by
+    largest remainder, each status spread evenly (its ``j``-th copy near
+    ``(j + ½)·ring_size/n``)."""
+    counts = largest_remainder(status_p, ring_size)
     slots = [((j + 0.5) * ring_size / n, k) for k, n in enumerate(counts) for j in range(n)]
     return [k for _, k in sorted(slots)]
-
-
-def default_persona(model: ExportModel) -> str:
-    """The persona a request without (a known value of) the persona header gets: ``default``
-    when learned, else the one with the largest share of the requests (as ``driftbayes
-    serve``)."""
-    if "default" in model.personas:
-        return "default"
-    return model.personas[int(np.argmax(model.persona_share))]
 
 
 def _fallback_cell(model: ExportModel, cells: list[CellModel]) -> CellModel:
@@ -454,5 +441,5 @@ def write_wiremock(model: ExportModel, out: str | Path, *, statuses: str = "exte
 
 
 __all__ = ["EXTENSION_NAME", "FALLBACK_PRIORITY", "PERSONA_PRIORITY", "WIREMOCK_VERSION",
-           "WireMockExportError", "allot", "build_extension", "default_persona",
+           "WireMockExportError", "build_extension", "default_persona",
            "path_template", "ring_order", "start_script", "write_wiremock"]

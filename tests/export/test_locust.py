@@ -32,13 +32,13 @@ from driftbayes.export import runtimes
 from driftbayes.export.locust import (
     LOCUST_VERSION,
     expected_users,
-    integer_weights,
     persona_weights,
     session_durations,
     task_names,
     transition_weights,
     write_locust,
 )
+from driftbayes.export.model import largest_remainder
 
 #: A source endpoint's row is checked once it has at least this many observed transitions.
 MIN_TRANSITIONS = 200
@@ -69,16 +69,16 @@ def locustfile(model, tmp_path_factory) -> Path:
 
 
 def test_integer_weights_largest_remainder():
-    w = integer_weights([0.3333, 0.3333, 0.3334, 0.0], 1000)
+    w = largest_remainder([0.3333, 0.3333, 0.3334, 0.0], 1000)
     assert w.sum() == 1000 and list(w) == [333, 333, 334, 0]
     rng = np.random.default_rng(3)
     for _ in range(200):
         p = rng.dirichlet(np.full(7, 0.3))
-        w = integer_weights(p, 1000)
+        w = largest_remainder(p, 1000)
         assert w.sum() == 1000
         assert np.all(np.abs(w - p * 1000) < 1.0)
         assert np.all(w[p >= 1e-3] >= 1)
-    assert integer_weights([0.0, 0.0], 10).sum() == 0
+    assert largest_remainder([0.0, 0.0], 10).sum() == 0
 
 
 @pytest.mark.parametrize("scale", [1000, 250])

@@ -43,7 +43,6 @@ from driftbayes.export.mockoon import (
     LAST_MIGRATION,
     MOCKOON_CLI_VERSION,
     cascade,
-    default_persona,
     latency_levels,
     mixture_error,
     mixture_quantiles,
@@ -51,6 +50,7 @@ from driftbayes.export.mockoon import (
     mockoon_path,
     write_mockoon,
 )
+from driftbayes.export.model import default_persona
 from tests.export.conftest import (
     check_quantile,
     check_share,

@@ -34,15 +34,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from driftbayes.export.model import lognormal_fit_error
+from driftbayes.export.model import default_persona, largest_remainder, lognormal_fit_error
 from driftbayes.export.wiremock import (
     EXTENSION_NAME,
     FALLBACK_PRIORITY,
     PERSONA_PRIORITY,
     WIREMOCK_VERSION,
     WireMockExportError,
-    allot,
-    default_persona,
     path_template,
     ring_order,
     write_wiremock,
@@ -135,7 +133,7 @@ def test_path_template_keeps_params_and_dedupes_names():
                                [0.5, 0.5], [1.0], [0.34, 0.33, 0.33]])
 @pytest.mark.parametrize("size", [1, 7, 100])
 def test_ring_allots_largest_remainder_and_interleaves(p, size):
-    counts = allot(p, size)
+    counts = largest_remainder(p, size)
     assert counts.sum() == size
     assert np.all(np.abs(counts - np.asarray(p) / np.sum(p) * size) < 1)
     order = ring_order(p, size)
@@ -388,7 +386,7 @@ def test_wiremock_ring_serves_exact_shares(model, jar, tmp_path):
             fallback = client.request(cell.method, concrete(cell.template))
     assert served[:size] == order  # the exact ring, in order
     assert served[size:] == order[:3]  # …and round again
-    counts = allot(cell.status_p, size)
+    counts = largest_remainder(cell.status_p, size)
     for s, n in zip(cell.statuses, counts):
         assert served[:size].count(s) == n
     print(f"\nring {cell.endpoint} × {cell.persona}: " + ", ".join(
