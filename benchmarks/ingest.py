@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gzip
 import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +60,7 @@ def write_access_log(path: Path, n: int) -> None:
             sl = slice(i, min(i + 100_000, n))
             f.writelines(
                 f'10.0.{c // 250 % 250}.{c % 250} - - '
-                f'[{dt.datetime.fromtimestamp(t, dt.timezone.utc):%d/%b/%Y:%H:%M:%S +0000}] '
+                f'[{dt.datetime.fromtimestamp(t, dt.UTC):%d/%b/%Y:%H:%M:%S +0000}] '
                 f'"GET /api/r{e}/{k} HTTP/1.1" {s} 512 "-" "bench/1.0" {x / 1000:.3f}\n'
                 for t, e, k, x, s, c in zip(ts[sl].tolist(), ep[sl].tolist(), ids[sl].tolist(),
                                             lat[sl].tolist(), status[sl].tolist(), client[sl].tolist()))
@@ -74,7 +72,7 @@ def write_har(path: Path, n: int) -> None:
         f.write('{"log": {"version": "1.2", "creator": {"name": "bench", "version": "1"}, '
                 '"pages": [], "entries": [')
         for i in range(n):
-            t = dt.datetime.fromtimestamp(ts[i], dt.timezone.utc).isoformat(timespec="milliseconds")
+            t = dt.datetime.fromtimestamp(ts[i], dt.UTC).isoformat(timespec="milliseconds")
             entry = {
                 "startedDateTime": t, "time": float(lat[i]), "pageref": f"page_{client[i]}",
                 "request": {"method": "GET", "url": f"https://api.example/api/r{ep[i]}/{ids[i]}",
@@ -185,7 +183,7 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/ingest.py --events {args.events} --scale {args.scale} "
         f"--formats {args.formats}` · {os.cpu_count()} cores · "
-        f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d}",
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d}",
         "",
         "| format | file MiB | driftbayes s | driftbayes events/s | driftbayes peak RSS MiB | "
         "pandas baseline s | pandas events/s | pandas peak RSS MiB | driftbayes / pandas speed |",

@@ -7,7 +7,6 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import orjson
 import typer
@@ -46,13 +45,13 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _config_path(config: Optional[Path]) -> Optional[Path]:
+def _config_path(config: Path | None) -> Path | None:
     if config is not None:
         return config
     return Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).exists() else None
 
 
-def _load_learner(state: Path, config: Optional[Path] = None, *, must_exist: bool = True):
+def _load_learner(state: Path, config: Path | None = None, *, must_exist: bool = True):
     from driftbayes.learner import DriftLearner
     from driftbayes.state import StateError, load_state
 
@@ -115,10 +114,10 @@ def _format_help() -> str:
 @app.command()
 def learn(
     files: list[str] = typer.Argument(..., help="Recordings (JSONL, HAR, access logs, OTLP/Jaeger JSON, MockForge SQLite, …; .gz ok; '-' for stdin) or a named real recording."),
-    config: Optional[Path] = ConfigOpt,
+    config: Path | None = ConfigOpt,
     state: Path = StateOpt,
-    fmt: Optional[str] = typer.Option(None, "--format", help=_format_help()),
-    openapi: Optional[Path] = typer.Option(None, "--openapi", help="OpenAPI document (YAML/JSON) whose path templates name the endpoints."),
+    fmt: str | None = typer.Option(None, "--format", help=_format_help()),
+    openapi: Path | None = typer.Option(None, "--openapi", help="OpenAPI document (YAML/JSON) whose path templates name the endpoints."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first bad record (file:line and field)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
@@ -179,12 +178,12 @@ def _pattern_table(rows: list[dict], layer: str) -> Table:
 @app.command()
 def patterns(
     state: Path = StateOpt,
-    config: Optional[Path] = ConfigOpt,
+    config: Path | None = ConfigOpt,
     format: str = typer.Option("table", "--format", help="table | json"),
     layer: str = LayerOpt,
-    kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind (latency, errors, transitions, think_time, frequency)."),
-    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="Only endpoints matching this glob."),
-    persona: Optional[str] = typer.Option(None, "--persona", help="Only this persona."),
+    kind: str | None = typer.Option(None, "--kind", help="Only this kind (latency, errors, transitions, think_time, frequency)."),
+    endpoint: str | None = typer.Option(None, "--endpoint", help="Only endpoints matching this glob."),
+    persona: str | None = typer.Option(None, "--persona", help="Only this persona."),
 ) -> None:
     """Show learned patterns with confidence, credible interval and whether they are applied."""
     from driftbayes.globs import match_glob
@@ -213,11 +212,11 @@ def patterns(
 def sample(
     n: int = typer.Option(10, "--n", "-n", min=1, help="Number of responses."),
     state: Path = StateOpt,
-    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="/tmpl or 'METHOD /tmpl' (default: drawn by learned frequency)."),
-    persona: Optional[str] = typer.Option(None, "--persona"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    endpoint: str | None = typer.Option(None, "--endpoint", help="/tmpl or 'METHOD /tmpl' (default: drawn by learned frequency)."),
+    persona: str | None = typer.Option(None, "--persona"),
+    seed: int | None = typer.Option(None, "--seed"),
     layer: str = LayerOpt,
-    sessions: Optional[int] = typer.Option(None, "--sessions", min=1, help="Print K whole sessions instead."),
+    sessions: int | None = typer.Option(None, "--sessions", min=1, help="Print K whole sessions instead."),
 ) -> None:
     """Print JSONL draws from a layer's posterior predictive (responses or whole sessions)."""
     from driftbayes.sampling import sample as draw
@@ -243,8 +242,8 @@ def sample(
 @app.command()
 def reset(
     state: Path = StateOpt,
-    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="Glob of endpoints to reset."),
-    persona: Optional[str] = typer.Option(None, "--persona", help="Persona to reset."),
+    endpoint: str | None = typer.Option(None, "--endpoint", help="Glob of endpoints to reset."),
+    persona: str | None = typer.Option(None, "--persona", help="Persona to reset."),
 ) -> None:
     """Forget learned patterns (all, or for matching endpoints / a persona)."""
     from driftbayes.state import save_state
@@ -270,7 +269,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _openapi_doc(path: Optional[Path]) -> dict | None:
+def _openapi_doc(path: Path | None) -> dict | None:
     """A parsed OpenAPI document for ``--openapi`` (None without one); exits on a bad file."""
     if path is None:
         return None
@@ -285,17 +284,17 @@ def _openapi_doc(path: Optional[Path]) -> dict | None:
 @app.command()
 def serve(
     state: Path = StateOpt,
-    config: Optional[Path] = ConfigOpt,
+    config: Path | None = ConfigOpt,
     host: str = typer.Option("127.0.0.1", "--host",
                              help="Interface to bind; a non-loopback host needs the admin token."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0 = any free)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the response draws."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the response draws."),
     no_headers: bool = typer.Option(False, "--no-headers",
                                     help="Omit the X-Driftbayes-Latency-Ms/-Pattern headers."),
-    openapi: Optional[Path] = typer.Option(
+    openapi: Path | None = typer.Option(
         None, "--openapi", help="OpenAPI document (YAML/JSON): its path templates match "
         "requests, its examples (or schemas) shape the bodies no recording supplied."),
-    flow: Optional[str] = typer.Option(
+    flow: str | None = typer.Option(
         None, "--flow", help="Session flows (session header or cookie): enforce (a step the "
         "transition model rules out answers 409), annotate (X-Driftbayes-Flow headers only) "
         "or off. Default: enforce when traffic_mirroring is on, else off."),
@@ -338,13 +337,13 @@ def record(
     upstream: str = typer.Option(..., "--upstream", "-u",
                                  help="Base URL of the real API to proxy to (http://host:port)."),
     state: Path = StateOpt,
-    config: Optional[Path] = ConfigOpt,
+    config: Path | None = ConfigOpt,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
     mix: float = typer.Option(0.0, "--mix", min=0.0, max=1.0,
                               help="Share of requests the mock serves instead of the upstream "
                               "(0 = pure recording; mocked requests are not learned)."),
-    seed: Optional[int] = typer.Option(None, "--seed",
+    seed: int | None = typer.Option(None, "--seed",
                                        help="Seed of the mix choice and mock draws."),
     timeout: float = typer.Option(10.0, "--timeout",
                                   help="Upstream timeout in seconds (a timeout answers 504)."),
@@ -380,7 +379,7 @@ def record(
 
 
 @config_app.command("show")
-def config_show(config: Optional[Path] = ConfigOpt) -> None:
+def config_show(config: Path | None = ConfigOpt) -> None:
     """Print the effective config (defaults filled in)."""
     try:
         cfg = load_config(_config_path(config))
@@ -390,7 +389,7 @@ def config_show(config: Optional[Path] = ConfigOpt) -> None:
 
 
 @config_app.command("get")
-def config_get(key: str, config: Optional[Path] = ConfigOpt) -> None:
+def config_get(key: str, config: Path | None = ConfigOpt) -> None:
     """Print one value, e.g. `driftbayes config get drift_learning.mode`."""
     from driftbayes.config import get_key
 
@@ -402,7 +401,7 @@ def config_get(key: str, config: Optional[Path] = ConfigOpt) -> None:
 
 
 @config_app.command("set")
-def config_set(key: str, value: str, config: Optional[Path] = ConfigOpt) -> None:
+def config_set(key: str, value: str, config: Path | None = ConfigOpt) -> None:
     """Change one value in the config file, e.g. `driftbayes config set drift_learning.mode hybrid`."""
     from driftbayes.config import set_key
 
@@ -419,14 +418,14 @@ def export(
     to: str = typer.Option(..., "--to", help="wiremock | mockoon | mockforge | locust | netcdf"),
     out: Path = typer.Option(..., "--out", "-o", help="Folder (wiremock, mockforge) or file."),
     state: Path = StateOpt,
-    config: Optional[Path] = ConfigOpt,
+    config: Path | None = ConfigOpt,
     layer: str = typer.Option("applied", "--layer", help="applied | posterior"),
-    openapi: Optional[Path] = typer.Option(
+    openapi: Path | None = typer.Option(
         None, "--openapi", help="OpenAPI document: examples/schemas for unrecorded bodies."),
     statuses: str = typer.Option(
         "extension", "--wiremock-statuses",
         help="wiremock: extension (true random, ships a jar) | ring (pure JSON, exact shares)."),
-    wiremock_jar: Optional[Path] = typer.Option(
+    wiremock_jar: Path | None = typer.Option(
         None, "--wiremock-jar", help="wiremock: standalone jar to build the extension against "
         "(default $WIREMOCK_JAR)."),
     host: str = typer.Option("http://127.0.0.1:8000", "--host",
@@ -462,7 +461,7 @@ def export(
 def demo(
     recording: str = typer.Option("trainticket", "--recording", help="Named real recording to learn."),
     out_dir: Path = typer.Option(Path("driftbayes-demo"), "--out", help="Folder for state, patterns and plot."),
-    config: Optional[Path] = ConfigOpt,
+    config: Path | None = ConfigOpt,
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Learn a bundled real recording, print the patterns and plot how they drifted."""
@@ -509,14 +508,21 @@ def bench(
     out_dir: Path = typer.Option(Path("driftbayes-bench"), "--out", help="Folder for results."),
     seed: int = typer.Option(0, "--seed", help="Scenario seed."),
     scale: float = typer.Option(1.0, "--scale", help="Multiply scenario traffic."),
-    hours: Optional[float] = typer.Option(None, "--hours", help="Scenario duration override."),
+    hours: float | None = typer.Option(None, "--hours", help="Scenario duration override."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Score mocks prequentially against what traffic does next (realism benchmark)."""
     from driftbayes.bench.harness import default_mocks
     from driftbayes.bench.report import write_report
     from driftbayes.bench.scenarios import SCENARIOS
-    from driftbayes.bench.suite import REAL, TUNED, ranks, recording_stream, run_suite, scenario_stream
+    from driftbayes.bench.suite import (
+        REAL,
+        TUNED,
+        ranks,
+        recording_stream,
+        run_suite,
+        scenario_stream,
+    )
 
     names = scenario or [*SCENARIOS, *REAL]
     unknown = [n for n in names if n not in SCENARIOS and n not in REAL]

@@ -73,7 +73,7 @@ def to_dataset(learner: DriftLearner) -> xr.Dataset:
     data["body_status"] = ("body", np.array([k[1] for k, _ in bodies], dtype=np.int64))
     data["body_content_type"] = ("body", np.array([v[0] for _, v in bodies], dtype=object))
     data["body_text"] = ("body", np.array([v[1] for _, v in bodies], dtype=object))
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     attrs = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from driftbayes import learner as learner_mod
-from driftbayes.config import Config, SyntheticPrior
+from driftbayes.config import Config
 from driftbayes.events import EventBatch
 from driftbayes.learner import DriftLearner
 from driftbayes.patterns import patterns
