@@ -33,6 +33,7 @@ from driftbayes.config import Config, GateUnreachableWarning, gate_reachable
 from driftbayes.events import EventBatch
 from driftbayes.globs import match_glob
 from driftbayes.stats import KIND_STATS, KINDS, N_HOURS, STAT_DIMS, Sizes, Stats, broadcast_gate
+from driftbayes.windows import ExposureClock, follow_sum, hour_exposure, hour_seconds_before
 
 LAYERS = ("prior", "posterior", "applied")
 START, END = "START", "END"
@@ -49,20 +50,6 @@ def split_endpoint(name: str) -> tuple[str, str]:
     if rest and head.upper() in _METHODS:
         return head.upper(), rest.strip()
     return "", name.strip()
-
-
-def hour_seconds_before(t: np.ndarray) -> np.ndarray:
-    """Seconds of ``[0, t)`` that fall in each UTC hour of day: shape ``t.shape + (24,)``."""
-    t = np.asarray(t, dtype=float)[..., None]
-    days = np.floor(t / 86400.0)
-    in_day = t - days * 86400.0
-    hours = np.arange(N_HOURS) * 3600.0
-    return days * 3600.0 + np.clip(in_day - hours, 0.0, 3600.0)
-
-
-def hour_exposure(t0, t1) -> np.ndarray:
-    """Seconds of ``[t0, t1)`` in each UTC hour of day."""
-    return hour_seconds_before(t1) - hour_seconds_before(t0)
 
 
 @dataclass
@@ -114,10 +101,10 @@ class DriftLearner:
         self._persona_index: dict[str, int] = {}
         self._status_index = {s: i for i, s in enumerate(self.statuses_)}
         sizes = self.sizes
-        self.evidence_ = Stats.zeros(sizes)
-        self.applied_ = Stats.zeros(sizes)
+        self._ev = Stats.zeros(sizes)
+        self._app = Stats.zeros(sizes)
         self.pending_ = Stats.zeros(sizes)
-        self.gate_ = self._closed_gates()
+        self._gate = self._closed_gates()
         self.window_: int | None = None
         self.t_first_ = math.nan
         self.t_last_ = math.nan
@@ -135,6 +122,72 @@ class DriftLearner:
         self.bodies_: dict[tuple[str, int], tuple[str, str]] = {}
         self._prior_cache: tuple | None = None
         self._warned_cells: set = set()
+        self._lazy_reset()
+
+    # ------------------------------------------------------------------ lazy cells
+    # Endpoint units (all personas of one endpoint: latency, errors, think time, frequency)
+    # and transition rows (all personas of one source state) are brought up to date lazily:
+    # ``_done_e`` / ``_done_r`` hold the last window closed for each. A window close only
+    # touches the units that had events in it and the "hot" ones whose silence is not
+    # closed-form (an open gate, or a gate that could open, under decay; a request rate that
+    # a silent window would contradict). See :meth:`_sync` for the closed forms.
+    def _lazy_reset(self) -> None:
+        """Mark every cell as up to date with the last closed window (after a load or edit)."""
+        self._stale = True
+
+    def _lazy_init(self) -> None:
+        if not self._stale or self.window_ is None:
+            return
+        cfg = self.config
+        E = len(self.endpoints_)
+        last = self.window_ - 1
+        self._clock = ExposureClock(cfg.update_interval, cfg.decay, cfg.sensitivity, last)
+        self._done_e = np.full(E, last, dtype=np.int64)
+        self._done_r = np.full(E + 1, last, dtype=np.int64)
+        # the open window's pending statistics mark the cells it touched so far
+        pend = self.pending_
+        self._touched_e = np.zeros(E, bool)
+        for name, dims in STAT_DIMS.items():
+            if dims[0] == "endpoint":
+                self._touched_e |= pend[name].reshape(E, -1).any(axis=1)
+        self._touched_r = pend["trans_count"].any(axis=(0, 2))
+        self._hot_e = np.zeros(E, bool)
+        self._hot_r = np.zeros(E + 1, bool)
+        self._stale = False
+        self._update_hot(np.arange(E), np.arange(E + 1))
+
+    @property
+    def evidence_(self) -> Stats:
+        """Decay-weighted statistics behind the posterior (relative to the prior), up to date."""
+        self._sync_all()
+        return self._ev
+
+    @evidence_.setter
+    def evidence_(self, value: Stats) -> None:
+        self._ev = value
+        self._lazy_reset()
+
+    @property
+    def applied_(self) -> Stats:
+        """Statistics of the applied layer (relative to the prior), up to date."""
+        self._sync_all()
+        return self._app
+
+    @applied_.setter
+    def applied_(self, value: Stats) -> None:
+        self._app = value
+        self._lazy_reset()
+
+    @property
+    def gate_(self) -> dict[str, np.ndarray]:
+        """Gate per kind: ``(endpoint, persona)``, transitions ``(persona, src)``; up to date."""
+        self._sync_all()
+        return self._gate
+
+    @gate_.setter
+    def gate_(self, value: dict[str, np.ndarray]) -> None:
+        self._gate = value
+        self._lazy_reset()
 
     @property
     def sizes(self) -> Sizes:
@@ -147,27 +200,53 @@ class DriftLearner:
             for k in KINDS
         }
 
-    def _grow(self) -> None:
+    def _grow(self, *, statuses_grew: bool = False) -> None:
+        old_e = len(self._ev["lat_n"])
         sizes = self.sizes
-        self.evidence_ = self.evidence_.grown(sizes)
-        self.applied_ = self.applied_.grown(sizes)
+        self._ev = self._ev.grown(sizes)
+        self._app = self._app.grown(sizes)
         self.pending_ = self.pending_.grown(sizes)
-        old = self.gate_
-        self.gate_ = self._closed_gates()
+        old = self._gate
+        self._gate = self._closed_gates()
         for k, g in old.items():
             if k == "transitions":  # src rows: endpoints, then START last
-                self.gate_[k][: g.shape[0], : g.shape[1] - 1] = g[:, :-1]
-                self.gate_[k][: g.shape[0], -1] = g[:, -1]
+                self._gate[k][: g.shape[0], : g.shape[1] - 1] = g[:, :-1]
+                self._gate[k][: g.shape[0], -1] = g[:, -1]
             else:
-                self.gate_[k][: g.shape[0], : g.shape[1]] = g
+                self._gate[k][: g.shape[0], : g.shape[1]] = g
         self._prior_cache = None
         self._prior_width_cache = None
+        if self._stale:
+            return
+        new = sizes.endpoint - old_e
+        last = self.window_ - 1
+
+        def grow_rows(a, fill):
+            return np.r_[a[:-1], np.full(new, fill, a.dtype), a[-1:]]
+
+        self._done_e = np.r_[self._done_e, np.full(new, last, np.int64)]
+        self._touched_e = np.r_[self._touched_e, np.zeros(new, bool)]
+        self._hot_e = np.r_[self._hot_e, np.zeros(new, bool)]
+        self._done_r = grow_rows(self._done_r, last)
+        self._touched_r = grow_rows(self._touched_r, False)
+        self._hot_r = grow_rows(self._hot_r, False)
+        if float(self.config.decay) == 0.0:
+            # without decay a silent cell's gate only changes when its prior does: the
+            # transition rows' prior spreads over the endpoints, the status prior over codes
+            minimum = float(self.config.min_samples)
+            if new:
+                self._touched_r |= self._ev["trans_count"].sum(axis=(0, 2)) >= minimum
+            if statuses_grew:
+                self._touched_e |= self._ev["status_count"].sum(axis=(1, 2)) >= minimum
 
     def _index(self, values: np.ndarray, vocab: list, index: dict) -> np.ndarray:
         """Vocabulary codes of ``values``; new names join in order of first appearance."""
         codes, uniq = pd.factorize(values)
         mapped = np.empty(len(uniq), dtype=np.int64)
         grew = False
+        if vocab is self.personas_ and not self._stale and any(u not in index for u in uniq):
+            # new persona cells start with no exposure now, not at their endpoint's last update
+            self._sync_all()
         for i, u in enumerate(uniq.tolist()):
             j = index.get(u)
             if j is None:
@@ -176,7 +255,7 @@ class DriftLearner:
                 grew = True
             mapped[i] = j
         if grew:
-            self._grow()
+            self._grow(statuses_grew=vocab is self.statuses_)
         return mapped[codes]
 
     def _session_rows(self, sessions: np.ndarray) -> np.ndarray:
@@ -284,6 +363,7 @@ class DriftLearner:
         if self.window_ is None:
             self.window_ = int(win[0])
             self.t_first_ = float(batch.ts[0])
+        self._lazy_init()
         eff = np.maximum.accumulate(np.concatenate([[self.window_], win]))[1:]
         self.n_late_ += int(np.count_nonzero(win < eff))
         cuts = np.flatnonzero(np.diff(eff)) + 1
@@ -308,6 +388,7 @@ class DriftLearner:
         """Add one window's events to the pending statistics (vectorised)."""
         e, p, s = e[sl], p[sl], s[sl]
         ts, lat = b.ts[sl], b.latency_ms[sl]
+        self._touched_e[e] = True
         E, P, S = len(self.endpoints_), len(self.personas_), len(self.statuses_)
         B = cj.N_LATENCY_BINS
         pend = self.pending_
@@ -353,14 +434,14 @@ class DriftLearner:
         cont = has_prev & (dt <= gap)
         broke = has_prev & ~cont
         trans = self.pending_["trans_count"]
-        n = (E + 1) * (E + 1)
         src = np.where(cont, prev_e, E)  # START when the session (re)starts here
-        flat = p * n + src * (E + 1) + e
-        trans += np.bincount(flat, minlength=P * n).reshape(P, E + 1, E + 1)
+        self._touched_r[src] = True
+        self._touched_r[prev_e[broke]] = True
+        np.add.at(trans, (p, src, e), 1.0)  # cost follows the events, not E²
         if broke.any():  # the previous session ended before this request
-            flat = prev_p[broke] * n + prev_e[broke] * (E + 1) + E
-            trans += np.bincount(flat, minlength=P * n).reshape(P, E + 1, E + 1)
+            np.add.at(trans, (prev_p[broke], prev_e[broke], E), 1.0)
         if cont.any():
+            self._touched_e[prev_e[cont]] = True  # think time belongs to the source endpoint
             c = prev_e[cont] * P + p[cont]
             x = np.log(np.maximum(dt[cont] * 1000.0, 1.0))
             pend = self.pending_
@@ -380,41 +461,74 @@ class DriftLearner:
         dead = self._open_alive & (self._open_ts + float(self.config.session_gap) < end)
         if not dead.any():
             return
-        E, P = len(self.endpoints_), len(self.personas_)
-        n = (E + 1) * (E + 1)
-        flat = self._open_p[dead] * n + self._open_e[dead] * (E + 1) + E
-        stats["trans_count"] += weight * np.bincount(flat, minlength=P * n).reshape(P, E + 1, E + 1)
+        np.add.at(stats["trans_count"], (self._open_p[dead], self._open_e[dead],
+                                         len(self.endpoints_)), weight)
+        self._touched_r[self._open_e[dead]] = True
         self._open_alive &= ~dead
+
+    def _next_expiry(self) -> int | None:
+        """The window in which the next open session's inactivity gap runs out."""
+        if not self._open_alive.any():
+            return None
+        due = self._open_ts[self._open_alive] + float(self.config.session_gap)
+        return int(np.floor(due.min() / float(self.config.update_interval)))
 
     # ------------------------------------------------------------------ window boundaries
     def _advance(self, target: int) -> None:
-        """Close the open window and every empty window before ``target``."""
+        """Close the open window and every empty window before ``target``.
+
+        Empty windows cost nothing unless a cell is hot or a session ends in them: the clock
+        records their exposure, and silent cells catch up in closed form when next touched.
+        """
         assert self.window_ is not None
-        self._close(self.window_)
-        empty = target - self.window_ - 1
-        first_exact = self.window_ + 1
+        self._lazy_init()
+        self._close_window(self.window_)
+        w = self.window_ + 1
+        empty = target - w
         if empty > _EXACT_EMPTY_WINDOWS:
             skipped = empty - _EXACT_EMPTY_WINDOWS
-            self._skip_empty(self.window_ + 1, skipped)
-            first_exact += skipped
-        for w in range(first_exact, target):
-            self._close(w)
+            self._sync(np.arange(len(self.endpoints_)), np.arange(len(self.endpoints_) + 1),
+                       w - 1)
+            self._skip_empty(w, skipped)
+            w += skipped
+        while w < target:
+            if (self.track_history or self._hot_e.any() or self._hot_r.any()
+                    or self._touched_r.any()):
+                self._close_window(w)
+                w += 1
+                continue
+            expiry = self._next_expiry()
+            stop = target if expiry is None else min(target, max(expiry, w))
+            if stop > w:  # nothing happens in windows w … stop-1
+                self._clock.extend_to(stop - 1)
+                self.n_windows_ += stop - w
+                w = stop
+            if w < target:
+                self._close_window(w)
+                w += 1
         self.window_ = target
 
     def _skip_empty(self, first: int, count: int) -> None:
-        """Advance evidence over ``count`` empty windows in closed form (applied layer fades)."""
+        """Advance every cell over ``count`` empty windows in closed form, gates held closed
+        (the applied layer fades): the cheap path for silences longer than
+        :data:`_EXACT_EMPTY_WINDOWS`. Expects every cell up to date with window ``first-1``."""
         lam = float(self.config.decay)
         T = float(self.config.update_interval)
         keep = (1.0 - lam) ** count
-        ev = self.evidence_.scaled(keep)
+        ev = self._ev.scaled(keep)
         if lam == 0.0:
             expo = hour_exposure(first * T, (first + count) * T)
         else:
-            m = min(count, _MAX_SKIP_WINDOWS)
-            idx = np.arange(first + count - m, first + count)
-            w = (1.0 - lam) ** (first + count - 1 - idx)
-            expo = (w[:, None] * hour_exposure(idx * T, (idx + 1) * T)).sum(axis=0)
+            # weights below (1-λ)^m underflow to zero: only the last m windows count
+            m = min(count, _MAX_SKIP_WINDOWS, int(math.ceil(800.0 / -math.log1p(-lam)))
+                    if lam < 1 else 1)
+            expo = np.zeros(N_HOURS)
+            for lo in range(0, m, 100_000):  # in chunks: bounded memory
+                idx = np.arange(first + count - m + lo, first + count - m + min(m, lo + 100_000))
+                w = (1.0 - lam) ** (first + count - 1 - idx)
+                expo += (w[:, None] * hour_exposure(idx * T, (idx + 1) * T)).sum(axis=0)
         ev["freq_exposure"] = ev["freq_exposure"] + expo
+        ended = np.zeros(len(self._open_alive), bool)
         if self._open_alive.any():
             # each open session ends in the window where its gap runs out
             wend = np.floor((self._open_ts + float(self.config.session_gap)) / T).astype(np.int64)
@@ -428,36 +542,225 @@ class DriftLearner:
                     P, E + 1, E + 1
                 )
                 self._open_alive &= ~due
-        self.evidence_ = ev
-        self.applied_ = self.applied_.scaled(keep)
+                ended = due
+        self._ev = ev
+        self._app = self._app.scaled(keep)
         self.n_windows_ += count
+        saved_window, self.window_ = self.window_, first + count
+        self._stale = True
+        self._lazy_init()  # every cell is now up to date with window first+count-1
+        self.window_ = saved_window
+        if self._open_alive.size:  # rows that ended sessions are re-gated at the next window
+            self._touched_r[self._open_e[ended]] = True
 
-    def _close(self, window: int) -> None:
-        """Close one window: decay, add its statistics, re-gate, move the applied layer."""
+    def _close_window(self, window: int) -> None:
+        """Close one window for the cells it touched and the hot ones: decay, add its
+        statistics, test for change, re-gate, move the applied layer."""
         cfg = self.config
         T = float(cfg.update_interval)
         pend = self.pending_
         self._expire_sessions(window, pend)
-        pend["freq_exposure"] += hour_exposure(window * T, (window + 1) * T)[None, None, :]
+        if self.track_history:
+            A, R = np.arange(len(self.endpoints_)), np.arange(len(self.endpoints_) + 1)
+        else:
+            A = np.flatnonzero(self._touched_e | self._hot_e)
+            R = np.flatnonzero(self._touched_r | self._hot_r)
+        self._sync(A, R, window - 1)
+        self._clock.extend_to(window)
         lam = float(cfg.decay)
-        ev = cj.decay_evidence(self.evidence_, decay=lam)
+        sub = self._ev.subset(A, R)
+        psub = pend.subset(A, R)
+        psub["freq_exposure"] = psub["freq_exposure"] + self._clock.exposure(window)
+        ev = cj.decay_evidence(sub, decay=lam)
         if float(cfg.changepoint_z) > 0:
-            self.changes_ += self._forget_contradicted(ev, pend, float(cfg.changepoint_z))
-        self.evidence_ = ev + pend
-        pooled = self.pooled_evidence()
-        report = self._gates(pooled)
+            self.changes_ += self._forget_contradicted(ev, psub, float(cfg.changepoint_z))
+        ev = ev + psub
+        pooled = self.pooled_evidence(ev)
+        report = self._gates(pooled, A, R)
         s = float(cfg.sensitivity)
+        app = self._app.subset(A, R)
         for kind, names in KIND_STATS.items():
             g = report["gate"][kind]
             for name in names:
                 gb = broadcast_gate(g, name)
-                a = self.applied_[name]
-                self.applied_[name] = np.where(gb, a + s * (pooled[name] - a), (1.0 - lam) * a)
-        self.gate_ = report["gate"]
+                a = app[name]
+                app[name] = np.where(gb, a + s * (pooled[name] - a), (1.0 - lam) * a)
+        self._ev.assign(A, R, ev)
+        self._app.assign(A, R, app)
+        for kind, g in report["gate"].items():
+            if kind == "transitions":
+                self._gate[kind][:, R] = g
+            else:
+                self._gate[kind][A] = g
         if self.track_history:
             self._record(window, pend, pooled, report)
-        self.pending_ = Stats.zeros(self.sizes)
+        pend.clear(A, R)
+        self._done_e[A] = window
+        self._done_r[R] = window
+        self._touched_e[:] = False
+        self._touched_r[:] = False
+        self._update_hot(A, R)
         self.n_windows_ += 1
+
+    def _update_hot(self, A: np.ndarray, R: np.ndarray) -> None:
+        """Which of these up-to-date cells a silent window could change beyond closed form."""
+        cfg = self.config
+        lam, minimum = float(cfg.decay), float(cfg.min_samples)
+        ev, gate = self._ev, self._gate
+        hot = np.zeros(len(A), bool)
+        if lam > 0:
+            # under decay a gate may close (or, while n_eff ≥ min_samples, open) in silence;
+            # pooled n_eff never exceeds the endpoint's all-persona count
+            for kind in ("latency", "errors", "think_time"):
+                own = _kind_count(ev.subset(A, R, names=KIND_STATS[kind]), kind)
+                hot |= gate[kind][A].any(axis=1) | (own.sum(axis=1) >= minimum)
+            rows = ev["trans_count"][:, R]
+            self._hot_r[R] = gate["transitions"][:, R].any(axis=0) | (
+                rows.sum(axis=(0, 2)) >= minimum)
+        else:
+            self._hot_r[R] = False
+        z = float(cfg.changepoint_z)
+        if z > 0 and len(A):
+            # a silent window contradicts a busy cell's rate: adaptive forgetting steps it
+            r, T = 1.0 - lam, float(cfg.update_interval)
+            c = ev["freq_count"][A].sum(-1) * r
+            x = ev["freq_exposure"][A].sum(-1) * r
+            hot |= cj.rate_changed(c, x, 0.0, T, z=z).any(axis=1)
+        self._hot_e[A] = hot
+
+    def _sync(self, A: np.ndarray, R: np.ndarray, upto: int) -> None:
+        """Bring endpoint units ``A`` and transition rows ``R`` up to date with window ``upto``
+        in closed form. Every window they missed was silent for them and they were not hot, so:
+
+        * evidence decays by ``(1-λ)^k``; exposure follows the clock's global series;
+        * a closed gate of latency, errors, think time or transitions stays closed (under
+          decay, n_eff is below ``min_samples`` and falls), the applied layer fades by
+          ``(1-λ)^k``; without decay nothing moves but an open gate's applied layer, which
+          closes a share ``1-(1-s)^k`` of its distance to the constant posterior;
+        * the frequency gate can only open in silence (exposure grows, the count decays:
+          n_eff and confidence rise), at a window found by bisection; the applied layer fades
+          until then and follows the posterior after it.
+        """
+        if self._stale:
+            return
+        for units, done, fn in ((A, self._done_e, self._sync_units),
+                                (R, self._done_r, self._sync_rows)):
+            units = np.asarray(units, dtype=np.int64)
+            if not units.size:
+                continue
+            k = upto - done[units]
+            units, k = units[k > 0], k[k > 0]
+            if units.size:
+                fn(units, k, upto)
+                done[units] = upto
+
+    def _sync_units(self, A: np.ndarray, k: np.ndarray, upto: int) -> None:
+        cfg = self.config
+        lam, s = float(cfg.decay), float(cfg.sensitivity)
+        r, q = 1.0 - lam, 1.0 - s
+        ev, app = self._ev, self._app
+        rk = r ** k.astype(float)
+        kinds = ("latency", "errors", "think_time")
+        if lam > 0:
+            for kind in kinds:
+                for name in KIND_STATS[kind]:
+                    f = rk.reshape((-1,) + (1,) * (ev[name].ndim - 1))
+                    ev[name][A] *= f
+                    app[name][A] *= f
+        elif any(self._gate[kind][A].any() for kind in kinds):
+            pooled = self.pooled_evidence(ev.subset(A, None))
+            qk = (q ** k.astype(float))[:, None]
+            for kind in kinds:
+                g = self._gate[kind][A]
+                for name in KIND_STATS[kind]:
+                    a, post = app[name][A], pooled[name]
+                    f = qk.reshape((-1,) + (1,) * (a.ndim - 1))
+                    app[name][A] = np.where(broadcast_gate(g, name), post + f * (a - post), a)
+        # frequency: never pooled, one cell at a time
+        d = upto - k
+        c, x = ev["freq_count"][A], ev["freq_exposure"][A]
+        offset = x - self._clock.g(d)[:, None, :]
+        c_tot, off_tot = c.sum(-1), offset.sum(-1)
+        P = c.shape[1]
+        dd, kk = np.repeat(d, P).reshape(-1, P), np.repeat(k, P).reshape(-1, P)
+        ee = np.repeat(A, P).reshape(-1, P)
+        enabled = self._enabled_kind("frequency", A, None)
+
+        def open_at(j):
+            return self._frequency_gate(ee, c_tot, off_tot, dd, j) & enabled
+
+        gate0 = self._gate["frequency"][A]
+        jstar = np.where(gate0, 1, kk + 1)  # first silent window with the gate open
+        cand = ~gate0 & enabled
+        if cand.any():
+            at_end = open_at(kk) & cand
+            if at_end.any():
+                lo, hi = np.zeros_like(kk), kk.copy()
+                while True:
+                    live = at_end & (hi - lo > 1)
+                    if not live.any():
+                        break
+                    mid = (lo + hi) // 2
+                    o = open_at(np.where(live, mid, hi))
+                    hi = np.where(live & o, mid, hi)
+                    lo = np.where(live & ~o, mid, lo)
+                jstar = np.where(at_end, hi, jstar)
+        ev["freq_count"][A] = c * rk[:, None, None]
+        ev["freq_exposure"][A] = self._clock.g(upto) + rk[:, None, None] * offset
+        closed = np.minimum(jstar - 1, kk)
+        n_open = kk - closed
+        fade = (r ** closed.astype(float))[..., None]
+        ac, ax = app["freq_count"][A] * fade, app["freq_exposure"][A] * fade
+        if (n_open > 0).any():
+            w1 = dd + closed + 1
+            qn = (q ** n_open.astype(float))[..., None]
+            follow = follow_sum(q, r, n_open, w1 - dd)[..., None]
+            h_before = self._clock.h(np.where(n_open > 0, w1 - 1, upto))
+            ax_open = qn * ax + (self._clock.h(upto) - qn * h_before) + s * offset * follow
+            ac_open = qn * ac + s * c * follow
+            is_open = (n_open > 0)[..., None]
+            ax, ac = np.where(is_open, ax_open, ax), np.where(is_open, ac_open, ac)
+        app["freq_count"][A], app["freq_exposure"][A] = ac, ax
+        self._gate["frequency"][A] = jstar <= kk
+
+    def _frequency_gate(self, e, c_tot, off_tot, d, j) -> np.ndarray:
+        """Frequency n_eff and confidence gate of cells silent since window ``d``, ``j``
+        windows later (``e`` their endpoints; every argument of one shape)."""
+        cfg = self.config
+        rate_a, rate_b = self._prior()[4:6]
+        r = 1.0 - float(cfg.decay)
+        rj = r ** j.astype(float)
+        x_tot = self._clock.g(d + j).sum(-1) + rj * off_tot
+        a, b = rate_a[e] + c_tot * rj, rate_b[e] + x_tot
+        n_eff = x_tot * (rate_a / rate_b)[e]
+        lo, hi = cj.gamma_interval(a, b, mass=float(cfg.credible_mass))
+        conf = cj.contraction(np.sqrt(hi) - np.sqrt(lo),
+                              self._prior_widths(float(cfg.credible_mass))["frequency"][e, 0])
+        return (n_eff >= float(cfg.min_samples)) & (conf >= float(cfg.confidence_threshold))
+
+    def _sync_rows(self, R: np.ndarray, k: np.ndarray, upto: int) -> None:
+        cfg = self.config
+        lam, q = float(cfg.decay), 1.0 - float(cfg.sensitivity)
+        ev, app = self._ev["trans_count"], self._app["trans_count"]
+        if lam > 0:
+            f = ((1.0 - lam) ** k.astype(float))[None, :, None]
+            ev[:, R] *= f
+            app[:, R] *= f
+            return
+        g = self._gate["transitions"][:, R]
+        if g.any():
+            post = self.pooled_evidence(self._ev.subset(None, R, names=("trans_count",)),
+                                        kinds=("transitions",))["trans_count"]
+            f = (q ** k.astype(float))[None, :, None]
+            a = app[:, R]
+            app[:, R] = np.where(g[..., None], post + f * (a - post), a)
+
+    def _sync_all(self) -> None:
+        """Bring every cell up to date with the last closed window (before any read)."""
+        if self._stale or self.window_ is None:
+            return
+        self._sync(np.arange(len(self.endpoints_)), np.arange(len(self.endpoints_) + 1),
+                   self.window_ - 1)
 
     def _forget_contradicted(self, ev: Stats, pend: Stats, z: float) -> int:
         """Adaptive forgetting: cells whose window contradicts their evidence (latency, think
@@ -488,7 +791,8 @@ class DriftLearner:
         return n
 
     # ------------------------------------------------------------------ pooling, confidence, gates
-    def pooled_evidence(self, evidence: Stats | None = None) -> Stats:
+    def pooled_evidence(self, evidence: Stats | None = None, *,
+                        kinds: tuple[str, ...] = KINDS) -> Stats:
         """Evidence behind each cell's posterior, relative to the synthetic prior.
 
         With ``persona_adaptation`` a persona cell with fewer than ``pooling_strength``
@@ -504,8 +808,9 @@ class DriftLearner:
         ev = self.evidence_ if evidence is None else evidence
         cfg = self.config
         out = ev.copy()
-        for kind, names in KIND_STATS.items():
-            if kind == "frequency":
+        for kind in kinds:
+            names = KIND_STATS[kind]
+            if kind == "frequency" or names[0] not in ev.arrays:
                 continue
             axis = 0 if kind == "transitions" else 1
             own = _kind_count(ev, kind)
@@ -522,26 +827,29 @@ class DriftLearner:
                     out[name] = np.broadcast_to(total, ev[name].shape).copy()
         return out
 
-    def _enabled(self) -> dict[str, np.ndarray]:
+    def _enabled_kind(self, kind: str, A=None, R=None) -> np.ndarray:
+        """Whether learning is on for each cell of ``kind`` (endpoints ``A`` / rows ``R``)."""
         cfg = self.config
-        e_on = np.array([cfg.endpoint_enabled(e) for e in self.endpoints_], dtype=bool)
+        on = bool(cfg.enabled) and cfg.learns(kind)
         p_on = np.array([cfg.persona_enabled(p) for p in self.personas_], dtype=bool)
-        out = {}
-        for kind in KINDS:
-            on = bool(cfg.enabled) and cfg.learns(kind)
-            if kind == "transitions":
-                src_on = np.r_[e_on, True]
-                out[kind] = on & p_on[:, None] & src_on[None, :]
-            else:
-                out[kind] = on & e_on[:, None] & p_on[None, :]
-        return out
+        if kind == "transitions":
+            rows = np.arange(len(self.endpoints_) + 1) if R is None else np.asarray(R)
+            src_on = np.array([r == len(self.endpoints_) or cfg.endpoint_enabled(self.endpoints_[r])
+                               for r in rows.tolist()], dtype=bool)
+            return on & p_on[:, None] & src_on[None, :]
+        ends = np.arange(len(self.endpoints_)) if A is None else np.asarray(A)
+        e_on = np.array([cfg.endpoint_enabled(self.endpoints_[e]) for e in ends.tolist()],
+                        dtype=bool)
+        return on & e_on[:, None] & p_on[None, :]
 
-    def _gates(self, pooled: Stats) -> dict:
-        """n_eff, confidence and the gate, per kind and cell."""
+    def _gates(self, pooled: Stats, A=None, R=None) -> dict:
+        """n_eff, confidence and the gate, per kind and cell (of endpoints ``A``, rows ``R``)."""
         cfg = self.config
-        post = self.params_from(pooled)
+        post = self.params_from(pooled, A, R)
         mass = float(cfg.credible_mass)
         prior_w = self._prior_widths(mass)
+        ends = slice(None) if A is None else A
+        rows = slice(None) if R is None else R
         conf, n_eff = {}, {}
         lo_q, hi_q = cj.tail_probs(mass)
         lat_q = cj.dirichlet_median_quantiles(post.lat_alpha, [lo_q, 0.5, hi_q])
@@ -552,18 +860,18 @@ class DriftLearner:
                 # of requests the synthetic rate predicts for the (decayed) exposure seen, so
                 # an endpoint that stays quiet for hours is known to be quiet
                 rate_a, rate_b = self._prior()[4:6]
-                n_eff[kind] = pooled["freq_exposure"].sum(-1) * (rate_a / rate_b)[:, None]
+                n_eff[kind] = pooled["freq_exposure"].sum(-1) * (rate_a / rate_b)[ends, None]
             if kind == "latency":
-                w_post, w_prior = np.log(lat_q[..., 2] / lat_q[..., 0]), prior_w[kind]
+                w_post, w_prior = np.log(lat_q[..., 2] / lat_q[..., 0]), prior_w[kind][ends]
             elif kind == "transitions":  # the row's most likely next state
                 top = np.argmax(post.trans_alpha, axis=-1)[..., None]
                 w_post = _component_width(post.trans_alpha, top, mass)
-                w_prior = np.take_along_axis(
-                    np.broadcast_to(prior_w[kind], post.trans_alpha.shape), top, -1)[..., 0]
+                to_end, to_endpoint = prior_w[kind][rows, 1], prior_w[kind][rows, 0]
+                w_prior = np.where(top[..., 0] == len(self.endpoints_), to_end, to_endpoint)
             else:
-                w_post, w_prior = self._width(kind, post, mass), prior_w[kind]
+                w_post, w_prior = self._width(kind, post, mass), prior_w[kind][ends]
             conf[kind] = cj.contraction(w_post, w_prior)
-        enabled = self._enabled()
+        enabled = {k: self._enabled_kind(k, A, R) for k in KINDS}
         gate = {
             k: enabled[k]
             & (n_eff[k] >= float(cfg.min_samples))
@@ -574,16 +882,19 @@ class DriftLearner:
                 "posterior": post, "latency_quantiles": lat_q}
 
     def _prior_widths(self, mass: float) -> dict[str, np.ndarray]:
-        """Credible-interval widths under the synthetic prior (cached per vocabulary)."""
-        key = (mass, self.sizes.endpoint, self.sizes.persona, self.sizes.status)
+        """Credible-interval widths under the synthetic prior (cached per vocabulary): per
+        endpoint ``(E, 1)``; transitions per source row ``(E+1, 2)``, toward an endpoint (each
+        has the same prior share) and toward END."""
+        key = (mass, self.sizes.endpoint, self.sizes.status)
         cache = getattr(self, "_prior_width_cache", None)
         if cache is not None and cache[0] == key:
             return cache[1]
-        prior = self.params_from(None)
+        E = len(self.endpoints_)
+        prior = self.params_from(Stats.zeros(Sizes(E, 1, len(self.statuses_))))
         widths = {k: self._width(k, prior, mass) for k in KINDS if k != "transitions"}
-        alpha = prior.trans_alpha[:1]
-        widths["transitions"] = cj.beta_width_stabilised(
-            alpha, alpha.sum(-1, keepdims=True) - alpha, mass=mass)
+        alpha = prior.trans_alpha[0][:, [0, E]] if E else np.zeros((1, 2))
+        total = prior.trans_alpha[0].sum(-1, keepdims=True)
+        widths["transitions"] = cj.beta_width_stabilised(alpha, total - alpha, mass=mass)
         self._prior_width_cache = (key, widths)
         return widths
 
@@ -608,31 +919,34 @@ class DriftLearner:
         raise ValueError(kind)
 
     # ------------------------------------------------------------------ layers
-    def params_from(self, evidence: Stats | None) -> CellParams:
-        """Synthetic prior plus ``evidence`` (relative to it) → conjugate parameters per cell."""
+    def params_from(self, evidence: Stats | None, A=None, R=None) -> CellParams:
+        """Synthetic prior plus ``evidence`` (relative to it) → conjugate parameters per cell
+        (of endpoints ``A`` and transition rows ``R`` when ``evidence`` is such a subset)."""
         lat_alpha, lat_nig, status, think_nig, rate_a, rate_b, trans = self._prior()
-        E, P = len(self.endpoints_), len(self.personas_)
+        ends = slice(None) if A is None else A
+        rows = slice(None) if R is None else R
         ev = evidence if evidence is not None else Stats.zeros(self.sizes)
+        E, P = ev["lat_n"].shape
 
         def nig(prior, prefix):
-            mu0, k0, a0, b0 = (np.asarray(x)[:, None] for x in prior)
+            mu0, k0, a0, b0 = (np.asarray(x)[ends, None] for x in prior)
             return cj.normal_nig_posterior(
                 mu0=mu0, kappa0=k0, alpha0=a0, beta0=b0,
                 n=ev[f"{prefix}_n"], sx=ev[f"{prefix}_sx"], sxx=ev[f"{prefix}_sxx"],
             )
 
         a, b = cj.poisson_gamma_posterior(
-            a0=rate_a[:, None], b0=rate_b[:, None],
+            a0=rate_a[ends, None], b0=rate_b[ends, None],
             count=ev["freq_count"].sum(-1), exposure=ev["freq_exposure"].sum(-1),
         )
         return CellParams(
-            lat_alpha=lat_alpha[:, None, :] + ev["lat_hist"],
+            lat_alpha=lat_alpha[ends, None, :] + ev["lat_hist"],
             lat_nig=tuple(np.broadcast_to(x, (E, P)) for x in nig(lat_nig, "lat")),
-            status_alpha=status[:, None, :] + ev["status_count"],
+            status_alpha=status[ends, None, :] + ev["status_count"],
             think_nig=tuple(np.broadcast_to(x, (E, P)) for x in nig(think_nig, "think")),
             rate_a=np.broadcast_to(a, (E, P)),
             rate_b=np.broadcast_to(b, (E, P)),
-            trans_alpha=trans[None, :, :] + ev["trans_count"],
+            trans_alpha=trans[None, rows, :] + ev["trans_count"],
         )
 
     def snapshot(self) -> DriftLearner:
@@ -722,6 +1036,7 @@ class DriftLearner:
         if endpoint is not None:
             gone = {self.endpoints_[i] for i in np.flatnonzero(e_mask)}
             self.bodies_ = {k: v for k, v in self.bodies_.items() if k[0] not in gone}
+        self._lazy_reset()  # every cell is up to date; which are hot is recomputed
         return int(cells.sum())
 
     def __add__(self, other: DriftLearner) -> DriftLearner:
@@ -819,7 +1134,7 @@ class DriftLearner:
     def _record(self, window: int, pend: Stats, pooled: Stats, report: dict) -> None:
         T = float(self.config.update_interval)
         post, lat_q = report["posterior"], report["latency_quantiles"]
-        appl = self.params_from(self.applied_)
+        appl = self.params_from(self._app)
         mass = float(self.config.credible_mass)
         lat_a = cj.dirichlet_median_quantiles(appl.lat_alpha, [0.5])[..., 0]
         a5, rest = _error_split(post.status_alpha, self.statuses_, 500)

@@ -94,6 +94,34 @@ class Stats:
     __mul__ = scaled
     __rmul__ = scaled
 
+    def subset(self, endpoints, rows, names=None) -> Stats:
+        """A copy restricted to some endpoints (``endpoint``-dim statistics) and transition
+        source rows (``src``); ``None`` leaves that family out."""
+        out = {}
+        for n in names or self.arrays:
+            by_row = STAT_DIMS[n][0] == "persona"
+            idx = rows if by_row else endpoints
+            if idx is not None:
+                a = self.arrays[n]
+                out[n] = a[:, idx] if by_row else a[idx]
+        return Stats(out)
+
+    def assign(self, endpoints, rows, sub: Stats) -> None:
+        """Write back a :meth:`subset`."""
+        for n, a in sub.arrays.items():
+            if STAT_DIMS[n][0] == "persona":
+                self.arrays[n][:, rows] = a
+            else:
+                self.arrays[n][endpoints] = a
+
+    def clear(self, endpoints, rows) -> None:
+        """Zero some endpoints and transition source rows."""
+        for n, a in self.arrays.items():
+            if STAT_DIMS[n][0] == "persona":
+                a[:, rows] = 0.0
+            else:
+                a[endpoints] = 0.0
+
     def grown(self, sizes: Sizes) -> Stats:
         """Zero-padded to new vocabulary sizes (START/END slots stay last)."""
         return Stats({n: _grow(a, STAT_DIMS[n], sizes) for n, a in self.arrays.items()})
