@@ -935,11 +935,6 @@ def steady_state_n_eff(events_per_interval: float, decay: float) -> float:
     return math.inf if decay == 0 else events_per_interval / decay
 
 
-def confidence_ceiling(n_eff: float, prior_strength: float) -> float:
-    """Highest confidence ``1 - sqrt(k / (k + n))`` reachable with ``n`` effective samples."""
-    return 1.0 if math.isinf(n_eff) else 1.0 - math.sqrt(prior_strength / (prior_strength + n_eff))
-
-
 def samples_for_confidence(threshold: float, prior_strength: float) -> float:
     """Effective samples needed for confidence ``threshold``: ``k·(1/(1-c)² - 1)`` (inf at 1)."""
     if threshold <= 0:
@@ -964,6 +959,8 @@ def gate_reachable(cfg: Config, events_per_interval: float,
     if not cfg.enabled:
         return False, "learning is disabled (enabled: false)"
     k = (cfg.synthetic_for(endpoint) if endpoint else cfg.synthetic).prior_strength
+    from driftbayes.gating import confidence_ceiling  # the gate's own definition
+
     n_ss = steady_state_n_eff(events_per_interval, cfg.decay)
     ceiling = confidence_ceiling(n_ss, k)
     needed = samples_for_confidence(cfg.confidence_threshold, k)

@@ -19,21 +19,25 @@ over the same windows merge with ``+``.
 from __future__ import annotations
 
 import copy
+import types
 import difflib
 import math
 import warnings
 from dataclasses import dataclass
-from itertools import repeat
 
 import numpy as np
 import pandas as pd
 
 from driftbayes import conjugate as cj
+from driftbayes import gating
+from driftbayes.changepoint import forget_contradicted, silence_contradicts
 from driftbayes.config import Config, GateUnreachableWarning, gate_reachable
 from driftbayes.events import EventBatch
 from driftbayes.globs import match_glob
+from driftbayes.open_sessions import OpenSessions
+from driftbayes.pooling import kind_count, pool_personas
 from driftbayes.stats import KIND_STATS, KINDS, N_HOURS, STAT_DIMS, Sizes, Stats, broadcast_gate
-from driftbayes.windows import ExposureClock, follow_sum, hour_exposure, hour_seconds_before
+from driftbayes.windows import ExposureClock, follow_sum, hour_exposure
 
 LAYERS = ("prior", "posterior", "applied")
 START, END = "START", "END"
@@ -112,11 +116,7 @@ class DriftLearner:
         self.n_late_ = 0
         self.changes_ = 0  # cell x kind changepoints detected (adaptive forgetting)
         self.n_windows_ = 0
-        self._open_ids: dict[str, int] = {}
-        self._open_e = np.empty(0, dtype=np.int64)
-        self._open_p = np.empty(0, dtype=np.int64)
-        self._open_ts = np.empty(0, dtype=float)
-        self._open_alive = np.empty(0, dtype=bool)
+        self.sessions = OpenSessions()
         self.history_: list[tuple] = []
         #: (endpoint key, status) -> (content type, redacted body text), the latest recorded
         self.bodies_: dict[tuple[str, int], tuple[str, str]] = {}
@@ -190,6 +190,16 @@ class DriftLearner:
         self._lazy_reset()
 
     @property
+    def endpoint_index(self) -> dict[str, int]:
+        """Endpoint key (``"GET /api/x"``) → its code in every endpoint dim (read-only view)."""
+        return types.MappingProxyType(self._endpoint_index)
+
+    @property
+    def persona_index(self) -> dict[str, int]:
+        """Persona → its code in every persona dim (read-only view)."""
+        return types.MappingProxyType(self._persona_index)
+
+    @property
     def sizes(self) -> Sizes:
         return Sizes(len(self.endpoints_), len(self.personas_), len(self.statuses_))
 
@@ -258,42 +268,6 @@ class DriftLearner:
             self._grow(statuses_grew=vocab is self.statuses_)
         return mapped[codes]
 
-    def _session_rows(self, sessions: np.ndarray) -> np.ndarray:
-        """Rows of the open-session table for each event's session (-1 for no session)."""
-        self._compact_sessions()
-        codes, uniq = pd.factorize(sessions)
-        uniq = uniq.tolist()
-        rows = np.fromiter(map(self._open_ids.get, uniq, repeat(-1)), dtype=np.int64,
-                           count=len(uniq))
-        new = rows < 0
-        no_session = uniq.index("") if "" in uniq else -1
-        if no_session >= 0:
-            new[no_session] = False
-        new = np.flatnonzero(new)
-        if new.size:
-            start = len(self._open_ts)
-            rows[new] = np.arange(start, start + new.size)
-            self._open_ids.update(zip([uniq[i] for i in new.tolist()], rows[new].tolist()))
-            pad = new.size
-            self._open_e = np.r_[self._open_e, np.zeros(pad, np.int64)]
-            self._open_p = np.r_[self._open_p, np.zeros(pad, np.int64)]
-            self._open_ts = np.r_[self._open_ts, np.zeros(pad)]
-            self._open_alive = np.r_[self._open_alive, np.zeros(pad, bool)]
-        if no_session >= 0:
-            rows[no_session] = -1
-        return rows[codes]
-
-    def _compact_sessions(self) -> None:
-        """Drop ended sessions from the table once they outnumber the open ones."""
-        dead = len(self._open_alive) - int(self._open_alive.sum())
-        if dead < 10_000 or dead < 2 * (len(self._open_alive) - dead):
-            return
-        keep = np.flatnonzero(self._open_alive)
-        ids = {row: sid for sid, row in self._open_ids.items()}
-        self._open_ids = {ids[r]: i for i, r in enumerate(keep)}
-        self._open_e, self._open_p = self._open_e[keep], self._open_p[keep]
-        self._open_ts, self._open_alive = self._open_ts[keep], self._open_alive[keep]
-
     # ------------------------------------------------------------------ priors
     def _prior(self):
         """Synthetic pseudo-statistics per endpoint (cached until the vocabulary grows)."""
@@ -358,7 +332,7 @@ class DriftLearner:
         if has_status.any():
             s[has_status] = self._index(batch.status[has_status].astype(np.int64),
                                         self.statuses_, self._status_index)
-        rows = self._session_rows(batch.session)
+        rows = self.sessions.rows(batch.session)
         win = np.floor(batch.ts / interval).astype(np.int64)
         if self.window_ is None:
             self.window_ = int(win[0])
@@ -424,11 +398,7 @@ class DriftLearner:
         first = np.r_[True, row[1:] != row[:-1]]
         # previous request of each event: within the window, else the open-session table
         prev_e, prev_p, prev_ts = np.r_[-1, e[:-1]], np.r_[-1, p[:-1]], np.r_[np.nan, ts[:-1]]
-        fr = row[first]
-        alive = self._open_alive[fr]
-        prev_e[first] = np.where(alive, self._open_e[fr], -1)
-        prev_p[first] = np.where(alive, self._open_p[fr], -1)
-        prev_ts[first] = np.where(alive, self._open_ts[fr], np.nan)
+        prev_e[first], prev_p[first], prev_ts[first] = self.sessions.previous(row[first])
         has_prev = prev_e >= 0
         dt = ts - prev_ts
         cont = has_prev & (dt <= gap)
@@ -450,28 +420,15 @@ class DriftLearner:
             pend["think_sxx"] += np.bincount(c, weights=x * x, minlength=E * P).reshape(E, P)
         last = np.r_[np.flatnonzero(first)[1:] - 1, len(row) - 1]
         r = row[last]
-        self._open_e[r], self._open_p[r], self._open_ts[r] = e[last], p[last], ts[last]
-        self._open_alive[r] = True
+        self.sessions.touch(r, e[last], p[last], ts[last])
 
-    def _expire_sessions(self, window: int, stats: Stats, weight: float = 1.0) -> None:
+    def _expire_sessions(self, window: int, stats: Stats) -> None:
         """END transitions for sessions whose inactivity gap has passed by the window's end."""
-        if not self._open_alive.any():
-            return
         end = (window + 1) * float(self.config.update_interval)
-        dead = self._open_alive & (self._open_ts + float(self.config.session_gap) < end)
-        if not dead.any():
-            return
-        np.add.at(stats["trans_count"], (self._open_p[dead], self._open_e[dead],
-                                         len(self.endpoints_)), weight)
-        self._touched_r[self._open_e[dead]] = True
-        self._open_alive &= ~dead
-
-    def _next_expiry(self) -> int | None:
-        """The window in which the next open session's inactivity gap runs out."""
-        if not self._open_alive.any():
-            return None
-        due = self._open_ts[self._open_alive] + float(self.config.session_gap)
-        return int(np.floor(due.min() / float(self.config.update_interval)))
+        p, e = self.sessions.end_before(end, float(self.config.session_gap))
+        if len(e):
+            np.add.at(stats["trans_count"], (p, e, len(self.endpoints_)), 1.0)
+            self._touched_r[e] = True
 
     # ------------------------------------------------------------------ window boundaries
     def _advance(self, target: int) -> None:
@@ -497,7 +454,8 @@ class DriftLearner:
                 self._close_window(w)
                 w += 1
                 continue
-            expiry = self._next_expiry()
+            expiry = self.sessions.next_due(float(self.config.session_gap),
+                                            float(self.config.update_interval))
             stop = target if expiry is None else min(target, max(expiry, w))
             if stop > w:  # nothing happens in windows w … stop-1
                 self._clock.extend_to(stop - 1)
@@ -528,21 +486,12 @@ class DriftLearner:
                 w = (1.0 - lam) ** (first + count - 1 - idx)
                 expo += (w[:, None] * hour_exposure(idx * T, (idx + 1) * T)).sum(axis=0)
         ev["freq_exposure"] = ev["freq_exposure"] + expo
-        ended = np.zeros(len(self._open_alive), bool)
-        if self._open_alive.any():
-            # each open session ends in the window where its gap runs out
-            wend = np.floor((self._open_ts + float(self.config.session_gap)) / T).astype(np.int64)
-            due = self._open_alive & (wend < first + count)
-            if due.any():
-                E, P = len(self.endpoints_), len(self.personas_)
-                n = (E + 1) * (E + 1)
-                wt = (1.0 - lam) ** (first + count - 1 - np.maximum(wend[due], first))
-                flat = self._open_p[due] * n + self._open_e[due] * (E + 1) + E
-                ev["trans_count"] += np.bincount(flat, weights=wt, minlength=P * n).reshape(
-                    P, E + 1, E + 1
-                )
-                self._open_alive &= ~due
-                ended = due
+        # each open session ends in the window where its gap runs out
+        p, e, wend = self.sessions.end_by_window(first + count - 1,
+                                                 float(self.config.session_gap), T)
+        if len(e):
+            wt = (1.0 - lam) ** (first + count - 1 - np.maximum(wend, first))
+            np.add.at(ev["trans_count"], (p, e, len(self.endpoints_)), wt)
         self._ev = ev
         self._app = self._app.scaled(keep)
         self.n_windows_ += count
@@ -550,14 +499,12 @@ class DriftLearner:
         self._stale = True
         self._lazy_init()  # every cell is now up to date with window first+count-1
         self.window_ = saved_window
-        if self._open_alive.size:  # rows that ended sessions are re-gated at the next window
-            self._touched_r[self._open_e[ended]] = True
+        self._touched_r[e] = True  # rows that ended sessions are re-gated at the next window
 
     def _close_window(self, window: int) -> None:
         """Close one window for the cells it touched and the hot ones: decay, add its
         statistics, test for change, re-gate, move the applied layer."""
         cfg = self.config
-        T = float(cfg.update_interval)
         pend = self.pending_
         self._expire_sessions(window, pend)
         if self.track_history:
@@ -573,7 +520,8 @@ class DriftLearner:
         psub["freq_exposure"] = psub["freq_exposure"] + self._clock.exposure(window)
         ev = cj.decay_evidence(sub, decay=lam)
         if float(cfg.changepoint_z) > 0:
-            self.changes_ += self._forget_contradicted(ev, psub, float(cfg.changepoint_z))
+            self.changes_ += forget_contradicted(ev, psub, self.statuses_,
+                                                float(cfg.changepoint_z))
         ev = ev + psub
         pooled = self.pooled_evidence(ev)
         report = self._gates(pooled, A, R)
@@ -612,7 +560,7 @@ class DriftLearner:
             # under decay a gate may close (or, while n_eff ≥ min_samples, open) in silence;
             # pooled n_eff never exceeds the endpoint's all-persona count
             for kind in ("latency", "errors", "think_time"):
-                own = _kind_count(ev.subset(A, R, names=KIND_STATS[kind]), kind)
+                own = kind_count(ev.subset(A, R, names=KIND_STATS[kind]), kind)
                 hot |= gate[kind][A].any(axis=1) | (own.sum(axis=1) >= minimum)
             rows = ev["trans_count"][:, R]
             self._hot_r[R] = gate["transitions"][:, R].any(axis=0) | (
@@ -622,10 +570,9 @@ class DriftLearner:
         z = float(cfg.changepoint_z)
         if z > 0 and len(A):
             # a silent window contradicts a busy cell's rate: adaptive forgetting steps it
-            r, T = 1.0 - lam, float(cfg.update_interval)
-            c = ev["freq_count"][A].sum(-1) * r
-            x = ev["freq_exposure"][A].sum(-1) * r
-            hot |= cj.rate_changed(c, x, 0.0, T, z=z).any(axis=1)
+            hot |= silence_contradicts(ev["freq_count"][A].sum(-1), ev["freq_exposure"][A].sum(-1),
+                                       decay=lam, interval=float(cfg.update_interval),
+                                       z=z).any(axis=1)
         self._hot_e[A] = hot
 
     def _sync(self, A: np.ndarray, R: np.ndarray, upto: int) -> None:
@@ -742,9 +689,9 @@ class DriftLearner:
         x_tot = self._clock.g(d + j).sum(-1) + rj * off_tot
         a, b = rate_a[e] + c_tot * rj, rate_b[e] + x_tot
         n_eff = x_tot * (rate_a / rate_b)[e]
-        lo, hi = cj.gamma_interval(a, b, mass=float(cfg.credible_mass))
-        conf = cj.contraction(np.sqrt(hi) - np.sqrt(lo),
-                              self._prior_widths(float(cfg.credible_mass))["frequency"][e, 0])
+        mass = float(cfg.credible_mass)
+        conf = cj.contraction(gating.frequency_width(a, b, mass),
+                              self._prior_widths(mass)["frequency"][e, 0])
         return (n_eff >= float(cfg.min_samples)) & (conf >= float(cfg.confidence_threshold))
 
     def _sync_rows(self, R: np.ndarray, k: np.ndarray, upto: int) -> None:
@@ -771,37 +718,6 @@ class DriftLearner:
         self._sync(np.arange(len(self.endpoints_)), np.arange(len(self.endpoints_) + 1),
                    self.window_ - 1)
 
-    def _forget_contradicted(self, ev: Stats, pend: Stats, z: float) -> int:
-        """Adaptive forgetting: cells whose window contradicts their evidence (latency, think
-        time, error rate, request rate) keep :data:`~driftbayes.conjugate.CHANGEPOINT_KEEP` of
-        that kind's evidence. Returns how many cell × kind changes were detected."""
-        statuses = np.asarray(self.statuses_)
-        flags = {"frequency": cj.rate_changed(
-            ev["freq_count"].sum(-1), ev["freq_exposure"].sum(-1),
-            pend["freq_count"].sum(-1), pend["freq_exposure"].sum(-1), z=z)}
-        # the tests need a few window observations: skip a kind the window has too few of
-        if (pend["lat_n"] >= 3).any():
-            flags["latency"] = cj.mean_shift_changed(ev["lat_n"], ev["lat_sx"], ev["lat_sxx"],
-                                                     pend["lat_n"], pend["lat_sx"], z=z)
-        if (pend["think_n"] >= 3).any():
-            flags["think_time"] = cj.mean_shift_changed(
-                ev["think_n"], ev["think_sx"], ev["think_sxx"],
-                pend["think_n"], pend["think_sx"], z=z)
-        n_w = pend["status_count"].sum(-1)
-        if (n_w >= 1).any():
-            flags["errors"] = cj.proportion_changed(
-                ev["status_count"][..., statuses >= 500].sum(-1), ev["status_count"].sum(-1),
-                pend["status_count"][..., statuses >= 500].sum(-1), n_w, z=z)
-        n = 0
-        for kind, changed in flags.items():
-            if not changed.any():
-                continue
-            n += int(changed.sum())
-            for name in KIND_STATS[kind]:  # exposure too: the rate estimate stays, its weight drops
-                ev[name] = np.where(broadcast_gate(changed, name), ev[name] * cj.CHANGEPOINT_KEEP,
-                                    ev[name])
-        return n
-
     # ------------------------------------------------------------------ pooling, confidence, gates
     def pooled_evidence(self, evidence: Stats | None = None, *,
                         kinds: tuple[str, ...] = KINDS) -> Stats:
@@ -813,35 +729,15 @@ class DriftLearner:
         data can vouch for: with ``d`` the distance between its own estimate and the others'
         and ``se`` its own standard error, at most ``own · se / (|d| − se)`` when ``|d| > se``
         (so the borrowed data cannot pull the estimate further than one standard error; see
-        :func:`_consistent_borrowing`). A persona with few samples falls back to its endpoint,
+        :func:`driftbayes.pooling.consistent_borrowing`). A persona with few samples falls back to its endpoint,
         one whose data shows it behaves differently keeps its own. Without it, every persona
         shares the endpoint's all-persona evidence. Request frequency is never pooled.
         """
-        ev = self.evidence_ if evidence is None else evidence
         cfg = self.config
-        out = ev.copy()
-        for kind in kinds:
-            names = KIND_STATS[kind]
-            if kind == "frequency" or names[0] not in ev.arrays:
-                continue
-            if not any(ev[name].any() for name in names):
-                continue  # no evidence: pooled is zero too
-            axis = 0 if kind == "transitions" else 1
-            own = _kind_count(ev, kind)
-            others = own.sum(axis=axis, keepdims=True) - own
-            if cfg.persona_adaptation and not (others > 0).any():
-                continue  # nobody to borrow from: each persona keeps its own evidence
-            with np.errstate(divide="ignore", invalid="ignore"):
-                borrow = np.minimum(np.maximum(float(cfg.pooling_strength) - own, 0.0),
-                                    _consistent_borrowing(ev, kind, axis, self.statuses_))
-                w = np.where(others > 0, np.minimum(1.0, borrow / others), 0.0)
-            for name in names:
-                total = ev[name].sum(axis=axis, keepdims=True)
-                if cfg.persona_adaptation:
-                    out[name] = ev[name] + broadcast_gate(w, name) * (total - ev[name])
-                else:
-                    out[name] = np.broadcast_to(total, ev[name].shape).copy()
-        return out
+        return pool_personas(self.evidence_ if evidence is None else evidence,
+                             strength=float(cfg.pooling_strength),
+                             adaptation=bool(cfg.persona_adaptation), statuses=self.statuses_,
+                             kinds=kinds)
 
     def _enabled_kind(self, kind: str, A=None, R=None) -> np.ndarray:
         """Whether learning is on for each cell of ``kind`` (endpoints ``A`` / rows ``R``)."""
@@ -864,39 +760,23 @@ class DriftLearner:
         cfg = self.config
         post = self.params_from(pooled, A, R)
         mass = float(cfg.credible_mass)
-        prior_w = self._prior_widths(mass)
         ends = slice(None) if A is None else A
         rows = slice(None) if R is None else R
-        conf, n_eff = {}, {}
-        lo_q, hi_q = cj.tail_probs(mass)
-        lat_q = self._latency_quantiles(post.lat_alpha, pooled["lat_n"], ends, mass)
-        for kind in KINDS:
-            n_eff[kind] = _kind_count(pooled, kind)
-            if kind == "frequency":
-                # a rate is learned from exposure as much as from events: n_eff is the number
-                # of requests the synthetic rate predicts for the (decayed) exposure seen, so
-                # an endpoint that stays quiet for hours is known to be quiet
-                rate_a, rate_b = self._prior()[4:6]
-                n_eff[kind] = pooled["freq_exposure"].sum(-1) * (rate_a / rate_b)[ends, None]
-            if kind == "latency":
-                w_post, w_prior = np.log(lat_q[..., 2] / lat_q[..., 0]), prior_w[kind][ends]
-            elif kind == "transitions":  # the row's most likely next state
-                top = np.argmax(post.trans_alpha, axis=-1)[..., None]
-                w_post = _component_width(post.trans_alpha, top, mass)
-                to_end, to_endpoint = prior_w[kind][rows, 1], prior_w[kind][rows, 0]
-                w_prior = np.where(top[..., 0] == len(self.endpoints_), to_end, to_endpoint)
-            else:
-                w_post, w_prior = self._width(kind, post, mass), prior_w[kind][ends]
-            conf[kind] = cj.contraction(w_post, w_prior)
-        enabled = {k: self._enabled_kind(k, A, R) for k in KINDS}
-        gate = {
-            k: enabled[k]
-            & (n_eff[k] >= float(cfg.min_samples))
-            & (conf[k] >= float(cfg.confidence_threshold))
-            for k in KINDS
-        }
-        return {"gate": gate, "confidence": conf, "n_eff": n_eff, "enabled": enabled,
-                "posterior": post, "latency_quantiles": lat_q}
+        rate_a, rate_b = self._prior()[4:6]
+        return gating.gate_report(
+            pooled, post, prior_widths=self._prior_widths(mass), ends=ends, rows=rows,
+            latency_quantiles=self._latency_quantiles(post.lat_alpha, pooled["lat_n"], ends,
+                                                      mass),
+            enabled={k: self._enabled_kind(k, A, R) for k in KINDS},
+            prior_rate=(rate_a / rate_b)[ends, None], n_endpoints=len(self.endpoints_),
+            statuses=self.statuses_, min_samples=float(cfg.min_samples),
+            threshold=float(cfg.confidence_threshold), mass=mass)
+
+    def gate_report(self) -> dict:
+        """``n_eff``, ``confidence``, ``gate`` and ``enabled`` per kind for every cell, as
+        the next window close would compute them from the posterior (see
+        :func:`driftbayes.gating.gate_report`)."""
+        return self._gates(self.pooled_evidence())
 
     def _latency_quantiles(self, lat_alpha, lat_n, ends, mass: float) -> np.ndarray:
         """Lower, median and upper quantile of the median latency per cell; cells without
@@ -924,32 +804,10 @@ class DriftLearner:
             return cache[1]
         E = len(self.endpoints_)
         prior = self.params_from(Stats.zeros(Sizes(E, 1, len(self.statuses_))))
-        widths = {k: self._width(k, prior, mass) for k in KINDS if k != "transitions"}
-        alpha = prior.trans_alpha[0][:, [0, E]] if E else np.zeros((1, 2))
-        total = prior.trans_alpha[0].sum(-1, keepdims=True)
-        widths["transitions"] = cj.beta_width_stabilised(alpha, total - alpha, mass=mass)
+        widths = {k: gating.key_width(k, prior, self.statuses_, mass) for k in KINDS if k != "transitions"}
+        widths["transitions"] = gating.transition_prior_widths(prior.trans_alpha[0], mass)
         self._prior_width_cache = (key, widths)
         return widths
-
-    def _width(self, kind: str, prm: CellParams, mass: float):
-        """Width of the credible interval of a kind's key quantity (log scale for positives)."""
-        lo_q, hi_q = cj.tail_probs(mass)
-        if kind == "latency":
-            q = cj.dirichlet_median_quantiles(prm.lat_alpha, [lo_q, hi_q])
-            return np.log(q[..., 1]) - np.log(q[..., 0])
-        if kind == "errors":
-            a5, rest = _error_split(prm.status_alpha, self.statuses_, 500)
-            return cj.beta_width_stabilised(a5, rest, mass=mass)
-        if kind == "think_time":
-            mu, kappa, alpha, beta = prm.think_nig
-            lo, hi = cj.nig_mean_interval(mu=mu, kappa=kappa, alpha=alpha, beta=beta, mass=mass)
-            return hi - lo
-        if kind == "frequency":
-            # on the square-root scale, Poisson's variance-stabilising one: the width shrinks
-            # with exposure even when no request arrives (on the log scale it would not)
-            lo, hi = cj.gamma_interval(prm.rate_a, prm.rate_b, mass=mass)
-            return np.sqrt(hi) - np.sqrt(lo)
-        raise ValueError(kind)
 
     # ------------------------------------------------------------------ layers
     def params_from(self, evidence: Stats | None, A=None, R=None) -> CellParams:
@@ -984,14 +842,12 @@ class DriftLearner:
 
     def snapshot(self) -> DriftLearner:
         """A copy with the open window closed, so every event seen so far is in the layers."""
-        # the history and the open-session ids (str -> int) need no deep copy
+        # the history needs no copy
         history, self.history_ = self.history_, []
-        open_ids, self._open_ids = self._open_ids, {}
         try:
             snap = copy.deepcopy(self)
         finally:
-            self.history_, self._open_ids = history, open_ids
-        snap._open_ids = dict(open_ids)
+            self.history_ = history
         snap.track_history = False
         if snap.window_ is not None and _has_events(snap.pending_):
             snap._advance(snap.window_ + 1)
@@ -1098,13 +954,7 @@ class DriftLearner:
         out.n_late_ += b.n_late_
         out.t_first_ = float(np.nanmin([a.t_first_, b.t_first_]))
         out.t_last_ = float(np.nanmax([a.t_last_, b.t_last_]))
-        for sid, row in b._open_ids.items():
-            if b._open_alive[row]:
-                mine = out._open_ids.get(sid)
-                if mine is None or out._open_ts[mine] < b._open_ts[row] or not out._open_alive[mine]:
-                    (r,) = out._session_rows(np.array([sid], dtype=object))
-                    out._open_e[r], out._open_p[r] = b._open_e[row], b._open_p[row]
-                    out._open_ts[r], out._open_alive[r] = b._open_ts[row], True
+        out.sessions.merge(b.sessions)
         return out
 
     @staticmethod
@@ -1146,10 +996,7 @@ class DriftLearner:
             remapped.gate_[k][np.ix_(*idx)] = g
         remapped.window_, remapped.n_events_, remapped.n_late_ = b.window_, b.n_events_, b.n_late_
         remapped.t_first_, remapped.t_last_ = b.t_first_, b.t_last_
-        remapped._open_ids = dict(b._open_ids)
-        remapped._open_e = ie[b._open_e] if len(b._open_e) else b._open_e.copy()
-        remapped._open_p = ip[b._open_p] if len(b._open_p) else b._open_p.copy()
-        remapped._open_ts, remapped._open_alive = b._open_ts.copy(), b._open_alive.copy()
+        remapped.sessions = b.sessions.remapped(ie, ip)
         b = remapped
         # bring both to the same open window
         if a.window_ is None:
@@ -1170,17 +1017,17 @@ class DriftLearner:
         appl = self.params_from(self._app)
         mass = float(self.config.credible_mass)
         lat_a = cj.dirichlet_median_quantiles(appl.lat_alpha, [0.5])[..., 0]
-        a5, rest = _error_split(post.status_alpha, self.statuses_, 500)
+        a5, rest = gating.error_split(post.status_alpha, self.statuses_, 500)
         err_lo, err_hi = cj.beta_interval(a5, rest, mass=mass)
         err_med = a5 / np.maximum(a5 + rest, 1e-300)
-        b5, brest = _error_split(appl.status_alpha, self.statuses_, 500)
+        b5, brest = gating.error_split(appl.status_alpha, self.statuses_, 500)
         err_app = b5 / np.maximum(b5 + brest, 1e-300)
         n_lat = pend["lat_n"]
         obs_lat = cj.histogram_quantiles(pend["lat_hist"] + 1e-300, [0.5])[..., 0]
         n_st = pend["status_count"].sum(-1)
-        o5, _ = _error_split(pend["status_count"], self.statuses_, 500)
+        o5, _ = gating.error_split(pend["status_count"], self.statuses_, 500)
         n_req = pend["freq_count"].sum(-1)
-        for ei, pi in zip(*np.nonzero(_kind_count(pooled, "latency") + _kind_count(pooled, "errors") + n_req > 0)):
+        for ei, pi in zip(*np.nonzero(kind_count(pooled, "latency") + kind_count(pooled, "errors") + n_req > 0)):
             self.history_.append((
                 (window + 1) * T, self.endpoints_[ei], self.personas_[pi], float(n_req[ei, pi]),
                 float(obs_lat[ei, pi]) if n_lat[ei, pi] > 0 else math.nan,
@@ -1230,73 +1077,3 @@ class DriftLearner:
 
 def _has_events(stats: Stats) -> bool:
     return bool(stats["freq_count"].any())
-
-
-def _kind_count(stats: Stats, kind: str) -> np.ndarray:
-    """Effective (decay-weighted) sample count of a kind, per cell."""
-    if kind == "latency":
-        return stats["lat_n"]
-    if kind == "errors":
-        return stats["status_count"].sum(-1)
-    if kind == "frequency":
-        return stats["freq_count"].sum(-1)
-    if kind == "think_time":
-        return stats["think_n"]
-    return stats["trans_count"].sum(-1)
-
-
-def _consistent_borrowing(ev: Stats, kind: str, axis: int, statuses: list[int]) -> np.ndarray:
-    """Most pseudo-observations a persona cell may borrow from its endpoint's other personas
-    without moving its estimate by more than one of its own standard errors.
-
-    Each kind's key quantity: mean log latency / log think time (standard error from the
-    cell's own spread), P(5xx), and for transitions the largest difference between the own
-    and the others' next-state probabilities. Borrowing ``k`` pseudo-observations moves the
-    estimate by ``k / (own + k) · |d|``; that stays within ``se`` for
-    ``k ≤ own · se / (|d| − se)``. Unlimited (inf) where ``|d| ≤ se`` or the cell has no data.
-    """
-    def split(x):
-        total = x.sum(axis=axis, keepdims=True)
-        return x, total - x
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if kind in ("latency", "think_time"):
-            pre = "lat" if kind == "latency" else "think"
-            (n, n_o), (sx, sx_o), (sxx, sxx_o) = (split(ev[f"{pre}_{k}"])
-                                                  for k in ("n", "sx", "sxx"))
-            mean, mean_o = sx / n, sx_o / n_o
-            var = np.maximum(sxx / n - mean**2, 0.0)
-            pooled_var = np.maximum((sxx + sxx_o) / (n + n_o) - ((sx + sx_o) / (n + n_o))**2, 0.0)
-            # a cell with one or two samples has no spread of its own: use the endpoint's
-            var = np.where(n >= 3, var, pooled_var)
-            d, se, own = np.abs(mean - mean_o), np.sqrt(var / n), n
-        elif kind == "errors":
-            err = ev["status_count"][..., np.asarray(statuses) >= 500].sum(-1)
-            (e5, e5_o), (n, n_o) = split(err), split(ev["status_count"].sum(-1))
-            p, p_o = e5 / n, e5_o / n_o
-            p_all = np.clip((e5 + e5_o) / (n + n_o), 1e-3, 1 - 1e-3)
-            d, se, own = np.abs(p - p_o), np.sqrt(p_all * (1 - p_all) / n), n
-        else:  # transitions (P, src, dst), personas on axis 0
-            c, c_o = split(ev["trans_count"])
-            n, n_o = c.sum(-1), c_o.sum(-1)
-            prob, prob_o = c / n[..., None], c_o / n_o[..., None]
-            j = np.nan_to_num(np.abs(prob - prob_o), nan=0.0).argmax(-1)[..., None]
-            p_j = np.take_along_axis(np.clip((c + c_o) / (n + n_o)[..., None], 1e-3, 1 - 1e-3),
-                                     j, -1)[..., 0]
-            d = np.take_along_axis(np.abs(prob - prob_o), j, -1)[..., 0]
-            se, own = np.sqrt(p_j * (1 - p_j) / n), n
-        k = own * se / (d - se)
-    return np.where((own > 0) & np.isfinite(d) & (d > se), k, np.inf)
-
-
-def _component_width(alpha: np.ndarray, index: np.ndarray, mass: float) -> np.ndarray:
-    """Width of the Beta marginal interval of one Dirichlet component per row."""
-    a = np.take_along_axis(alpha, index, -1)[..., 0]
-    return cj.beta_width_stabilised(a, alpha.sum(-1) - a, mass=mass)
-
-
-def _error_split(alpha: np.ndarray, statuses: list[int], threshold: int):
-    """Dirichlet mass of codes ≥ threshold and of the rest (Beta parameters by aggregation)."""
-    codes = np.asarray(statuses)
-    err = alpha[..., codes >= threshold].sum(-1)
-    return err, alpha.sum(-1) - err

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from driftbayes import conjugate as cj
-from driftbayes.learner import END, START, DriftLearner, _error_split, split_endpoint
+from driftbayes.gating import error_split
+from driftbayes.learner import END, START, DriftLearner, split_endpoint
 
 UNITS = {
     "latency": "ms",
@@ -31,7 +32,7 @@ def patterns(learner: DriftLearner, layer: str = "applied") -> list[dict]:
     if not snap.endpoints_:
         return []
     pooled = snap.pooled_evidence()
-    report = snap._gates(pooled)
+    report = snap.gate_report()
     prm = snap.layer(layer)
     mass = float(snap.config.credible_mass)
     lo_q, hi_q = cj.tail_probs(mass)
@@ -40,9 +41,9 @@ def patterns(learner: DriftLearner, layer: str = "applied") -> list[dict]:
     lat_q = cj.dirichlet_median_quantiles(prm.lat_alpha, [lo_q, 0.5, hi_q])
     lat_pred = cj.histogram_quantiles(cj.dirichlet_mean(prm.lat_alpha), [0.9, 0.99])
     mu, kappa, alpha, beta = prm.lat_nig
-    a5, rest5 = _error_split(prm.status_alpha, snap.statuses_, 500)
+    a5, rest5 = error_split(prm.status_alpha, snap.statuses_, 500)
     e5 = (a5 / (a5 + rest5), *cj.beta_interval(a5, rest5, mass=mass))
-    a4, rest4 = _error_split(prm.status_alpha, snap.statuses_, 400)
+    a4, rest4 = error_split(prm.status_alpha, snap.statuses_, 400)
     e4 = (a4 / (a4 + rest4), *cj.beta_interval(a4, rest4, mass=mass))
     status_p = cj.dirichlet_mean(prm.status_alpha)
     tmu, tk, ta, tb = prm.think_nig

@@ -24,6 +24,7 @@ from driftbayes import __version__
 from driftbayes.config import Config
 from driftbayes.conjugate import LATENCY_EDGES_MS, N_LATENCY_BINS
 from driftbayes.learner import END, START, DriftLearner
+from driftbayes.open_sessions import OpenSession, OpenSessions
 from driftbayes.stats import KINDS, N_HOURS, STAT_DIMS, Stats
 
 SCHEMA = "driftbayes-state"
@@ -62,12 +63,12 @@ def to_dataset(learner: DriftLearner) -> xr.Dataset:
         .astype(np.int8),
     )
     data["gate_transitions"] = (("persona", "src"), g["transitions"].astype(np.int8))
-    alive = np.flatnonzero(L._open_alive)
-    row_to_id = {row: sid for sid, row in L._open_ids.items()}
-    data["open_session_id"] = ("open_session", np.array([row_to_id[r] for r in alive], dtype=object))
-    data["open_endpoint"] = ("open_session", L._open_e[alive])
-    data["open_persona"] = ("open_session", L._open_p[alive])
-    data["open_ts"] = ("open_session", L._open_ts[alive])
+    sessions = L.sessions.open()
+    data["open_session_id"] = ("open_session", np.array([s.session for s in sessions],
+                                                        dtype=object))
+    data["open_endpoint"] = ("open_session", np.array([s.endpoint for s in sessions], np.int64))
+    data["open_persona"] = ("open_session", np.array([s.persona for s in sessions], np.int64))
+    data["open_ts"] = ("open_session", np.array([s.ts for s in sessions], dtype=float))
     bodies = sorted(L.bodies_.items())
     data["body_endpoint"] = ("body", np.array([k[0] for k, _ in bodies], dtype=object))
     data["body_status"] = ("body", np.array([k[1] for k, _ in bodies], dtype=np.int64))
@@ -110,11 +111,9 @@ def from_dataset(ds: xr.Dataset, config: Config | None = None) -> DriftLearner:
     L.gate_["transitions"] = ds["gate_transitions"].values.astype(bool)
     L.gate_ = {k: L.gate_[k] for k in KINDS}
     ids = [str(x) for x in ds["open_session_id"].values]
-    L._open_ids = {sid: i for i, sid in enumerate(ids)}
-    L._open_e = ds["open_endpoint"].values.astype(np.int64)
-    L._open_p = ds["open_persona"].values.astype(np.int64)
-    L._open_ts = ds["open_ts"].values.astype(float)
-    L._open_alive = np.ones(len(ids), dtype=bool)
+    L.sessions = OpenSessions.from_open([
+        OpenSession(sid, int(e), int(p), float(t)) for sid, e, p, t in zip(
+            ids, ds["open_endpoint"].values, ds["open_persona"].values, ds["open_ts"].values)])
     if "body_text" in ds:  # states saved before recorded bodies existed have none
         L.bodies_ = {
             (str(e), int(s)): (str(ct), str(text))

@@ -186,7 +186,7 @@ def test_persona_with_three_samples_falls_back_to_endpoint():
 def test_persona_whose_data_differs_borrows_only_what_it_can_vouch_for():
     """3 samples at 30 ms against an endpoint at 300 ms: 10x apart is ~8 own standard errors,
     so borrowing is capped at own * se / (|d| - se) and the persona keeps its own latency."""
-    from driftbayes.learner import _consistent_borrowing
+    from driftbayes.pooling import consistent_borrowing
 
     many = traffic(600, seed=11, endpoints=("/a",), personas=("bulk",), median_ms=300.0)
     few = traffic(3, seed=12, endpoints=("/a",), personas=("rare",), median_ms=30.0)
@@ -198,7 +198,7 @@ def test_persona_whose_data_differs_borrows_only_what_it_can_vouch_for():
     n_o, sx_o = ev["lat_n"][0].sum() - n, ev["lat_sx"][0].sum() - sx
     se = np.sqrt((sxx / n - (sx / n) ** 2) / n)
     d = abs(sx / n - sx_o / n_o)
-    k = _consistent_borrowing(ev, "latency", 1, lrn.statuses_)[0, p]
+    k = consistent_borrowing(ev, "latency", 1, lrn.statuses_)[0, p]
     assert k == pytest.approx(n * se / (d - se))
     rare = latency_row(patterns(lrn, "posterior"), "/a", "rare")
     assert rare["n_eff"] == pytest.approx(3 + k, rel=1e-6)

@@ -132,7 +132,6 @@ def lognormal_fit_error(cell: CellModel, qs=(0.5, 0.9, 0.99)) -> dict[float, flo
 def export_model(learner: DriftLearner, layer: str = "applied", *, openapi=None) -> ExportModel:
     """The :class:`ExportModel` of a learner's ``applied`` (what the mock serves) or
     ``posterior`` layer. Cells are those that have seen traffic."""
-    from driftbayes.patterns import patterns
     from driftbayes.server.app import MockEngine
 
     if layer not in LAYERS:
@@ -146,11 +145,9 @@ def export_model(learner: DriftLearner, layer: str = "applied", *, openapi=None)
     lat_p = cj.dirichlet_mean(prm.lat_alpha)
     rate = prm.rate_a / prm.rate_b
     statuses = np.asarray(snap.statuses_)
-    conf = np.zeros((E, P))
-    for r in patterns(snap, layer):
-        if r["kind"] == "latency":
-            key = f"{r['method']} {r['endpoint']}".strip()
-            conf[snap._endpoint_index[key], snap._persona_index[r["persona"]]] = r["confidence"]
+    own = snap.evidence_
+    conf = np.where((own["freq_count"].sum(-1) > 0) & (own["lat_n"] > 0),
+                    snap.gate_report()["confidence"]["latency"], 0.0)
     engine = MockEngine(snap, snap.config, openapi=openapi, flow="off")
     seen = snap.evidence_["freq_count"].sum(-1) > 0
     cells = []

@@ -317,13 +317,11 @@ class Enricher:
         A learning run that resumes a saved state then cuts the same sessions as one run over
         all the traffic would.
         """
-        alive = np.flatnonzero(learner._open_alive)
-        rows = {row: sid for sid, row in learner._open_ids.items()}
-        for r in alive.tolist():
-            m = _SESSION_ID.fullmatch(str(rows.get(r, "")))
+        for s in learner.sessions.open():
+            m = _SESSION_ID.fullmatch(s.session)
             if m is None:
                 continue
-            key, k, t = m.group(1), int(m.group(2)), float(learner._open_ts[r])
+            key, k, t = m.group(1), int(m.group(2)), s.ts
             if k >= self.session_count.get(key, 0):
                 self.session_count[key] = k
                 self.last_seen[key] = max(t, self.last_seen.get(key, -np.inf))

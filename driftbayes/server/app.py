@@ -180,7 +180,6 @@ class MockEngine:
     # ---------------------------------------------------------------- tables
     def reload(self, learner: DriftLearner) -> MockEngine:
         """Re-read the learner's applied layer (after learning or a reset)."""
-        from driftbayes.patterns import patterns
 
         snap = learner.snapshot()
         E, P = len(snap.endpoints_), len(snap.personas_)
@@ -192,14 +191,12 @@ class MockEngine:
             method, tmpl = split_endpoint(key)
             routes.setdefault(tmpl, {})[method] = i
         conf = np.full((E, P), np.nan)
-        if E:
-            for r in patterns(snap, "applied"):
-                if r["kind"] == "latency":
-                    key = f"{r['method']} {r['endpoint']}".strip()
-                    conf[snap._endpoint_index[key], snap._persona_index[r["persona"]]] = (
-                        r["confidence"])
-        if "default" in snap._persona_index:
-            default = snap._persona_index["default"]
+        if E:  # the latency gate's confidence, where the cell has seen latencies
+            own = snap.evidence_
+            seen = (own["freq_count"].sum(-1) > 0) & (own["lat_n"] > 0)
+            conf = np.where(seen, snap.gate_report()["confidence"]["latency"], np.nan)
+        if "default" in snap.personas_:
+            default = snap.resolve_persona("default")
         elif P:
             rate = (prm.rate_a / prm.rate_b).sum(0)
             default = int(np.argmax(rate))
@@ -208,13 +205,13 @@ class MockEngine:
         header = [[_header_safe(f"{snap.endpoints_[e]}; persona={snap.personas_[p]}; "
                                 f"confidence={0.0 if np.isnan(conf[e, p]) else conf[e, p]:.2f}")
                    for p in range(P)] for e in range(E)]
-        recorded = {(snap._endpoint_index[k], status): (ct, text.encode("utf-8"))
+        recorded = {(snap.resolve_endpoint(k), status): (ct, text.encode("utf-8"))
                     for (k, status), (ct, text) in snap.bodies_.items()
-                    if k in snap._endpoint_index}
+                    if k in snap.endpoint_index}
         self._t = _Tables(
-            endpoints=list(snap.endpoints_), endpoint_index=dict(snap._endpoint_index),
+            endpoints=list(snap.endpoints_), endpoint_index=dict(snap.endpoint_index),
             personas=list(snap.personas_),
-            persona_index=dict(snap._persona_index),
+            persona_index=dict(snap.persona_index),
             statuses=np.asarray(snap.statuses_, dtype=np.int64), routes=routes,
             status_p=status_p, status_cdf=np.cumsum(status_p, axis=-1),
             lat_p=lat_p, lat_cdf=np.cumsum(lat_p, axis=-1),

@@ -261,7 +261,7 @@ def test_learns_saves_and_redacts(upstream, client, tmp_path):
     assert set(learner.endpoints_) == {"GET /api/users/{id}", "GET /boom", "GET /slow"}
     assert {"premium", "basic"} <= set(learner.personas_)
     # one session (from the hashed session cookie) holds the user requests
-    sessions = [s for s in learner._open_ids if s.startswith("s-")]
+    sessions = [s.session for s in learner.sessions.open() if s.session.startswith("s-")]
     assert len(sessions) == 1 and SECRET not in sessions[0]
     reloaded = load_state(state)
     assert reloaded.n_events_ == n

@@ -1,0 +1,105 @@
+"""The gate: how sure the posterior is of each kind's key quantity, and whether it is applied.
+
+Confidence is defined here and nowhere else: the contraction ``1 − width(posterior CI) /
+width(prior CI)`` of the key quantity's credible interval (``credible_mass``), measured on its
+variance-stabilising scale — log for the median latency and think time, arcsin √p for P(5xx)
+and the most likely next state, √ for the request rate. The gate of a cell is open when learning
+is enabled for it, ``n_eff ≥ min_samples`` and ``confidence ≥ confidence_threshold``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from driftbayes import conjugate as cj
+from driftbayes.pooling import kind_count
+from driftbayes.stats import KINDS, Stats
+
+
+def error_split(alpha: np.ndarray, statuses: list[int], threshold: int):
+    """Dirichlet mass of codes ≥ threshold and of the rest (Beta parameters by aggregation)."""
+    codes = np.asarray(statuses)
+    err = alpha[..., codes >= threshold].sum(-1)
+    return err, alpha.sum(-1) - err
+
+
+def component_width(alpha: np.ndarray, index: np.ndarray, mass: float) -> np.ndarray:
+    """Width of the Beta marginal interval of one Dirichlet component per row."""
+    a = np.take_along_axis(alpha, index, -1)[..., 0]
+    return cj.beta_width_stabilised(a, alpha.sum(-1) - a, mass=mass)
+
+
+def key_width(kind: str, prm, statuses: list[int], mass: float) -> np.ndarray:
+    """Width of the credible interval of a kind's key quantity (``prm``: a ``CellParams``)."""
+    lo_q, hi_q = cj.tail_probs(mass)
+    if kind == "latency":
+        q = cj.dirichlet_median_quantiles(prm.lat_alpha, [lo_q, hi_q])
+        return np.log(q[..., 1]) - np.log(q[..., 0])
+    if kind == "errors":
+        a5, rest = error_split(prm.status_alpha, statuses, 500)
+        return cj.beta_width_stabilised(a5, rest, mass=mass)
+    if kind == "think_time":
+        mu, kappa, alpha, beta = prm.think_nig
+        lo, hi = cj.nig_mean_interval(mu=mu, kappa=kappa, alpha=alpha, beta=beta, mass=mass)
+        return hi - lo
+    if kind == "frequency":
+        # on the square-root scale, Poisson's variance-stabilising one: the width shrinks
+        # with exposure even when no request arrives (on the log scale it would not)
+        return frequency_width(prm.rate_a, prm.rate_b, mass)
+    raise ValueError(kind)
+
+
+def frequency_width(a, b, mass: float) -> np.ndarray:
+    """Width of the Gamma(a, b) rate interval on the square-root scale."""
+    lo, hi = cj.gamma_interval(a, b, mass=mass)
+    return np.sqrt(hi) - np.sqrt(lo)
+
+
+def transition_prior_widths(prior_rows: np.ndarray, mass: float) -> np.ndarray:
+    """Prior widths per source row ``(E+1, 2)``: toward any endpoint (all share one prior
+    mass) and toward END."""
+    E = prior_rows.shape[-1] - 1
+    alpha = prior_rows[:, [0, E]] if E else np.zeros((1, 2))
+    total = prior_rows.sum(-1, keepdims=True)
+    return cj.beta_width_stabilised(alpha, total - alpha, mass=mass)
+
+
+def gate_report(pooled: Stats, post, *, prior_widths: dict, ends, rows, latency_quantiles,
+                enabled: dict, prior_rate, n_endpoints: int, statuses: list[int],
+                min_samples: float, threshold: float, mass: float) -> dict:
+    """``n_eff``, ``confidence`` and ``gate`` per kind for the cells of ``pooled``.
+
+    ``post`` holds their posterior parameters, ``ends`` / ``rows`` index the per-endpoint and
+    per-source-row prior widths, ``prior_rate`` is the synthetic rate per cell (frequency's
+    ``n_eff`` is the number of requests it predicts for the exposure seen, so an endpoint that
+    stays quiet is learned to be quiet).
+    """
+    conf, n_eff = {}, {}
+    lat_q = latency_quantiles
+    for kind in KINDS:
+        n_eff[kind] = kind_count(pooled, kind)
+        if kind == "frequency":
+            n_eff[kind] = pooled["freq_exposure"].sum(-1) * prior_rate
+        if kind == "latency":
+            w_post = np.log(lat_q[..., 2] / lat_q[..., 0])
+            w_prior = prior_widths[kind][ends]
+        elif kind == "transitions":  # the row's most likely next state
+            top = np.argmax(post.trans_alpha, axis=-1)[..., None]
+            w_post = component_width(post.trans_alpha, top, mass)
+            to_end, to_endpoint = prior_widths[kind][rows, 1], prior_widths[kind][rows, 0]
+            w_prior = np.where(top[..., 0] == n_endpoints, to_end, to_endpoint)
+        else:
+            w_post, w_prior = key_width(kind, post, statuses, mass), prior_widths[kind][ends]
+        conf[kind] = cj.contraction(w_post, w_prior)
+    gate = {k: enabled[k] & (n_eff[k] >= min_samples) & (conf[k] >= threshold) for k in KINDS}
+    return {"gate": gate, "confidence": conf, "n_eff": n_eff, "enabled": enabled,
+            "posterior": post, "latency_quantiles": lat_q}
+
+
+def confidence_ceiling(n_eff: float, prior_strength: float) -> float:
+    """Highest confidence reachable with ``n_eff`` effective samples against a prior worth
+    ``prior_strength``: every key quantity's interval narrows as ``1/√(k + n)`` once data
+    dominates, so the contraction tends to ``1 − √(k / (k + n))``."""
+    return 1.0 if math.isinf(n_eff) else 1.0 - math.sqrt(prior_strength / (prior_strength + n_eff))
