@@ -354,6 +354,12 @@ def beta_median(a, b):
     return special.betaincinv(a_, b_, 0.5)
 
 
+def dirichlet_categorical_posterior(*, alpha0, counts):
+    """Dirichlet posterior of a categorical: ``alpha0 + counts`` (counts per category, last
+    axis; decay-weighted counts are fine: the update is linear in them)."""
+    return np.asarray(alpha0, dtype=float) + np.asarray(counts, dtype=float)
+
+
 def dirichlet_mean(alpha):
     """Mean of a Dirichlet along the last axis (the one-draw categorical predictive)."""
     alpha = np.asarray(alpha, dtype=float)

@@ -19,7 +19,6 @@ over the same windows merge with ``+``.
 from __future__ import annotations
 
 import copy
-import types
 import difflib
 import math
 import warnings
@@ -37,6 +36,7 @@ from driftbayes.globs import match_glob
 from driftbayes.open_sessions import OpenSessions
 from driftbayes.pooling import kind_count, pool_personas
 from driftbayes.stats import KIND_STATS, KINDS, N_HOURS, STAT_DIMS, Sizes, Stats, broadcast_gate
+from driftbayes.vocabulary import Vocabulary
 from driftbayes.windows import ExposureClock, follow_sum, hour_exposure
 
 LAYERS = ("prior", "posterior", "applied")
@@ -97,13 +97,10 @@ class DriftLearner:
 
     # ------------------------------------------------------------------ state
     def _clear(self) -> None:
-        self.endpoints_: list[str] = []
-        self.personas_: list[str] = []
         syn = self.config.synthetic
-        self.statuses_: list[int] = sorted({int(syn.status), int(syn.error_status)})
-        self._endpoint_index: dict[str, int] = {}
-        self._persona_index: dict[str, int] = {}
-        self._status_index = {s: i for i, s in enumerate(self.statuses_)}
+        self.endpoint_vocab = Vocabulary()
+        self.persona_vocab = Vocabulary()
+        self.status_vocab = Vocabulary(sorted({int(syn.status), int(syn.error_status)}))
         sizes = self.sizes
         self._ev = Stats.zeros(sizes)
         self._app = Stats.zeros(sizes)
@@ -190,14 +187,41 @@ class DriftLearner:
         self._lazy_reset()
 
     @property
-    def endpoint_index(self) -> dict[str, int]:
-        """Endpoint key (``"GET /api/x"``) → its code in every endpoint dim (read-only view)."""
-        return types.MappingProxyType(self._endpoint_index)
+    def endpoints_(self) -> list[str]:
+        """Endpoint keys (``"GET /api/x"``) in code order."""
+        return self.endpoint_vocab.names
+
+    @endpoints_.setter
+    def endpoints_(self, names: list[str]) -> None:
+        self.endpoint_vocab = Vocabulary(names)
 
     @property
-    def persona_index(self) -> dict[str, int]:
+    def personas_(self) -> list[str]:
+        """Personas in code order."""
+        return self.persona_vocab.names
+
+    @personas_.setter
+    def personas_(self, names: list[str]) -> None:
+        self.persona_vocab = Vocabulary(names)
+
+    @property
+    def statuses_(self) -> list[int]:
+        """Status codes in code order."""
+        return self.status_vocab.names
+
+    @statuses_.setter
+    def statuses_(self, codes: list[int]) -> None:
+        self.status_vocab = Vocabulary(codes)
+
+    @property
+    def endpoint_index(self):
+        """Endpoint key → its code in every endpoint dim (read-only view)."""
+        return self.endpoint_vocab.codes
+
+    @property
+    def persona_index(self):
         """Persona → its code in every persona dim (read-only view)."""
-        return types.MappingProxyType(self._persona_index)
+        return self.persona_vocab.codes
 
     @property
     def sizes(self) -> Sizes:
@@ -249,24 +273,18 @@ class DriftLearner:
             if statuses_grew:
                 self._touched_e |= self._ev["status_count"].sum(axis=(1, 2)) >= minimum
 
-    def _index(self, values: np.ndarray, vocab: list, index: dict) -> np.ndarray:
+    def _encode(self, values: np.ndarray, vocab: Vocabulary) -> np.ndarray:
         """Vocabulary codes of ``values``; new names join in order of first appearance."""
-        codes, uniq = pd.factorize(values)
-        mapped = np.empty(len(uniq), dtype=np.int64)
-        grew = False
-        if vocab is self.personas_ and not self._stale and any(u not in index for u in uniq):
-            # new persona cells start with no exposure now, not at their endpoint's last update
-            self._sync_all()
-        for i, u in enumerate(uniq.tolist()):
-            j = index.get(u)
-            if j is None:
-                j = index[u] = len(vocab)
-                vocab.append(u)
-                grew = True
-            mapped[i] = j
-        if grew:
-            self._grow(statuses_grew=vocab is self.statuses_)
-        return mapped[codes]
+        uniq = pd.unique(values)
+        new = vocab.missing(uniq.tolist())
+        if new:
+            if vocab is self.persona_vocab and not self._stale:
+                # new persona cells start with no exposure now, not at their endpoint's
+                # last update
+                self._sync_all()
+            vocab.add(new)
+            self._grow(statuses_grew=vocab is self.status_vocab)
+        return vocab.encode(values)
 
     # ------------------------------------------------------------------ priors
     def _prior(self):
@@ -289,8 +307,8 @@ class DriftLearner:
         )
         status = np.zeros((E, S))
         for i, s in enumerate(syns):
-            status[i, self._status_index[int(s.status)]] += s.prior_strength * (1 - s.error_rate)
-            status[i, self._status_index[int(s.error_status)]] += s.prior_strength * s.error_rate
+            status[i, self.status_vocab.codes[int(s.status)]] += s.prior_strength * (1 - s.error_rate)
+            status[i, self.status_vocab.codes[int(s.error_status)]] += s.prior_strength * s.error_rate
         status = np.maximum(status, 0.0) + cj._ALPHA_FLOOR  # codes the synthetic mock never serves
         think_nig = cj.nig_prior(
             median_ms=col("think_time_median_ms"), sigma=col("think_time_sigma"), strength=strength
@@ -323,15 +341,15 @@ class DriftLearner:
         tc, tu = pd.factorize(batch.endpoint)
         pair, pairs = pd.factorize(mc * len(tu) + tc)
         keys = np.array([f"{mu[k // len(tu)]} {tu[k % len(tu)]}" for k in pairs], dtype=object)
-        e = self._index(keys, self.endpoints_, self._endpoint_index)[pair]
+        e = self._encode(keys, self.endpoint_vocab)[pair]
         if "response_body" in batch.extra:
             self._remember_bodies(keys[pair], batch)
-        p = self._index(batch.persona, self.personas_, self._persona_index)
+        p = self._encode(batch.persona, self.persona_vocab)
         has_status = batch.status > 0
         s = np.full(len(batch), -1, dtype=np.int64)
         if has_status.any():
-            s[has_status] = self._index(batch.status[has_status].astype(np.int64),
-                                        self.statuses_, self._status_index)
+            s[has_status] = self._encode(batch.status[has_status].astype(np.int64),
+                                         self.status_vocab)
         rows = self.sessions.rows(batch.session)
         win = np.floor(batch.ts / interval).astype(np.int64)
         if self.window_ is None:
@@ -830,14 +848,15 @@ class DriftLearner:
             a0=rate_a[ends, None], b0=rate_b[ends, None],
             count=ev["freq_count"].sum(-1), exposure=ev["freq_exposure"].sum(-1),
         )
+        dirichlet = cj.dirichlet_categorical_posterior
         return CellParams(
-            lat_alpha=lat_alpha[ends, None, :] + ev["lat_hist"],
+            lat_alpha=dirichlet(alpha0=lat_alpha[ends, None, :], counts=ev["lat_hist"]),
             lat_nig=tuple(np.broadcast_to(x, (E, P)) for x in nig(lat_nig, "lat")),
-            status_alpha=status[ends, None, :] + ev["status_count"],
+            status_alpha=dirichlet(alpha0=status[ends, None, :], counts=ev["status_count"]),
             think_nig=tuple(np.broadcast_to(x, (E, P)) for x in nig(think_nig, "think")),
             rate_a=np.broadcast_to(a, (E, P)),
             rate_b=np.broadcast_to(b, (E, P)),
-            trans_alpha=trans[None, rows, :] + ev["trans_count"],
+            trans_alpha=dirichlet(alpha0=trans[None, rows, :], counts=ev["trans_count"]),
         )
 
     def snapshot(self) -> DriftLearner:
@@ -869,8 +888,8 @@ class DriftLearner:
         method, tmpl = split_endpoint(name)
         if method:
             key = f"{method} {tmpl}"
-            if key in self._endpoint_index:
-                return self._endpoint_index[key]
+            if key in self.endpoint_vocab:
+                return self.endpoint_vocab.codes[key]
             hits = []
         else:
             hits = [i for i, k in enumerate(self.endpoints_) if split_endpoint(k)[1] == tmpl]
@@ -887,8 +906,8 @@ class DriftLearner:
         raise KeyError(f"unknown endpoint {name!r}{hint}")
 
     def resolve_persona(self, name: str) -> int:
-        if name in self._persona_index:
-            return self._persona_index[name]
+        if name in self.persona_vocab:
+            return self.persona_vocab.codes[name]
         known = ", ".join(self.personas_) or "none yet"
         raise KeyError(f"unknown persona {name!r} (known: {known})")
 
@@ -960,26 +979,17 @@ class DriftLearner:
     @staticmethod
     def _aligned(x: DriftLearner, y: DriftLearner) -> tuple[DriftLearner, DriftLearner]:
         a, b = copy.deepcopy(x), copy.deepcopy(y)
-        # y's vocabulary indices are remapped into a's (appending new names)
-        for vocab_b, vocab_a, index_a in (
-            (b.endpoints_, a.endpoints_, a._endpoint_index),
-            (b.personas_, a.personas_, a._persona_index),
-            (b.statuses_, a.statuses_, a._status_index),
-        ):
-            for v in vocab_b:
-                if v not in index_a:
-                    index_a[v] = len(vocab_a)
-                    vocab_a.append(v)
+        # y's vocabulary codes are remapped into a's (appending new names)
+        a.endpoint_vocab.add(b.endpoints_)
+        a.persona_vocab.add(b.personas_)
+        a.status_vocab.add(b.statuses_)
         a._grow()
         remapped = DriftLearner(a.config)
         remapped.endpoints_, remapped.personas_, remapped.statuses_ = (
             list(a.endpoints_), list(a.personas_), list(a.statuses_))
-        remapped._endpoint_index = dict(a._endpoint_index)
-        remapped._persona_index = dict(a._persona_index)
-        remapped._status_index = dict(a._status_index)
-        ie = np.array([a._endpoint_index[v] for v in b.endpoints_], dtype=np.int64)
-        ip = np.array([a._persona_index[v] for v in b.personas_], dtype=np.int64)
-        is_ = np.array([a._status_index[v] for v in b.statuses_], dtype=np.int64)
+        ie = a.endpoint_vocab.remap(b.endpoint_vocab)
+        ip = a.persona_vocab.remap(b.persona_vocab)
+        is_ = a.status_vocab.remap(b.status_vocab)
         E = len(a.endpoints_)
         isrc = np.r_[ie, E]
         maps = {"endpoint": ie, "persona": ip, "status": is_, "src": isrc, "dst": isrc}

@@ -100,9 +100,6 @@ def from_dataset(ds: xr.Dataset, config: Config | None = None) -> DriftLearner:
     L.endpoints_ = [str(x) for x in ds["endpoint"].values]
     L.personas_ = [str(x) for x in ds["persona"].values]
     L.statuses_ = [int(x) for x in ds["status"].values]
-    L._endpoint_index = {v: i for i, v in enumerate(L.endpoints_)}
-    L._persona_index = {v: i for i, v in enumerate(L.personas_)}
-    L._status_index = {v: i for i, v in enumerate(L.statuses_)}
     for i, store in enumerate(STORES):
         stats = Stats({name: np.array(ds[name].values[i], dtype=float) for name in STAT_DIMS})
         setattr(L, f"{store}_", stats)

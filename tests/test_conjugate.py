@@ -496,3 +496,17 @@ def test_decay_evidence_k_steps():
     assert cj.decay_evidence(8.0, decay=0.5, k=3) == 1.0
     assert cj.decay_evidence(8.0, decay=0.0, k=100) == 8.0
     assert cj.decay_evidence(8.0, decay=1.0) == 0.0
+
+
+def test_dirichlet_categorical_posterior_matches_scipy_mean_and_batch_counts():
+    rng = np.random.default_rng(5)
+    alpha0 = np.array([0.5, 2.0, 1.0, 3.5])
+    draws = rng.choice(4, size=400, p=[0.1, 0.2, 0.3, 0.4])
+    counts = np.bincount(draws, minlength=4)
+    # one batch equals the events one at a time (the update is linear in the counts)
+    alpha = alpha0
+    for d in draws:
+        alpha = cj.dirichlet_categorical_posterior(alpha0=alpha, counts=np.eye(4)[d])
+    np.testing.assert_allclose(alpha, cj.dirichlet_categorical_posterior(alpha0=alpha0,
+                                                                         counts=counts))
+    np.testing.assert_allclose(cj.dirichlet_mean(alpha), stats.dirichlet(alpha).mean())

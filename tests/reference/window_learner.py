@@ -1,4 +1,7 @@
-"""The online drift learner: windows of event time, decay, gating and the applied layer.
+"""REFERENCE (tests only): the window-by-window learner as it was before cells were advanced
+lazily, kept to prove the lazy learner equal. Do not change its maths.
+
+The online drift learner: windows of event time, decay, gating and the applied layer.
 
 :class:`DriftLearner` is a thin stateful shell over the pure functions in
 :mod:`driftbayes.conjugate`. Traffic is cut into ``update_interval`` windows of *event time*
@@ -572,6 +575,10 @@ class DriftLearner:
         }
         return {"gate": gate, "confidence": conf, "n_eff": n_eff, "enabled": enabled,
                 "posterior": post, "latency_quantiles": lat_q}
+
+    def gate_report(self) -> dict:
+        """The gate report (the read API the patterns table uses today)."""
+        return self._gates(self.pooled_evidence())
 
     def _prior_widths(self, mass: float) -> dict[str, np.ndarray]:
         """Credible-interval widths under the synthetic prior (cached per vocabulary)."""
