@@ -6,6 +6,7 @@ import json
 import sys
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import orjson
@@ -459,30 +460,56 @@ def export(
 
 @app.command()
 def demo(
-    recording: str = typer.Option("trainticket", "--recording", help="Named real recording to learn."),
-    out_dir: Path = typer.Option(Path("driftbayes-demo"), "--out", help="Folder for state, patterns and plot."),
+    recording: str | None = typer.Option(
+        None, "--recording",
+        help="Learn this named real recording instead of the built-in simulation (needs the "
+        "real recordings: DRIFTBAYES_DATA=/path/to/data/real)."),
+    out_dir: Path = typer.Option(Path("driftbayes-demo"), "--out",
+                                 help="Folder for state, patterns and plot."),
     config: Path | None = ConfigOpt,
+    seed: int = typer.Option(0, "--seed", help="Seed of the built-in simulation."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Learn a bundled real recording, print the patterns and plot how they drifted."""
-    from driftbayes.io.recordings import RECORDINGS
+    """Learn a simulated API with known truth (or a real recording), print the patterns and
+    plot how they drifted."""
     from driftbayes.learner import DriftLearner
+
+    try:
+        cfg = load_config(config) if config else None
+    except ConfigError as exc:
+        _fail(str(exc))
+    truth = endpoints = persona = None
+    if recording is None:
+        from driftbayes.demo import (
+            DEMO_CONFIG,
+            DEMO_ENDPOINTS,
+            DEMO_PERSONA,
+            demo_scenario,
+            truth_frame,
+        )
+
+        cfg = cfg or DEMO_CONFIG
+        learner = DriftLearner(cfg, track_history=True)
+        with err.status("simulating and learning") if progress else nullcontext():
+            sc = demo_scenario(seed=seed)
+            learner.learn_many(sc.events)
+        n = len(sc.events)
+        err.print(f"[bold]driftbayes demo[/]: simulated {sc.description} "
+                  f"(seed {seed}, {(sc.t_end - sc.t0) / 3600:g} h); the truth:", highlight=False)
+        for c in sc.changes:
+            err.print(f"  +{(c.t - sc.t0) / 3600:g} h  {c.endpoint}: {c.description}",
+                      highlight=False)
+        truth, endpoints, persona = truth_frame(sc), DEMO_ENDPOINTS, DEMO_PERSONA
+        name = "simulated shop API"
+    else:
+        cfg = cfg or load_config(None)
+        learner = DriftLearner(cfg, track_history=True)
+        n = _learn_demo_recording(learner, recording, progress)
+        name = recording
     from driftbayes.patterns import patterns as get_patterns
     from driftbayes.plots import plot_drift
     from driftbayes.state import save_state
 
-    if recording not in RECORDINGS:
-        _fail(f"unknown recording {recording!r}; choose one of {', '.join(RECORDINGS)}")
-    try:
-        cfg = load_config(config) if config else load_config(None)
-    except ConfigError as exc:
-        _fail(str(exc))
-    learner = DriftLearner(cfg, track_history=True)
-    err.print(f"[bold]driftbayes demo[/]: {RECORDINGS[recording].description}", highlight=False)
-    try:
-        n = learn_files(learner, [recording], progress=progress)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
     out_dir.mkdir(parents=True, exist_ok=True)
     save_state(learner, out_dir / "state.nc")
     rows = get_patterns(learner, "applied")
@@ -490,12 +517,55 @@ def demo(
     shown = sorted((r for r in rows if r["kind"] in ("latency", "errors", "frequency")),
                    key=lambda r: (-r["n_eff"], r["endpoint"], r["kind"]))
     out.print(_pattern_table(shown, "applied"))
+    if recording is None:
+        _print_demo_flow(rows, sc)
     plot = out_dir / "drift.png"
-    plot_drift(learner.history_frame(), out=plot,
-               title=f"driftbayes · {recording}: learned latency and error rate over time")
+    plot_drift(learner.history_frame(), endpoints=endpoints, persona=persona, out=plot,
+               truth=truth, title=f"driftbayes · {name}: learned latency and error rate over time")
     err.print(f"{n:,} events · {learner.n_windows_} windows of {cfg.update_interval:g} s · "
               f"state {out_dir / 'state.nc'} · patterns {out_dir / 'patterns.json'} · plot {plot}",
               highlight=False)
+
+
+def _learn_demo_recording(learner, recording: str, progress: bool) -> int:
+    """Learn the named real recording, or stop with one line saying what is missing."""
+    from driftbayes.io.recordings import RECORDINGS
+
+    if recording not in RECORDINGS:
+        _fail(f"unknown recording {recording!r}; choose one of {', '.join(RECORDINGS)}")
+    rec = RECORDINGS[recording]
+    hint = "point DRIFTBAYES_DATA at the folder of the real recordings " \
+           "(DRIFTBAYES_DATA=/path/to/data/real; see README, Data)"
+    try:
+        files = rec.files()
+    except FileNotFoundError:
+        _fail(f"recording {recording!r} needs the real recordings, which are not on this "
+              f"machine (no shared/data/real found above {Path.cwd()}); {hint}")
+    if not files or not all(p.exists() for p in files):
+        _fail(f"recording {recording!r}: {rec.resolve()} does not exist; {hint}")
+    err.print(f"[bold]driftbayes demo[/]: {rec.description}", highlight=False)
+    try:
+        return learn_files(learner, [recording], progress=progress)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+
+
+def _print_demo_flow(rows: list[dict], sc) -> None:
+    """The learned next-endpoint probabilities after the cart beside the true ones."""
+    cart, persona = "/api/cart", "web"
+    learned = next((r for r in rows if r["kind"] == "transitions" and r["endpoint"] == cart
+                    and r["persona"] == persona), None)
+    if learned is None:
+        return
+    true = sc.phase(persona, sc.t_end - 1).matrix.loc[cart]
+    table = Table(title=f"changed flow: next endpoint after POST {cart} ({persona}), "
+                        "learned vs truth at the end")
+    for col in ("next endpoint", "learned P", "true P"):
+        table.add_column(col, justify="left" if col == "next endpoint" else "right")
+    for dst, p in learned["top_next"].items():
+        key = dst.split(" ", 1)[-1] if dst != "END" else dst
+        table.add_row(dst, f"{p:.3f}", f"{float(true.get(key, 0.0)):.3f}")
+    out.print(table)
 
 
 @app.command()
