@@ -25,7 +25,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-config_app = typer.Typer(help="Show, read or change the drift_learning config.", no_args_is_help=True)
+config_app = typer.Typer(help="Show, read or change the drift_learning config.",
+                         no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 out = Console()
@@ -37,7 +38,8 @@ DEFAULT_CONFIG = "driftbayes.yaml"
 DEFAULT_STATE = "driftbayes-state.nc"
 
 StateOpt = typer.Option(DEFAULT_STATE, "--state", "-s", help="State file (NetCDF).")
-ConfigOpt = typer.Option(None, "--config", "-c", help=f"Config YAML (default: {DEFAULT_CONFIG} if present).")
+ConfigOpt = typer.Option(None, "--config", "-c",
+                         help=f"Config YAML (default: {DEFAULT_CONFIG} if present).")
 LayerOpt = typer.Option("applied", "--layer", help="applied | posterior | prior")
 
 
@@ -114,12 +116,17 @@ def _format_help() -> str:
 
 @app.command()
 def learn(
-    files: list[str] = typer.Argument(..., help="Recordings (JSONL, HAR, access logs, OTLP/Jaeger JSON, MockForge SQLite, …; .gz ok; '-' for stdin) or a named real recording."),
+    files: list[str] = typer.Argument(
+        ..., help="Recordings (JSONL, HAR, access logs, OTLP/Jaeger JSON, MockForge SQLite, …; "
+        ".gz ok; '-' for stdin) or a named real recording."),
     config: Path | None = ConfigOpt,
     state: Path = StateOpt,
     fmt: str | None = typer.Option(None, "--format", help=_format_help()),
-    openapi: Path | None = typer.Option(None, "--openapi", help="OpenAPI document (YAML/JSON) whose path templates name the endpoints."),
-    strict: bool = typer.Option(False, "--strict", help="Stop at the first bad record (file:line and field)."),
+    openapi: Path | None = typer.Option(
+        None, "--openapi",
+        help="OpenAPI document (YAML/JSON) whose path templates name the endpoints."),
+    strict: bool = typer.Option(False, "--strict",
+                                help="Stop at the first bad record (file:line and field)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Learn from recordings, creating STATE or updating it incrementally."""
@@ -169,7 +176,8 @@ def _pattern_table(rows: list[dict], layer: str) -> Table:
         if r["kind"] == "transitions":
             ep = f"{ep} → {r['next']}"
         iv = r["interval"]
-        fmt = (lambda v: f"{v:.4f}") if r["unit"] in ("probability", "req/s") else (lambda v: f"{v:,.1f}")
+        fmt = ((lambda v: f"{v:.4f}") if r["unit"] in ("probability", "req/s")
+               else (lambda v: f"{v:,.1f}"))
         t.add_row(ep, r["persona"], r["kind"], f"{r['n_eff']:,.1f}", f"{r['confidence']:.2f}",
                   "[green]yes[/]" if r["applied"] else ("no" if r["enabled"] else "[dim]off[/]"),
                   fmt(r["estimate"]), f"[{fmt(iv['lower'])}, {fmt(iv['upper'])}]", r["unit"])
@@ -182,8 +190,11 @@ def patterns(
     config: Path | None = ConfigOpt,
     format: str = typer.Option("table", "--format", help="table | json"),
     layer: str = LayerOpt,
-    kind: str | None = typer.Option(None, "--kind", help="Only this kind (latency, errors, transitions, think_time, frequency)."),
-    endpoint: str | None = typer.Option(None, "--endpoint", help="Only endpoints matching this glob."),
+    kind: str | None = typer.Option(
+        None, "--kind",
+        help="Only this kind (latency, errors, transitions, think_time, frequency)."),
+    endpoint: str | None = typer.Option(None, "--endpoint",
+                                        help="Only endpoints matching this glob."),
     persona: str | None = typer.Option(None, "--persona", help="Only this persona."),
 ) -> None:
     """Show learned patterns with confidence, credible interval and whether they are applied."""
@@ -200,7 +211,8 @@ def patterns(
     if kind:
         rows = [r for r in rows if r["kind"] == kind]
     if endpoint:
-        rows = [r for r in rows if match_glob({endpoint: True}, f"{r['method']} {r['endpoint']}".strip())]
+        rows = [r for r in rows
+                if match_glob({endpoint: True}, f"{r['method']} {r['endpoint']}".strip())]
     if persona:
         rows = [r for r in rows if r["persona"] == persona]
     if format == "json":
@@ -213,11 +225,14 @@ def patterns(
 def sample(
     n: int = typer.Option(10, "--n", "-n", min=1, help="Number of responses."),
     state: Path = StateOpt,
-    endpoint: str | None = typer.Option(None, "--endpoint", help="/tmpl or 'METHOD /tmpl' (default: drawn by learned frequency)."),
+    endpoint: str | None = typer.Option(
+        None, "--endpoint",
+        help="/tmpl or 'METHOD /tmpl' (default: drawn by learned frequency)."),
     persona: str | None = typer.Option(None, "--persona"),
     seed: int | None = typer.Option(None, "--seed"),
     layer: str = LayerOpt,
-    sessions: int | None = typer.Option(None, "--sessions", min=1, help="Print K whole sessions instead."),
+    sessions: int | None = typer.Option(None, "--sessions", min=1,
+                                        help="Print K whole sessions instead."),
 ) -> None:
     """Print JSONL draws from a layer's posterior predictive (responses or whole sessions)."""
     from driftbayes.sampling import sample as draw
@@ -237,7 +252,8 @@ def sample(
             ]
     except (KeyError, ValueError) as exc:
         _fail(str(exc.args[0] if exc.args else exc))
-    sys.stdout.buffer.write(b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in rows))
+    sys.stdout.buffer.write(
+        b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in rows))
 
 
 @app.command()
@@ -255,7 +271,8 @@ def reset(
     except KeyError as exc:
         _fail(str(exc.args[0]))
     save_state(learner, state)
-    what = "everything" if endpoint is None and persona is None else f"{cells} endpoint × persona cell(s)"
+    what = ("everything" if endpoint is None and persona is None
+            else f"{cells} endpoint × persona cell(s)")
     err.print(f"reset {what} in {state}")
 
 
@@ -398,12 +415,16 @@ def config_get(key: str, config: Path | None = ConfigOpt) -> None:
         value = get_key(_config_path(config), key)
     except (ConfigError, KeyError) as exc:
         _fail(str(exc.args[0] if exc.args else exc))
-    sys.stdout.write((json.dumps(value) if isinstance(value, (dict, list, bool)) else str(value)) + "\n")
+    text = json.dumps(value) if isinstance(value, (dict, list, bool)) else str(value)
+    sys.stdout.write(text + "\n")
 
 
 @config_app.command("set")
 def config_set(key: str, value: str, config: Path | None = ConfigOpt) -> None:
-    """Change one value in the config file, e.g. `driftbayes config set drift_learning.mode hybrid`."""
+    """Change one value in the config file.
+
+    E.g. ``driftbayes config set drift_learning.mode hybrid``.
+    """
     from driftbayes.config import set_key
 
     path = config or Path(DEFAULT_CONFIG)
