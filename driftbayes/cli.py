@@ -418,7 +418,8 @@ def serve(
     except ValueError as exc:
         _fail(str(exc))
     web = create_app(engine, learner=learner, config=learner.config, state_path=state,
-                     headers=not no_headers, admin_token=token)
+                     headers=not no_headers, admin_token=token,
+                     state_config=learner.config if _config_path(config) else None)
     shown = f"[{host}]" if ":" in host else host
     err.print(f"serving {len(learner.endpoints_)} endpoints × {len(learner.personas_)} personas "
               f"from {state} on http://{shown}:{port} (admin: /__driftbayes/health"
@@ -445,6 +446,7 @@ def record(
                                    help="Largest response body kept (bytes, decoded; 0 = none). "
                                    "Text bodies are redacted; the latest per endpoint × status "
                                    "is served by `driftbayes serve`."),
+    wait: float = WaitOpt,
 ) -> None:
     """Proxy to --upstream and learn from every exchange (record mode).
 
@@ -456,20 +458,35 @@ def record(
 
     from driftbayes.server.record import create_record_app
 
-    learner = _load_learner(state, config, must_exist=False)
-    try:
-        proxy = create_record_app(upstream, learner, learner.config, state_path=state, mix=mix,
-                                  seed=seed, timeout_s=timeout, body_limit=body_limit)
-    except ValueError as exc:
-        _fail(str(exc))
+    with _writing(state, wait):  # read the state and fingerprint it as one step
+        learner = _load_learner(state, config, must_exist=False)
+        try:
+            proxy = create_record_app(
+                upstream, learner, learner.config, state_path=state, mix=mix, seed=seed,
+                timeout_s=timeout, body_limit=body_limit, lock_wait=wait,
+                state_config=learner.config if _config_path(config) else None)
+        except ValueError as exc:
+            _fail(str(exc))
     err.print(f"recording {upstream} on http://{host}:{port} → {state}"
               + (f" (mock serves {mix:.0%})" if mix else "") + "; Ctrl-C saves and stops",
               highlight=False)
     uvicorn.run(proxy, host=host, port=port, log_level="info", lifespan="on")
-    c = proxy.state.recorder.counts
+    rec = proxy.state.recorder
+    c = rec.counts
+    bad = f", {c['bad_records']:,} bad records skipped" if c["bad_records"] else ""
     err.print(f"recorded {c['recorded']:,} exchanges ({c['forwarded']:,} forwarded, "
-              f"{c['mocked']:,} mocked, {c['upstream_errors']:,} upstream errors); "
-              f"{learner.n_events_:,} events learned in total → {state}", highlight=False)
+              f"{c['mocked']:,} mocked, {c['upstream_errors']:,} upstream errors{bad})",
+              highlight=False)
+    if rec.saved_events is not None:
+        held = f"{rec.saved_events:,} events in total"
+    elif state.exists():
+        held = "what it held before (nothing new saved)"
+    else:
+        held = "nothing (no state saved)"
+    if rec.save_error is not None:
+        _fail(f"{state}: the last save failed ({rec.save_error}); the file holds {held} — "
+              "check the folder's permissions and free space", code=1)
+    err.print(f"{state}: {held}", highlight=False)
 
 
 @config_app.command("show")

@@ -222,7 +222,8 @@ def test_reset_and_refused(client):
     with run_uvicorn(app) as proxy:
         assert client.get(proxy + "/x").status_code == 502
         assert _health(client, proxy) == {"status": "ok", "recorded": 1, "forwarded": 0,
-                                          "mocked": 0, "upstream_errors": 1}
+                                          "mocked": 0, "upstream_errors": 1,
+                                          "bad_records": 0}
     # the lifespan's shutdown learned what was buffered
     assert learner.n_events_ == 3 and learner2.n_events_ == 1
     assert learner.endpoints_ == ["GET /api/orders/{id}"]
