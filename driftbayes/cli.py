@@ -27,7 +27,8 @@ def _one_line(exc: BaseException) -> str:
         what = (exc.strerror or str(exc)).rstrip(".")
         if isinstance(exc, PermissionError):
             what += "; check the file's permissions or choose another path"
-        elif isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+        elif isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError)) and (
+                "; " not in what):
             what += "; check the path"
         return f"{exc.filename}: {what}"
     text = " ".join(str(exc).split()) or type(exc).__name__

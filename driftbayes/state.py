@@ -188,7 +188,8 @@ def load_state(path: str | os.PathLike, config: Config | None = None) -> DriftLe
     except StateError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise StateError(f"{path}: damaged driftbayes state (field {exc}); re-create it with "
+        detail = str(exc.args[0] if exc.args else exc).split(". ")[0]
+        raise StateError(f"{path}: damaged driftbayes state ({detail}); re-create it with "
                          "`driftbayes learn`") from exc
 
 
@@ -218,7 +219,8 @@ def _check_schema(ds: xr.Dataset, where: str) -> None:
     except (TypeError, ValueError):
         version = None
     if version is None or version != np.asarray(raw).item():
-        raise StateError(f"{where}: schema_version attribute {raw!r} is not an integer "
+        raise StateError(f"{where}: schema_version attribute {np.asarray(raw).item()!r} is not "
+                         "an integer "
                          f"(driftbayes reads version {SCHEMA_VERSION}); re-create the state "
                          "with `driftbayes learn`")
     if version != SCHEMA_VERSION:

@@ -81,7 +81,11 @@ def state_lock(state: str | os.PathLike, wait: float = DEFAULT_WAIT_S) -> Iterat
         When the folder cannot hold a lock file (permissions, read-only file system).
     """
     state = Path(state)
-    state.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        state.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NotADirectoryError(20, "is not a folder, so it cannot hold the state; choose "
+                                 "another --state", str(state.parent)) from None
     lp = lock_path(state)
     if not os.access(state.parent, os.W_OK):
         raise PermissionError(13, "folder is not writable (cannot create the state's lock "
