@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 import warnings
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import typer
+import typer.core
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -18,7 +21,43 @@ from rich.table import Table
 from driftbayes.config import ConfigError, load_config
 from driftbayes.events import BadRecordError, BadRecordReport
 
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line naming the file (for OS errors) and what to do."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        what = (exc.strerror or str(exc)).rstrip(".")
+        if isinstance(exc, PermissionError):
+            what += "; check the file's permissions or choose another path"
+        elif isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError)) and (
+                "; " not in what):
+            what += "; check the path"
+        return f"{exc.filename}: {what}"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, (ValueError, OSError, RuntimeError)) else (
+        f"{type(exc).__name__}: {text}")
+
+
+class _OneLineErrors(typer.core.TyperGroup):
+    """Any unexpected failure is one ``error:`` line, exit 2 (``DRIFTBAYES_DEBUG=1``: traceback)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except KeyboardInterrupt:
+            err.print("interrupted", highlight=False)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if os.environ.get("DRIFTBAYES_DEBUG", "") not in ("", "0"):
+                raise
+            err.print(f"[bold red]error:[/] {_one_line(exc)} "
+                      "(DRIFTBAYES_DEBUG=1 shows the traceback)", highlight=False)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     help="Bayesian drift learning for API mocks: learn from recorded traffic, inspect patterns, "
     "sample mock responses.",
     no_args_is_help=True,
@@ -41,6 +80,9 @@ StateOpt = typer.Option(DEFAULT_STATE, "--state", "-s", help="State file (NetCDF
 ConfigOpt = typer.Option(None, "--config", "-c",
                          help=f"Config YAML (default: {DEFAULT_CONFIG} if present).")
 LayerOpt = typer.Option("applied", "--layer", help="applied | posterior | prior")
+WaitOpt = typer.Option(
+    60.0, "--wait", help="Seconds to wait while another driftbayes process writes the same "
+    "state (its lock file <state>.lock); 0 fails at once.")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -52,6 +94,31 @@ def _config_path(config: Path | None) -> Path | None:
     if config is not None:
         return config
     return Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).exists() else None
+
+
+@contextlib.contextmanager
+def _writing(state: Path, wait: float):
+    """Hold the state's writer lock for a read–change–save cycle; one-line failures."""
+    from driftbayes.statefile import StateLockedError, state_lock
+
+    held = contextlib.ExitStack()
+    try:
+        held.enter_context(state_lock(state, wait))
+    except StateLockedError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(_one_line(exc))
+    with held:
+        yield
+
+
+def _save(learner, state: Path) -> None:
+    from driftbayes.state import save_state
+
+    try:
+        save_state(learner, state)
+    except OSError as exc:
+        _fail(f"{_one_line(exc)} (cannot save the state; nothing was written to {state})")
 
 
 def _load_learner(state: Path, config: Path | None = None, *, must_exist: bool = True):
@@ -68,6 +135,8 @@ def _load_learner(state: Path, config: Path | None = None, *, must_exist: bool =
         return DriftLearner(cfg)
     except (ConfigError, StateError) as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(_one_line(exc))
 
 
 def learn_files(learner, files: list[str], *, fmt: str | None = None, strict: bool = False,
@@ -116,6 +185,7 @@ def _format_help() -> str:
 
 @app.command()
 def learn(
+    ctx: typer.Context,
     files: list[str] = typer.Argument(
         ..., help="Recordings (JSONL, HAR, access logs, OTLP/Jaeger JSON, MockForge SQLite, …; "
         ".gz ok; '-' for stdin) or a named real recording."),
@@ -128,12 +198,17 @@ def learn(
     strict: bool = typer.Option(False, "--strict",
                                 help="Stop at the first bad record (file:line and field)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    wait: float = WaitOpt,
 ) -> None:
-    """Learn from recordings, creating STATE or updating it incrementally."""
+    """Learn from recordings, creating STATE or updating it incrementally.
+
+    The state is locked (``<state>.lock``) from reading it to saving it: a second writer
+    waits up to --wait seconds, then fails, so no run's events are ever lost.
+    """
     from driftbayes.io.recordings import FormatUnavailableError
-    from driftbayes.state import save_state
     from driftbayes.templates import OpenApiTemplates
 
+    ctx.with_resource(_writing(state, wait))
     learner = _load_learner(state, config, must_exist=False)
     templates = None
     if openapi is not None:
@@ -152,9 +227,11 @@ def learn(
             _fail(f"{exc} (strict mode: nothing from this run was saved)")
         except (FileNotFoundError, ValueError, FormatUnavailableError) as exc:
             _fail(str(exc))
+        except OSError as exc:
+            _fail(f"{_one_line(exc)} (nothing from this run was saved)")
         learner.warn_unreachable()
     elapsed = time.perf_counter() - started
-    save_state(learner, state)
+    _save(learner, state)
     for w in caught:
         err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
     err.print(
@@ -258,19 +335,20 @@ def sample(
 
 @app.command()
 def reset(
+    ctx: typer.Context,
     state: Path = StateOpt,
     endpoint: str | None = typer.Option(None, "--endpoint", help="Glob of endpoints to reset."),
     persona: str | None = typer.Option(None, "--persona", help="Persona to reset."),
+    wait: float = WaitOpt,
 ) -> None:
     """Forget learned patterns (all, or for matching endpoints / a persona)."""
-    from driftbayes.state import save_state
-
+    ctx.with_resource(_writing(state, wait))
     learner = _load_learner(state)
     try:
         cells = learner.reset(endpoint, persona)
     except KeyError as exc:
         _fail(str(exc.args[0]))
-    save_state(learner, state)
+    _save(learner, state)
     what = ("everything" if endpoint is None and persona is None
             else f"{cells} endpoint × persona cell(s)")
     err.print(f"reset {what} in {state}")
@@ -342,7 +420,8 @@ def serve(
     except ValueError as exc:
         _fail(str(exc))
     web = create_app(engine, learner=learner, config=learner.config, state_path=state,
-                     headers=not no_headers, admin_token=token)
+                     headers=not no_headers, admin_token=token,
+                     state_config=learner.config if _config_path(config) else None)
     shown = f"[{host}]" if ":" in host else host
     err.print(f"serving {len(learner.endpoints_)} endpoints × {len(learner.personas_)} personas "
               f"from {state} on http://{shown}:{port} (admin: /__driftbayes/health"
@@ -369,6 +448,7 @@ def record(
                                    help="Largest response body kept (bytes, decoded; 0 = none). "
                                    "Text bodies are redacted; the latest per endpoint × status "
                                    "is served by `driftbayes serve`."),
+    wait: float = WaitOpt,
 ) -> None:
     """Proxy to --upstream and learn from every exchange (record mode).
 
@@ -380,20 +460,35 @@ def record(
 
     from driftbayes.server.record import create_record_app
 
-    learner = _load_learner(state, config, must_exist=False)
-    try:
-        proxy = create_record_app(upstream, learner, learner.config, state_path=state, mix=mix,
-                                  seed=seed, timeout_s=timeout, body_limit=body_limit)
-    except ValueError as exc:
-        _fail(str(exc))
+    with _writing(state, wait):  # read the state and fingerprint it as one step
+        learner = _load_learner(state, config, must_exist=False)
+        try:
+            proxy = create_record_app(
+                upstream, learner, learner.config, state_path=state, mix=mix, seed=seed,
+                timeout_s=timeout, body_limit=body_limit, lock_wait=wait,
+                state_config=learner.config if _config_path(config) else None)
+        except ValueError as exc:
+            _fail(str(exc))
     err.print(f"recording {upstream} on http://{host}:{port} → {state}"
               + (f" (mock serves {mix:.0%})" if mix else "") + "; Ctrl-C saves and stops",
               highlight=False)
     uvicorn.run(proxy, host=host, port=port, log_level="info", lifespan="on")
-    c = proxy.state.recorder.counts
+    rec = proxy.state.recorder
+    c = rec.counts
+    bad = f", {c['bad_records']:,} bad records skipped" if c["bad_records"] else ""
     err.print(f"recorded {c['recorded']:,} exchanges ({c['forwarded']:,} forwarded, "
-              f"{c['mocked']:,} mocked, {c['upstream_errors']:,} upstream errors); "
-              f"{learner.n_events_:,} events learned in total → {state}", highlight=False)
+              f"{c['mocked']:,} mocked, {c['upstream_errors']:,} upstream errors{bad})",
+              highlight=False)
+    if rec.saved_events is not None:
+        held = f"{rec.saved_events:,} events in total"
+    elif state.exists():
+        held = "what it held before (nothing new saved)"
+    else:
+        held = "nothing (no state saved)"
+    if rec.save_error is not None:
+        _fail(f"{state}: the last save failed ({rec.save_error}); the file holds {held} — "
+              "check the folder's permissions and free space", code=1)
+    err.print(f"{state}: {held}", highlight=False)
 
 
 @config_app.command("show")
@@ -415,8 +510,8 @@ def config_get(key: str, config: Path | None = ConfigOpt) -> None:
         value = get_key(_config_path(config), key)
     except (ConfigError, KeyError) as exc:
         _fail(str(exc.args[0] if exc.args else exc))
-    text = json.dumps(value) if isinstance(value, (dict, list, bool)) else str(value)
-    sys.stdout.write(text + "\n")
+    shown = json.dumps(value) if isinstance(value, (dict, list, bool)) else str(value)
+    sys.stdout.write(shown + "\n")
 
 
 @config_app.command("set")
