@@ -290,7 +290,7 @@ _PATTERNS = {
                    r"|hooks\.slack\.com/services/[A-Za-z0-9/_-]{16,})",
     "stripe_key": r"(?<![A-Za-z0-9])(?:(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}|"
                   r"whsec_[A-Za-z0-9]{24,})",
-    "card": r"(?<![0-9-])[2-6](?:[ -]?[0-9]){12,18}(?![0-9])",
+    "card": r"(?<![0-9A-Za-z-])[2-6](?:[ -]?[0-9]){12,18}(?![0-9])",
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
     "iban": r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}"
             r"(?: [A-Z0-9]{1,3})?)(?![A-Za-z0-9])",
@@ -308,7 +308,7 @@ IBAN_LENGTHS = {
     "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SE": 24, "SI": 19, "SK": 24,
     "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
 }
-_TOKEN_CHARS = "A-Za-z0-9+/=_\\-"
+_TOKEN_CHARS = "A-Za-z0-9+/_\\-"  # base64 / base64url; "=" only as padding
 _HEXLIKE = re.compile(r"[0-9a-fA-F_\-.]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -322,6 +322,31 @@ def luhn_ok(digits: str) -> bool:
             d = d * 2 - 9 if d > 4 else d * 2
         total += d
     return total % 10 == 0
+
+
+#: Card brands: (first digits, allowed lengths); a card number must fit one and pass Luhn.
+CARD_BRANDS = (
+    (("4",), (16, 19)),                                                   # Visa
+    (("51", "52", "53", "54", "55"), (16,)),                              # Mastercard
+    (tuple(str(i) for i in range(2221, 2721)), (16,)),                    # Mastercard 2-series
+    (("34", "37"), (15,)),                                                # Amex
+    (("300", "301", "302", "303", "304", "305", "36", "38", "39"), (14, 16, 19)),  # Diners
+    (("35",), (16, 17, 18, 19)),                                          # JCB
+    (("6011", "644", "645", "646", "647", "648", "649", "65", "62"), (16, 17, 18, 19)),
+)
+#: File extensions of static assets: the ``email`` detector ignores ``logo@2x.png``, the
+#: ``entropy`` detector content-hashed names such as ``Xj3…Q6E.woff2`` in path segments.
+STATIC_EXTENSIONS = frozenset({
+    "js", "mjs", "css", "map", "png", "jpg", "jpeg", "gif", "svg", "webp", "avif", "ico",
+    "bmp", "tif", "tiff", "woff", "woff2", "ttf", "otf", "eot", "mp3", "mp4", "webm", "ogg",
+    "wav", "pdf", "html", "htm", "txt", "xml", "json", "wasm", "zip", "gz",
+})
+
+
+def card_ok(digits: str) -> bool:
+    """Whether a digit string is a card number: a known brand's prefix and length, and Luhn."""
+    return any(len(digits) in lengths and digits.startswith(prefixes)
+               for prefixes, lengths in CARD_BRANDS) and luhn_ok(digits)
 
 
 def iban_ok(text: str) -> bool:
@@ -344,31 +369,55 @@ def shannon_bits(text: str) -> float:
 def is_high_entropy(token: str, min_length: int = 24, threshold: float = 0.83) -> bool:
     """The ``entropy`` rule for one token of ``[A-Za-z0-9+/=_-]``.
 
-    True when the token is at least ``min_length`` long, holds a letter and a digit, is not
-    hex-like (hex digits and ``-_.`` only: hashes, UUIDs, trace ids are ids, not secrets) and
-    its Shannon entropy is at least ``threshold * log2(min(len, 64))`` bits per character
-    (random base62 clears 0.83 in 99 % of draws at 24–40 characters; English identifiers such
-    as ``GetUserProfileInformationV2Handler`` score about 0.79).
+    True when the token
+
+    - is at least ``min_length`` long and holds a letter and a digit;
+    - is not hex-like (hex digits and ``-_.`` only: content hashes, UUIDs and trace ids are
+      ids, not secrets; in paths they are ``{hash}`` / ``{uuid}`` already);
+    - mixes upper and lower case with at least 30 % of adjacent letter pairs switching case
+      (random text: 50 %; CamelCase and ``Snake_Case`` words: about 15 %), or, in one case
+      only (base36), switches between letters and digits at least ``len / 6`` times, so
+      slugs such as ``logstash-monitorama-2013`` (no switch) stay;
+    - has a Shannon entropy of at least ``threshold * log2(min(len, A))`` bits per character,
+      ``A`` = 64 with mixed case, 26 without (random base62 clears 0.83 in 98–99 % of draws
+      at 24–40 characters; English identifiers such as ``GetUserProfileInformationV2Handler``
+      score about 0.79).
     """
     if len(token) < min_length or _HEXLIKE.fullmatch(token):
         return False
-    if not any(c.isdigit() for c in token) or not any(c.isalpha() for c in token):
+    upper, lower = _UPPER.search(token), _LOWER.search(token)
+    if not _DIGIT.search(token) or not (upper or lower):
         return False
-    return shannon_bits(token) >= threshold * math.log2(min(len(token), 64))
+    if upper and lower:
+        letters = _NOT_LETTER.sub("", token)
+        flips = sum(a.isupper() != b.isupper() for a, b in zip(letters, letters[1:]))
+        if flips < 0.3 * (len(letters) - 1):
+            return False
+    elif len(_SWITCH.findall(token)) < len(token) / 6:
+        return False
+    alphabet = 64 if upper and lower else 26
+    return shannon_bits(token) >= threshold * math.log2(min(len(token), alphabet))
+
+
+_UPPER, _LOWER, _DIGIT = re.compile("[A-Z]"), re.compile("[a-z]"), re.compile("[0-9]")
+_NOT_LETTER = re.compile("[^A-Za-z]")
+_SWITCH = re.compile("[A-Za-z](?=[0-9])|[0-9](?=[A-Za-z])")
 
 
 @lru_cache(maxsize=64)
 def _token_finder(min_length: int) -> re.Pattern[str]:
-    return re.compile(rf"(?<![{_TOKEN_CHARS}])[{_TOKEN_CHARS}]{{{max(int(min_length), 1)},}}")
+    return re.compile(rf"(?<![{_TOKEN_CHARS}])[{_TOKEN_CHARS}]{{{max(int(min_length), 1)},}}"
+                      r"={0,2}(?![A-Za-z0-9+/_=-])")
 
 
 def find_secrets(text: str, policy: RedactionPolicy | None = None) -> list[tuple[int, int, str]]:
     """Secrets recognised by their value in ``text``: sorted ``(start, end, detector)`` spans.
 
     Each detector of :data:`DETECTORS` in force runs over the whole text; a span overlapping
-    an earlier detector's span is dropped. ``card`` needs a Luhn-valid 13–19 digit number
-    (spaces or dashes between digits allowed) starting with 2–6; ``iban`` its country's length
-    and a valid mod-97 check; ``entropy`` the rule of :func:`is_high_entropy`.
+    an earlier detector's span is dropped. ``card`` needs a number of a known brand's prefix
+    and length that passes Luhn (:func:`card_ok`; spaces or dashes between digits allowed);
+    ``email`` a top-level domain that is not a static file extension; ``iban`` its country's
+    length and a valid mod-97 check; ``entropy`` the rule of :func:`is_high_entropy`.
     """
     p = policy or _POLICY.get()
     if not text or not p.enabled:
@@ -398,12 +447,12 @@ def _find_uncached(p: RedactionPolicy, text: str) -> list[tuple[int, int, str]]:
             continue
         for m in _FINDERS[kind].finditer(text):
             value = m.group()
-            if kind == "card":
-                digits = value.replace(" ", "").replace("-", "")
-                if not 13 <= len(digits) <= 19 or not luhn_ok(digits):
-                    continue
-            elif kind == "iban" and not iban_ok(value):
+            if kind == "card" and not card_ok(value.replace(" ", "").replace("-", "")):
                 continue
+            if kind == "iban" and not iban_ok(value):
+                continue
+            if kind == "email" and value.rpartition(".")[2].lower() in STATIC_EXTENSIONS:
+                continue  # logo@2x.png
             if free(*m.span()):
                 spans.append((m.start(), m.end(), kind))
     return sorted(spans)
@@ -430,6 +479,9 @@ def secret_segment(segment: str, policy: RedactionPolicy | None = None) -> str |
     if "%" in segment:
         segment = unquote(segment)
     spans = find_secrets(segment, policy)
+    stem, dot, ext = segment.rpartition(".")
+    if spans and dot and ext.lower() in STATIC_EXTENSIONS:  # app.Xk3…Q.js: an asset, not a key
+        spans = [s for s in spans if s[2] != "entropy"]
     if not spans:
         return None
     kind = spans[0][2]
