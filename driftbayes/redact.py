@@ -499,8 +499,9 @@ def redact_path(path: str, policy: RedactionPolicy | None = None) -> str:
 
 def hash_session(value: str) -> str:
     """A session id as stored: ``s-`` + 20 hex digits of its SHA-256 (the digest record mode
-    and serve keep for session cookies); ``""`` stays ``""`` and a digest stays itself."""
-    if not value or _HASHED.fullmatch(value):
+    and serve keep for session cookies). ``""`` and a digest stay themselves, and so do the
+    ids the HAR reader derives from file name and page (``har:<file>#<page>``)."""
+    if not value or _HASHED.fullmatch(value) or value.startswith("har:"):
         return value
     return "s-" + hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:20]
 
