@@ -24,7 +24,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from driftbayes.redact import RedactionPolicy, current_policy, secret_segment
+from driftbayes.redact import SECRET_HINT, RedactionPolicy, current_policy, secret_segment
 
 
 class SegmentRule(NamedTuple):
@@ -151,11 +151,19 @@ def template_paths_arrow(paths, policy: RedactionPolicy | None = None):
     templated = placeholders.take(pa.array(rule_of))
     policy = policy or current_policy()
     if todo.size and policy.active:  # undecided distinct segments: secrets by value
-        secret = [secret_segment(w, policy) for w in words.take(todo).to_pylist()]
-        if any(secret):
-            full = np.array(templated.to_pylist(), dtype=object)
-            full[todo] = secret
-            templated = pa.array(full.tolist(), type=pa.string())
+        cand = words.take(todo)
+        hint = pc.match_substring_regex(cand, SECRET_HINT)
+        if b"%" in raw:  # percent-encoded segments are decoded before detection
+            hint = pc.or_(hint, pc.match_substring(cand, "%"))
+        hint = hint.to_numpy(zero_copy_only=False)
+        if hint.any():
+            idx = todo[hint]
+            secret = [secret_segment(w, policy) for w in words.take(idx).to_pylist()]
+            found = np.array([s is not None for s in secret], dtype=bool)
+            if found.any():
+                full = np.array(templated.to_pylist(), dtype=object)
+                full[idx[found]] = [s for s in secret if s is not None]
+                templated = pa.array(full.tolist(), type=pa.string())
     words = pc.coalesce(templated, words)
     segs = words.take(distinct.indices)
     parent = pc.list_parent_indices(parts).filter(keep).to_numpy()
