@@ -60,7 +60,7 @@ from driftbayes.config import Config
 from driftbayes.events import COLUMNS, DEFAULT_PERSONA, EventBatch
 from driftbayes.io.enrich import Enricher
 from driftbayes.learner import DriftLearner
-from driftbayes.redact import RedactionPolicy, redact_headers, redact_query
+from driftbayes.redact import RedactionPolicy, redact_headers, redact_query, redact_text, redact_url
 from driftbayes.server.sessions import SESSION_COOKIES, SESSION_HEADERS, session_id
 from driftbayes.templates import template_path
 
@@ -90,6 +90,44 @@ def _bad_name(value: object) -> bool:
     """A name (endpoint, persona, session) carrying a control character, which no state,
     header or export can hold safely."""
     return isinstance(value, str) and any(c < " " or c == "\x7f" for c in value)
+
+
+class RedactingLogFilter(logging.Filter):
+    """Redacts log records in place: uvicorn's access line gets its ``path?query`` through
+    :func:`~driftbayes.redact.redact_url` (secret query values and path segments holding
+    secrets), other records their message and traceback through
+    :func:`~driftbayes.redact.redact_text`. No log line carries a raw query string."""
+
+    def __init__(self, policy: RedactionPolicy):
+        super().__init__()
+        self.policy = policy
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        p = self.policy
+        args = record.args
+        if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
+            record.args = (*args[:2], redact_url(str(args[2]), policy=p), *args[3:])
+            return True
+        if record.args:
+            record.msg, record.args = record.getMessage(), None
+        record.msg = redact_text(str(record.msg), policy=p)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text, policy=p)
+        return True
+
+
+def _redact_logs(policy: RedactionPolicy) -> None:
+    """Put a :class:`RedactingLogFilter` on uvicorn's access/error loggers and this module's
+    (one each; a later call updates its policy)."""
+    for name in ("uvicorn.access", "uvicorn.error", log.name):
+        logger = logging.getLogger(name)
+        mine = [f for f in logger.filters if isinstance(f, RedactingLogFilter)]
+        if mine:
+            mine[0].policy = policy
+        else:
+            logger.addFilter(RedactingLogFilter(policy))
 
 
 def _drop_hop_by_hop(raw: list[tuple[bytes, bytes]], *, also: tuple[bytes, ...] = ()
@@ -589,4 +627,5 @@ def create_record_app(upstream: str, learner: DriftLearner, config: Config | Non
     )
     app.state.recorder = proxy
     app.flush = proxy.flush
+    _redact_logs(proxy.policy)
     return app
