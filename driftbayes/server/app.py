@@ -32,6 +32,7 @@ from driftbayes import conjugate as cj
 from driftbayes.bodies import response_example
 from driftbayes.config import Config
 from driftbayes.learner import DriftLearner, split_endpoint
+from driftbayes.redact import RedactionPolicy
 from driftbayes.server.sessions import SessionFlows, session_id
 from driftbayes.templates import OpenApiTemplates, template_path
 
@@ -152,7 +153,8 @@ class MockEngine:
     learner : DriftLearner
         The learned state; its ``applied`` layer is what is served (cached, see :meth:`reload`).
     config : Config
-        Server-side knobs: ``persona_header`` and ``synthetic.status``.
+        Server-side knobs: ``persona_header``, ``synthetic.status`` and ``redact`` (request
+        paths are templated with its detectors, as when learning).
     seed : int, optional
         Seed of the engine's ``numpy.random.default_rng``.
     openapi : OpenApiTemplates or dict, optional
@@ -172,6 +174,7 @@ class MockEngine:
         self.flow = flow
         self.sessions = SessionFlows(float(config.session_gap))
         self.config = config
+        self.policy = RedactionPolicy.from_config(config)
         from driftbayes.io.enrich import Enricher
 
         rules = Enricher(config)
@@ -265,8 +268,10 @@ class MockEngine:
 
     # ---------------------------------------------------------------- matching
     def template(self, path: str) -> str:
-        """Endpoint template of a concrete request path."""
-        return self.openapi.template(path) if self.openapi is not None else template_path(path)
+        """Endpoint template of a concrete request path (secret segments typed by the
+        config's redaction policy, as when learning)."""
+        found = self.openapi.match(path) if self.openapi is not None else None
+        return found if found is not None else template_path(path, self.policy)
 
     def match(self, method: str, path: str) -> tuple[int | None, int]:
         """``(endpoint index, 200)``, ``(None, 404)`` (unknown template) or ``(None, 405)``
@@ -277,7 +282,7 @@ class MockEngine:
         methods = t.routes.get(self.template(path))
         if methods is None and self.openapi is not None:
             # a state learned without the document: its heuristic templates
-            methods = t.routes.get(template_path(path))
+            methods = t.routes.get(template_path(path, self.policy))
         return methods
 
     def _match(self, t: _Tables, method: str, path: str) -> tuple[int | None, int]:

@@ -343,7 +343,7 @@ class RecordProxy:
             if text is not None:
                 extra["response_body"] = text
                 extra["response_content_type"] = content_type.split(";")[0].strip()
-        endpoint = template_path(path)
+        endpoint = template_path(path, self.policy)
         if _bad_name(endpoint) or _bad_name(method):
             self._count_bad(1, "a path or method with a control character (not learned)")
             return
