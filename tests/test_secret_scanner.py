@@ -36,14 +36,14 @@ PLANTED = {
     "github_token": "ghp_PLANTEDx0123456789abcdefghijklmnopqr",
     "slack_token": "xoxb-1234567890-PLANTEDslack0token",
     "stripe_key": "sk_live_PLANTEDstripe0key1234",
-    "card": "4111-1111-1111-1111",
+    "card": "4929-7312-8465-9018",  # not one of the export fakes
     "email": "planted.user@example.org",
     "iban": "GB82WEST12345698765432",
-    "ssn": "123-45-6789",
+    "ssn": "536-22-8711",  # not one of the export fakes
     "entropy": "Zq8Xv3Lm9Rt2Wp7Ks4Nd6Hy1Bc5Fg0Jx",
 }
 #: Raw bytes searched for in every output (the card without dashes too).
-NEEDLES = [v.encode() for v in PLANTED.values()] + [b"4111111111111111", b"PLANTED"]
+NEEDLES = [v.encode() for v in PLANTED.values()] + [b"4929731284659018", b"PLANTED"]
 SESSION = "sess-PLANTED-session-id-0042"  # a session id: stored hashed
 
 
@@ -157,7 +157,7 @@ def serve_and_grep(state: Path) -> None:
     learner = load_state(state)
     app = create_app(MockEngine(learner, learner.config, seed=1), learner=learner,
                      config=learner.config)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:  # a loopback Host
         served = 0
         for value in PLANTED.values():  # a client sends the secret path again
             r = client.get(f"/api/things/{value}/detail?ref={value}",
@@ -179,7 +179,7 @@ def serve_and_grep(state: Path) -> None:
 def test_secrets_by_value_never_reach_outputs(tmp_path, kind, caplog, capfd):
     caplog.set_level(logging.DEBUG)
     rec = (planted_har if kind == "har" else planted_jsonl)(tmp_path / f"traffic.{kind}")
-    assert all(n in rec.read_bytes() for n in NEEDLES[:-2] if n != b"4111111111111111")
+    assert all(n in rec.read_bytes() for n in NEEDLES[:-2] if n != b"4929731284659018")
     state = tmp_path / "state.nc"
     assert_clean(run("learn", rec, "--state", state, "--no-progress"), "learn output")
     check_outputs(state, tmp_path)
