@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import orjson
 import typer
+import typer.core
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -17,14 +21,51 @@ from rich.table import Table
 from driftbayes.config import ConfigError, load_config
 from driftbayes.events import BadRecordError, BadRecordReport
 
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line naming the file (for OS errors) and what to do."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        what = (exc.strerror or str(exc)).rstrip(".")
+        if isinstance(exc, PermissionError):
+            what += "; check the file's permissions or choose another path"
+        elif isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError)) and (
+                "; " not in what):
+            what += "; check the path"
+        return f"{exc.filename}: {what}"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, (ValueError, OSError, RuntimeError)) else (
+        f"{type(exc).__name__}: {text}")
+
+
+class _OneLineErrors(typer.core.TyperGroup):
+    """Any unexpected failure is one ``error:`` line, exit 2 (``DRIFTBAYES_DEBUG=1``: traceback)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except KeyboardInterrupt:
+            err.print("interrupted", highlight=False)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if os.environ.get("DRIFTBAYES_DEBUG", "") not in ("", "0"):
+                raise
+            err.print(f"[bold red]error:[/] {_one_line(exc)} "
+                      "(DRIFTBAYES_DEBUG=1 shows the traceback)", highlight=False)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     help="Bayesian drift learning for API mocks: learn from recorded traffic, inspect patterns, "
     "sample mock responses.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-config_app = typer.Typer(help="Show, read or change the drift_learning config.", no_args_is_help=True)
+config_app = typer.Typer(help="Show, read or change the drift_learning config.",
+                         no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 out = Console()
@@ -36,8 +77,12 @@ DEFAULT_CONFIG = "driftbayes.yaml"
 DEFAULT_STATE = "driftbayes-state.nc"
 
 StateOpt = typer.Option(DEFAULT_STATE, "--state", "-s", help="State file (NetCDF).")
-ConfigOpt = typer.Option(None, "--config", "-c", help=f"Config YAML (default: {DEFAULT_CONFIG} if present).")
+ConfigOpt = typer.Option(None, "--config", "-c",
+                         help=f"Config YAML (default: {DEFAULT_CONFIG} if present).")
 LayerOpt = typer.Option("applied", "--layer", help="applied | posterior | prior")
+WaitOpt = typer.Option(
+    60.0, "--wait", help="Seconds to wait while another driftbayes process writes the same "
+    "state (its lock file <state>.lock); 0 fails at once.")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -49,6 +94,31 @@ def _config_path(config: Path | None) -> Path | None:
     if config is not None:
         return config
     return Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).exists() else None
+
+
+@contextlib.contextmanager
+def _writing(state: Path, wait: float):
+    """Hold the state's writer lock for a read–change–save cycle; one-line failures."""
+    from driftbayes.statefile import StateLockedError, state_lock
+
+    held = contextlib.ExitStack()
+    try:
+        held.enter_context(state_lock(state, wait))
+    except StateLockedError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(_one_line(exc))
+    with held:
+        yield
+
+
+def _save(learner, state: Path) -> None:
+    from driftbayes.state import save_state
+
+    try:
+        save_state(learner, state)
+    except OSError as exc:
+        _fail(f"{_one_line(exc)} (cannot save the state; nothing was written to {state})")
 
 
 def _load_learner(state: Path, config: Path | None = None, *, must_exist: bool = True):
@@ -65,6 +135,8 @@ def _load_learner(state: Path, config: Path | None = None, *, must_exist: bool =
         return DriftLearner(cfg)
     except (ConfigError, StateError) as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(_one_line(exc))
 
 
 def learn_files(learner, files: list[str], *, fmt: str | None = None, strict: bool = False,
@@ -113,19 +185,30 @@ def _format_help() -> str:
 
 @app.command()
 def learn(
-    files: list[str] = typer.Argument(..., help="Recordings (JSONL, HAR, access logs, OTLP/Jaeger JSON, MockForge SQLite, …; .gz ok; '-' for stdin) or a named real recording."),
+    ctx: typer.Context,
+    files: list[str] = typer.Argument(
+        ..., help="Recordings (JSONL, HAR, access logs, OTLP/Jaeger JSON, MockForge SQLite, …; "
+        ".gz ok; '-' for stdin) or a named real recording."),
     config: Path | None = ConfigOpt,
     state: Path = StateOpt,
     fmt: str | None = typer.Option(None, "--format", help=_format_help()),
-    openapi: Path | None = typer.Option(None, "--openapi", help="OpenAPI document (YAML/JSON) whose path templates name the endpoints."),
-    strict: bool = typer.Option(False, "--strict", help="Stop at the first bad record (file:line and field)."),
+    openapi: Path | None = typer.Option(
+        None, "--openapi",
+        help="OpenAPI document (YAML/JSON) whose path templates name the endpoints."),
+    strict: bool = typer.Option(False, "--strict",
+                                help="Stop at the first bad record (file:line and field)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    wait: float = WaitOpt,
 ) -> None:
-    """Learn from recordings, creating STATE or updating it incrementally."""
+    """Learn from recordings, creating STATE or updating it incrementally.
+
+    The state is locked (``<state>.lock``) from reading it to saving it: a second writer
+    waits up to --wait seconds, then fails, so no run's events are ever lost.
+    """
     from driftbayes.io.recordings import FormatUnavailableError
-    from driftbayes.state import save_state
     from driftbayes.templates import OpenApiTemplates
 
+    ctx.with_resource(_writing(state, wait))
     learner = _load_learner(state, config, must_exist=False)
     templates = None
     if openapi is not None:
@@ -144,9 +227,11 @@ def learn(
             _fail(f"{exc} (strict mode: nothing from this run was saved)")
         except (FileNotFoundError, ValueError, FormatUnavailableError) as exc:
             _fail(str(exc))
+        except OSError as exc:
+            _fail(f"{_one_line(exc)} (nothing from this run was saved)")
         learner.warn_unreachable()
     elapsed = time.perf_counter() - started
-    save_state(learner, state)
+    _save(learner, state)
     for w in caught:
         err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
     err.print(
@@ -168,7 +253,8 @@ def _pattern_table(rows: list[dict], layer: str) -> Table:
         if r["kind"] == "transitions":
             ep = f"{ep} → {r['next']}"
         iv = r["interval"]
-        fmt = (lambda v: f"{v:.4f}") if r["unit"] in ("probability", "req/s") else (lambda v: f"{v:,.1f}")
+        fmt = ((lambda v: f"{v:.4f}") if r["unit"] in ("probability", "req/s")
+               else (lambda v: f"{v:,.1f}"))
         t.add_row(ep, r["persona"], r["kind"], f"{r['n_eff']:,.1f}", f"{r['confidence']:.2f}",
                   "[green]yes[/]" if r["applied"] else ("no" if r["enabled"] else "[dim]off[/]"),
                   fmt(r["estimate"]), f"[{fmt(iv['lower'])}, {fmt(iv['upper'])}]", r["unit"])
@@ -181,8 +267,11 @@ def patterns(
     config: Path | None = ConfigOpt,
     format: str = typer.Option("table", "--format", help="table | json"),
     layer: str = LayerOpt,
-    kind: str | None = typer.Option(None, "--kind", help="Only this kind (latency, errors, transitions, think_time, frequency)."),
-    endpoint: str | None = typer.Option(None, "--endpoint", help="Only endpoints matching this glob."),
+    kind: str | None = typer.Option(
+        None, "--kind",
+        help="Only this kind (latency, errors, transitions, think_time, frequency)."),
+    endpoint: str | None = typer.Option(None, "--endpoint",
+                                        help="Only endpoints matching this glob."),
     persona: str | None = typer.Option(None, "--persona", help="Only this persona."),
 ) -> None:
     """Show learned patterns with confidence, credible interval and whether they are applied."""
@@ -199,7 +288,8 @@ def patterns(
     if kind:
         rows = [r for r in rows if r["kind"] == kind]
     if endpoint:
-        rows = [r for r in rows if match_glob({endpoint: True}, f"{r['method']} {r['endpoint']}".strip())]
+        rows = [r for r in rows
+                if match_glob({endpoint: True}, f"{r['method']} {r['endpoint']}".strip())]
     if persona:
         rows = [r for r in rows if r["persona"] == persona]
     if format == "json":
@@ -212,11 +302,14 @@ def patterns(
 def sample(
     n: int = typer.Option(10, "--n", "-n", min=1, help="Number of responses."),
     state: Path = StateOpt,
-    endpoint: str | None = typer.Option(None, "--endpoint", help="/tmpl or 'METHOD /tmpl' (default: drawn by learned frequency)."),
+    endpoint: str | None = typer.Option(
+        None, "--endpoint",
+        help="/tmpl or 'METHOD /tmpl' (default: drawn by learned frequency)."),
     persona: str | None = typer.Option(None, "--persona"),
     seed: int | None = typer.Option(None, "--seed"),
     layer: str = LayerOpt,
-    sessions: int | None = typer.Option(None, "--sessions", min=1, help="Print K whole sessions instead."),
+    sessions: int | None = typer.Option(None, "--sessions", min=1,
+                                        help="Print K whole sessions instead."),
 ) -> None:
     """Print JSONL draws from a layer's posterior predictive (responses or whole sessions)."""
     from driftbayes.sampling import sample as draw
@@ -236,25 +329,28 @@ def sample(
             ]
     except (KeyError, ValueError) as exc:
         _fail(str(exc.args[0] if exc.args else exc))
-    sys.stdout.buffer.write(b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in rows))
+    sys.stdout.buffer.write(
+        b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in rows))
 
 
 @app.command()
 def reset(
+    ctx: typer.Context,
     state: Path = StateOpt,
     endpoint: str | None = typer.Option(None, "--endpoint", help="Glob of endpoints to reset."),
     persona: str | None = typer.Option(None, "--persona", help="Persona to reset."),
+    wait: float = WaitOpt,
 ) -> None:
     """Forget learned patterns (all, or for matching endpoints / a persona)."""
-    from driftbayes.state import save_state
-
+    ctx.with_resource(_writing(state, wait))
     learner = _load_learner(state)
     try:
         cells = learner.reset(endpoint, persona)
     except KeyError as exc:
         _fail(str(exc.args[0]))
-    save_state(learner, state)
-    what = "everything" if endpoint is None and persona is None else f"{cells} endpoint × persona cell(s)"
+    _save(learner, state)
+    what = ("everything" if endpoint is None and persona is None
+            else f"{cells} endpoint × persona cell(s)")
     err.print(f"reset {what} in {state}")
 
 
@@ -324,7 +420,8 @@ def serve(
     except ValueError as exc:
         _fail(str(exc))
     web = create_app(engine, learner=learner, config=learner.config, state_path=state,
-                     headers=not no_headers, admin_token=token)
+                     headers=not no_headers, admin_token=token,
+                     state_config=learner.config if _config_path(config) else None)
     shown = f"[{host}]" if ":" in host else host
     err.print(f"serving {len(learner.endpoints_)} endpoints × {len(learner.personas_)} personas "
               f"from {state} on http://{shown}:{port} (admin: /__driftbayes/health"
@@ -351,6 +448,7 @@ def record(
                                    help="Largest response body kept (bytes, decoded; 0 = none). "
                                    "Text bodies are redacted; the latest per endpoint × status "
                                    "is served by `driftbayes serve`."),
+    wait: float = WaitOpt,
 ) -> None:
     """Proxy to --upstream and learn from every exchange (record mode).
 
@@ -362,20 +460,35 @@ def record(
 
     from driftbayes.server.record import create_record_app
 
-    learner = _load_learner(state, config, must_exist=False)
-    try:
-        proxy = create_record_app(upstream, learner, learner.config, state_path=state, mix=mix,
-                                  seed=seed, timeout_s=timeout, body_limit=body_limit)
-    except ValueError as exc:
-        _fail(str(exc))
+    with _writing(state, wait):  # read the state and fingerprint it as one step
+        learner = _load_learner(state, config, must_exist=False)
+        try:
+            proxy = create_record_app(
+                upstream, learner, learner.config, state_path=state, mix=mix, seed=seed,
+                timeout_s=timeout, body_limit=body_limit, lock_wait=wait,
+                state_config=learner.config if _config_path(config) else None)
+        except ValueError as exc:
+            _fail(str(exc))
     err.print(f"recording {upstream} on http://{host}:{port} → {state}"
               + (f" (mock serves {mix:.0%})" if mix else "") + "; Ctrl-C saves and stops",
               highlight=False)
     uvicorn.run(proxy, host=host, port=port, log_level="info", lifespan="on")
-    c = proxy.state.recorder.counts
+    rec = proxy.state.recorder
+    c = rec.counts
+    bad = f", {c['bad_records']:,} bad records skipped" if c["bad_records"] else ""
     err.print(f"recorded {c['recorded']:,} exchanges ({c['forwarded']:,} forwarded, "
-              f"{c['mocked']:,} mocked, {c['upstream_errors']:,} upstream errors); "
-              f"{learner.n_events_:,} events learned in total → {state}", highlight=False)
+              f"{c['mocked']:,} mocked, {c['upstream_errors']:,} upstream errors{bad})",
+              highlight=False)
+    if rec.saved_events is not None:
+        held = f"{rec.saved_events:,} events in total"
+    elif state.exists():
+        held = "what it held before (nothing new saved)"
+    else:
+        held = "nothing (no state saved)"
+    if rec.save_error is not None:
+        _fail(f"{state}: the last save failed ({rec.save_error}); the file holds {held} — "
+              "check the folder's permissions and free space", code=1)
+    err.print(f"{state}: {held}", highlight=False)
 
 
 @config_app.command("show")
@@ -397,12 +510,16 @@ def config_get(key: str, config: Path | None = ConfigOpt) -> None:
         value = get_key(_config_path(config), key)
     except (ConfigError, KeyError) as exc:
         _fail(str(exc.args[0] if exc.args else exc))
-    sys.stdout.write((json.dumps(value) if isinstance(value, (dict, list, bool)) else str(value)) + "\n")
+    shown = json.dumps(value) if isinstance(value, (dict, list, bool)) else str(value)
+    sys.stdout.write(shown + "\n")
 
 
 @config_app.command("set")
 def config_set(key: str, value: str, config: Path | None = ConfigOpt) -> None:
-    """Change one value in the config file, e.g. `driftbayes config set drift_learning.mode hybrid`."""
+    """Change one value in the config file.
+
+    E.g. ``driftbayes config set drift_learning.mode hybrid``.
+    """
     from driftbayes.config import set_key
 
     path = config or Path(DEFAULT_CONFIG)
@@ -459,30 +576,56 @@ def export(
 
 @app.command()
 def demo(
-    recording: str = typer.Option("trainticket", "--recording", help="Named real recording to learn."),
-    out_dir: Path = typer.Option(Path("driftbayes-demo"), "--out", help="Folder for state, patterns and plot."),
+    recording: str | None = typer.Option(
+        None, "--recording",
+        help="Learn this named real recording instead of the built-in simulation (needs the "
+        "real recordings: DRIFTBAYES_DATA=/path/to/data/real)."),
+    out_dir: Path = typer.Option(Path("driftbayes-demo"), "--out",
+                                 help="Folder for state, patterns and plot."),
     config: Path | None = ConfigOpt,
+    seed: int = typer.Option(0, "--seed", help="Seed of the built-in simulation."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Learn a bundled real recording, print the patterns and plot how they drifted."""
-    from driftbayes.io.recordings import RECORDINGS
+    """Learn a simulated API with known truth (or a real recording), print the patterns and
+    plot how they drifted."""
     from driftbayes.learner import DriftLearner
+
+    try:
+        cfg = load_config(config) if config else None
+    except ConfigError as exc:
+        _fail(str(exc))
+    truth = endpoints = persona = None
+    if recording is None:
+        from driftbayes.demo import (
+            DEMO_CONFIG,
+            DEMO_ENDPOINTS,
+            DEMO_PERSONA,
+            demo_scenario,
+            truth_frame,
+        )
+
+        cfg = cfg or DEMO_CONFIG
+        learner = DriftLearner(cfg, track_history=True)
+        with err.status("simulating and learning") if progress else nullcontext():
+            sc = demo_scenario(seed=seed)
+            learner.learn_many(sc.events)
+        n = len(sc.events)
+        err.print(f"[bold]driftbayes demo[/]: simulated {sc.description} "
+                  f"(seed {seed}, {(sc.t_end - sc.t0) / 3600:g} h); the truth:", highlight=False)
+        for c in sc.changes:
+            err.print(f"  +{(c.t - sc.t0) / 3600:g} h  {c.endpoint}: {c.description}",
+                      highlight=False)
+        truth, endpoints, persona = truth_frame(sc), DEMO_ENDPOINTS, DEMO_PERSONA
+        name = "simulated shop API"
+    else:
+        cfg = cfg or load_config(None)
+        learner = DriftLearner(cfg, track_history=True)
+        n = _learn_demo_recording(learner, recording, progress)
+        name = recording
     from driftbayes.patterns import patterns as get_patterns
     from driftbayes.plots import plot_drift
     from driftbayes.state import save_state
 
-    if recording not in RECORDINGS:
-        _fail(f"unknown recording {recording!r}; choose one of {', '.join(RECORDINGS)}")
-    try:
-        cfg = load_config(config) if config else load_config(None)
-    except ConfigError as exc:
-        _fail(str(exc))
-    learner = DriftLearner(cfg, track_history=True)
-    err.print(f"[bold]driftbayes demo[/]: {RECORDINGS[recording].description}", highlight=False)
-    try:
-        n = learn_files(learner, [recording], progress=progress)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
     out_dir.mkdir(parents=True, exist_ok=True)
     save_state(learner, out_dir / "state.nc")
     rows = get_patterns(learner, "applied")
@@ -490,12 +633,55 @@ def demo(
     shown = sorted((r for r in rows if r["kind"] in ("latency", "errors", "frequency")),
                    key=lambda r: (-r["n_eff"], r["endpoint"], r["kind"]))
     out.print(_pattern_table(shown, "applied"))
+    if recording is None:
+        _print_demo_flow(rows, sc)
     plot = out_dir / "drift.png"
-    plot_drift(learner.history_frame(), out=plot,
-               title=f"driftbayes · {recording}: learned latency and error rate over time")
+    plot_drift(learner.history_frame(), endpoints=endpoints, persona=persona, out=plot,
+               truth=truth, title=f"driftbayes · {name}: learned latency and error rate over time")
     err.print(f"{n:,} events · {learner.n_windows_} windows of {cfg.update_interval:g} s · "
               f"state {out_dir / 'state.nc'} · patterns {out_dir / 'patterns.json'} · plot {plot}",
               highlight=False)
+
+
+def _learn_demo_recording(learner, recording: str, progress: bool) -> int:
+    """Learn the named real recording, or stop with one line saying what is missing."""
+    from driftbayes.io.recordings import RECORDINGS
+
+    if recording not in RECORDINGS:
+        _fail(f"unknown recording {recording!r}; choose one of {', '.join(RECORDINGS)}")
+    rec = RECORDINGS[recording]
+    hint = "point DRIFTBAYES_DATA at the folder of the real recordings " \
+           "(DRIFTBAYES_DATA=/path/to/data/real; see README, Data)"
+    try:
+        files = rec.files()
+    except FileNotFoundError:
+        _fail(f"recording {recording!r} needs the real recordings, which are not on this "
+              f"machine (no shared/data/real found above {Path.cwd()}); {hint}")
+    if not files or not all(p.exists() for p in files):
+        _fail(f"recording {recording!r}: {rec.resolve()} does not exist; {hint}")
+    err.print(f"[bold]driftbayes demo[/]: {rec.description}", highlight=False)
+    try:
+        return learn_files(learner, [recording], progress=progress)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+
+
+def _print_demo_flow(rows: list[dict], sc) -> None:
+    """The learned next-endpoint probabilities after the cart beside the true ones."""
+    cart, persona = "/api/cart", "web"
+    learned = next((r for r in rows if r["kind"] == "transitions" and r["endpoint"] == cart
+                    and r["persona"] == persona), None)
+    if learned is None:
+        return
+    true = sc.phase(persona, sc.t_end - 1).matrix.loc[cart]
+    table = Table(title=f"changed flow: next endpoint after POST {cart} ({persona}), "
+                        "learned vs truth at the end")
+    for col in ("next endpoint", "learned P", "true P"):
+        table.add_column(col, justify="left" if col == "next endpoint" else "right")
+    for dst, p in learned["top_next"].items():
+        key = dst.split(" ", 1)[-1] if dst != "END" else dst
+        table.add_row(dst, f"{p:.3f}", f"{float(true.get(key, 0.0)):.3f}")
+    out.print(table)
 
 
 @app.command()

@@ -373,14 +373,31 @@ class RedactConfig:
                                           "globs ok)", kind="strlist")
     extra_keys: tuple[str, ...] = knob((), "more query-parameter / JSON-field names to redact "
                                        "(case-insensitive, globs ok)", kind="strlist")
+    disable: tuple[str, ...] = knob((), "value detectors switched off: jwt, aws_key, "
+                                    "github_token, slack_token, stripe_key, card, email, iban, "
+                                    "ssn, entropy (docs/redaction.md)", kind="strlist")
+    hash_sessions: bool = knob(True, "store session ids given by a recording as s-<sha256>")
+    entropy_min_length: int = knob(24, "shortest token the entropy detector judges",
+                                   range="[8, inf)")
+    entropy_threshold: float = knob(0.83, "entropy floor, share of log2(min(length, 64)) bits "
+                                    "per character", range="(0, 1]")
 
     def __post_init__(self) -> None:
         _check(self, f"{BLOCK}.redact")
+        from driftbayes.redact import DETECTORS
+
+        unknown = [d for d in self.disable if d not in DETECTORS]
+        if unknown:
+            raise ConfigError([f"{BLOCK}.redact.disable: unknown detector {unknown[0]!r}"
+                               + _did_you_mean(unknown[0], DETECTORS)])
 
     def to_dict(self) -> dict[str, Any]:
         """Field name → YAML-ready value."""
         return {"enabled": self.enabled, "extra_headers": list(self.extra_headers),
-                "extra_keys": list(self.extra_keys)}
+                "extra_keys": list(self.extra_keys), "disable": list(self.disable),
+                "hash_sessions": self.hash_sessions,
+                "entropy_min_length": self.entropy_min_length,
+                "entropy_threshold": self.entropy_threshold}
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 
 def plot_drift(history, *, endpoints: list[str] | None = None, persona: str | None = None,
-               max_endpoints: int = 3, out: str | Path | None = None, title: str = ""):
+               max_endpoints: int = 3, out: str | Path | None = None, title: str = "",
+               truth=None):
     """Latency and error-rate drift per endpoint: observed windows, posterior band, applied.
 
     Parameters
@@ -19,6 +20,10 @@ def plot_drift(history, *, endpoints: list[str] | None = None, persona: str | No
         Persona to show; default the busiest.
     out : path, optional
         Write a PNG there.
+    truth : pandas.DataFrame, optional
+        The true values to draw beside what was learned (simulated traffic): ``time`` (window
+        end), ``endpoint``, ``persona``, ``p50_ms`` and ``error_rate``, as from
+        :func:`driftbayes.demo.truth_frame`.
 
     Returns
     -------
@@ -48,6 +53,10 @@ def plot_drift(history, *, endpoints: list[str] | None = None, persona: str | No
                         label="posterior median, credible band")
         ax.plot(t, d["latency_median"], color="C0", lw=1.2)
         ax.plot(t, d["latency_applied"], color="C3", lw=1.5, label="applied (served)")
+        tr = _truth_of(truth, ep, persona)
+        if tr is not None:
+            ax.plot(tr["time"], tr["p50_ms"], color="k", lw=1.2, ls="--",
+                    drawstyle="steps-pre", label="truth (simulated)")
         ax.set_yscale("log")
         ax.set_ylabel("latency ms")
         ax.set_title(f"{ep} · {persona}: median latency", fontsize=10)
@@ -61,6 +70,9 @@ def plot_drift(history, *, endpoints: list[str] | None = None, persona: str | No
                         label="posterior, credible band")
         ax.plot(t, d["error_mean"], color="C0", lw=1.2)
         ax.plot(t, d["error_applied"], color="C3", lw=1.5, label="applied (served)")
+        if tr is not None:
+            ax.plot(tr["time"], tr["error_rate"], color="k", lw=1.2, ls="--",
+                    drawstyle="steps-pre", label="truth (simulated)")
         ax.set_ylabel("P(status ≥ 500)")
         ax.set_ylim(bottom=0)
         ax.set_title(f"{ep} · {persona}: error rate", fontsize=10)
@@ -75,3 +87,11 @@ def plot_drift(history, *, endpoints: list[str] | None = None, persona: str | No
         fig.savefig(out, dpi=110)
     return fig
 
+
+
+def _truth_of(truth, endpoint: str, persona: str):
+    """The rows of ``truth`` for one cell, in time order (None without truth or rows)."""
+    if truth is None:
+        return None
+    tr = truth[(truth["endpoint"] == endpoint) & (truth["persona"] == persona)]
+    return tr.sort_values("time") if len(tr) else None

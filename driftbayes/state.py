@@ -131,10 +131,24 @@ def from_dataset(ds: xr.Dataset, config: Config | None = None) -> DriftLearner:
 
 
 def save_state(learner: DriftLearner, path: str | os.PathLike) -> Path:
-    """Write the state to NetCDF atomically (temp file in the same folder, then rename)."""
+    """Write the state to NetCDF atomically (temp file in the same folder, then rename).
+
+    Holds the state's writer lock (:func:`driftbayes.statefile.state_lock`, re-entrant: a
+    caller may already hold it for a read–learn–save cycle) and first deletes ``.tmp`` files
+    an interrupted save left behind.
+    """
+    from driftbayes.statefile import DEFAULT_WAIT_S, remove_orphans, state_lock
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ds = to_dataset(learner)
+    with state_lock(path, DEFAULT_WAIT_S):
+        remove_orphans(path)
+        _write_atomic(ds, path)
+    return path
+
+
+def _write_atomic(ds: xr.Dataset, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
@@ -149,7 +163,6 @@ def save_state(learner: DriftLearner, path: str | os.PathLike) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
 
 
 def load_state(path: str | os.PathLike, config: Config | None = None) -> DriftLearner:
@@ -165,7 +178,15 @@ def load_state(path: str | os.PathLike, config: Config | None = None) -> DriftLe
     except Exception as exc:  # noqa: BLE001 - any decoding failure means "not a state"
         raise StateError(f"{path}: not a driftbayes state (cannot read as NetCDF: {exc})") from exc
     _check_schema(ds, str(path))
-    return from_dataset(ds, config)
+    _check_finite(ds, str(path))
+    try:
+        return from_dataset(ds, config)
+    except StateError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        detail = str(exc.args[0] if exc.args else exc).split(". ")[0]
+        raise StateError(f"{path}: damaged driftbayes state ({detail}); re-create it with "
+                         "`driftbayes learn`") from exc
 
 
 def _state_group(path: Path) -> xr.Dataset | None:
@@ -188,9 +209,36 @@ def _stored_config(text: str) -> Config:
 def _check_schema(ds: xr.Dataset, where: str) -> None:
     if ds.attrs.get("schema") != SCHEMA:
         raise StateError(f"{where}: not a driftbayes state (no '{SCHEMA}' schema attribute)")
-    version = int(ds.attrs.get("schema_version", -1))
+    raw = ds.attrs.get("schema_version", -1)
+    try:
+        version = int(np.asarray(raw).item())
+    except (TypeError, ValueError):
+        version = None
+    if version is None or version != np.asarray(raw).item():
+        raise StateError(f"{where}: schema_version attribute {np.asarray(raw).item()!r} is not "
+                         "an integer "
+                         f"(driftbayes reads version {SCHEMA_VERSION}); re-create the state "
+                         "with `driftbayes learn`")
     if version != SCHEMA_VERSION:
         raise StateError(
             f"{where}: driftbayes state schema version {version} is not supported by driftbayes "
             f"{__version__} (reads version {SCHEMA_VERSION})"
         )
+
+
+def _check_finite(ds: xr.Dataset, where: str) -> None:
+    """Reject a state whose statistics or clocks are not finite numbers (a damaged file)."""
+    for name, var in ds.data_vars.items():
+        if var.dtype.kind in "fc" and not np.isfinite(var.values).all():
+            raise StateError(f"{where}: field {name!r} holds non-finite values (NaN/inf); the "
+                             "state is damaged — re-create it with `driftbayes learn`")
+    for key in ("window", "window_seconds", "n_windows", "n_events", "n_late", "t_first",
+                "t_last"):
+        try:
+            value = float(np.asarray(ds.attrs[key]).item())
+        except (KeyError, TypeError, ValueError):
+            raise StateError(f"{where}: attribute {key!r} is missing or not a number; the state "
+                             "is damaged — re-create it with `driftbayes learn`") from None
+        if np.isinf(value) or (np.isnan(value) and key not in ("t_first", "t_last")):
+            raise StateError(f"{where}: attribute {key!r} is {value}; the state is damaged — "
+                             "re-create it with `driftbayes learn`")

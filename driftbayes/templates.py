@@ -3,7 +3,10 @@
 Templating is heuristic and segment-wise: the query string and fragment are dropped, a full URL
 loses its scheme and host, empty segments (duplicate or trailing slashes) are removed, and each
 remaining segment is tested against :data:`SEGMENT_RULES` in order; the first rule that matches the
-whole segment decides it.
+whole segment decides it. A segment no rule decides that holds a secret recognised by its value
+(a JWT, an e-mail address, a key, a high-entropy token: :func:`driftbayes.redact.secret_segment`,
+with the current redaction policy) becomes a typed parameter such as ``{jwt}`` or ``{email}``,
+so secrets never become part of an endpoint name.
 
 With an OpenAPI document, :class:`OpenApiTemplates` matches concrete paths against the
 document's path templates instead (``/users/{userId}``), falling back to the heuristics for paths
@@ -20,6 +23,8 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 import numpy as np
+
+from driftbayes.redact import SECRET_HINT, RedactionPolicy, current_policy, secret_segment
 
 
 class SegmentRule(NamedTuple):
@@ -49,30 +54,32 @@ SEGMENT_RULES: tuple[SegmentRule, ...] = (
     # long hex with at least one digit (so words such as "deadbeefcafebabe" stay)
     SegmentRule("hash", r"[a-fA-F]*[0-9][0-9a-fA-F]*", "{hash}", min_length=16),
     SegmentRule("date", _DATE, "{date}"),
-    SegmentRule("email", r"[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*"
-                         r"\.[A-Za-z]{2,}", "{email}"),
 )
+# e-mail addresses, JWTs, keys, …: the value detectors of driftbayes.redact, after these rules
 
 _URL_PREFIX_RE = r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*"
 _URL_PREFIX = re.compile(_URL_PREFIX_RE)
 _COMPILED = tuple((re.compile(r.pattern), r) for r in SEGMENT_RULES)
 
 
-def template_segment(segment: str) -> str:
-    """Template one non-empty path segment with :data:`SEGMENT_RULES` (first match wins)."""
+def template_segment(segment: str, policy: RedactionPolicy | None = None) -> str:
+    """Template one non-empty path segment with :data:`SEGMENT_RULES` (first match wins), else
+    the secret detectors of ``policy`` (default: the current one)."""
     for pattern, rule in _COMPILED:
         if len(segment) >= rule.min_length and pattern.fullmatch(segment):
             return segment if rule.placeholder is None else rule.placeholder
-    return segment
+    return secret_segment(segment, policy) or segment
 
 
-def template_path(path: str) -> str:
+def template_path(path: str, policy: RedactionPolicy | None = None) -> str:
     """Endpoint template of one request path.
 
     Parameters
     ----------
     path : str
         Request path, optionally with query string and fragment, or a full URL.
+    policy : RedactionPolicy, optional
+        Secret detectors for segments (default: :func:`~driftbayes.redact.current_policy`).
 
     Returns
     -------
@@ -90,16 +97,19 @@ def template_path(path: str) -> str:
     url = _URL_PREFIX.match(path)
     if url:
         path = path[url.end() :]
-    return "/" + "/".join(template_segment(s) for s in path.split("/") if s)
+    policy = policy or current_policy()
+    return "/" + "/".join(template_segment(s, policy) for s in path.split("/") if s)
 
 
-def template_paths_arrow(paths):
+def template_paths_arrow(paths, policy: RedactionPolicy | None = None):
     """:func:`template_path` on an Arrow string array, vectorised in Arrow compute (RE2).
 
     Parameters
     ----------
     paths : pyarrow.Array or pyarrow.ChunkedArray of string
         Request paths; nulls are treated as ``""`` (template ``/``).
+    policy : RedactionPolicy, optional
+        Secret detectors for segments (default: :func:`~driftbayes.redact.current_policy`).
 
     Returns
     -------
@@ -138,7 +148,23 @@ def template_paths_arrow(paths):
         if not todo.size:
             break
     placeholders = pa.array([r.placeholder for r in SEGMENT_RULES] + [None], type=pa.string())
-    words = pc.coalesce(placeholders.take(pa.array(rule_of)), words)
+    templated = placeholders.take(pa.array(rule_of))
+    policy = policy or current_policy()
+    if todo.size and policy.active:  # undecided distinct segments: secrets by value
+        cand = words.take(todo)
+        hint = pc.match_substring_regex(cand, SECRET_HINT)
+        if b"%" in raw:  # percent-encoded segments are decoded before detection
+            hint = pc.or_(hint, pc.match_substring(cand, "%"))
+        hint = hint.to_numpy(zero_copy_only=False)
+        if hint.any():
+            idx = todo[hint]
+            secret = [secret_segment(w, policy) for w in words.take(idx).to_pylist()]
+            found = np.array([s is not None for s in secret], dtype=bool)
+            if found.any():
+                full = np.array(templated.to_pylist(), dtype=object)
+                full[idx[found]] = [s for s in secret if s is not None]
+                templated = pa.array(full.tolist(), type=pa.string())
+    words = pc.coalesce(templated, words)
     segs = words.take(distinct.indices)
     parent = pc.list_parent_indices(parts).filter(keep).to_numpy()
     offsets = np.zeros(len(p) + 1, dtype=np.int32)
@@ -147,12 +173,14 @@ def template_paths_arrow(paths):
     return pc.binary_join_element_wise("", joined, "/")
 
 
-def template_paths(paths: np.ndarray) -> np.ndarray:
+def template_paths(paths: np.ndarray, policy: RedactionPolicy | None = None) -> np.ndarray:
     """Vectorised :func:`template_path`: each distinct path is templated once, in Arrow.
 
     Parameters
     ----------
     paths : array-like of str
+    policy : RedactionPolicy, optional
+        Secret detectors for segments (default: :func:`~driftbayes.redact.current_policy`).
 
     Returns
     -------
@@ -166,7 +194,7 @@ def template_paths(paths: np.ndarray) -> np.ndarray:
     if paths.size == 0:
         return np.empty(paths.shape, dtype=object)
     codes, uniq = pd.factorize(paths.ravel())
-    templated = template_paths_arrow(pa.array(uniq.tolist(), type=pa.string()))
+    templated = template_paths_arrow(pa.array(uniq.tolist(), type=pa.string()), policy)
     return templated.to_numpy(zero_copy_only=False)[codes].reshape(paths.shape)
 
 

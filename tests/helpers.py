@@ -1,8 +1,11 @@
-"""Seeded synthetic traffic for tests."""
+"""Seeded synthetic traffic for tests, and where the tests find the real recordings."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from driftbayes.events import EventBatch
 
@@ -38,3 +41,68 @@ def traffic(
 
 def concat(*batches: EventBatch) -> EventBatch:
     return EventBatch.concat(list(batches))
+
+
+# --------------------------------------------------------------------------- real recordings
+
+#: Redistributable real recordings shipped with the tests (same layout as shared/data/real).
+SHIPPED_REAL = Path(__file__).parent / "data" / "real"
+
+
+def real_root() -> Path | None:
+    """The team's real recordings (``DRIFTBAYES_DATA`` or ``shared/data/real`` above), or None."""
+    from driftbayes.io.recordings import data_root
+
+    try:
+        root = data_root()
+    except FileNotFoundError:
+        return None
+    return root if root.is_dir() else None
+
+
+def missing_reason(recording: str, rel: str) -> str:
+    """Skip reason naming the recording that is not here and how to point at it."""
+    return (f"needs the real recording {recording!r} ({rel}), which is not in the repository: "
+            "set DRIFTBAYES_DATA=/path/to/data/real (or have shared/data/real beside the clone)")
+
+
+def real_path(rel: str) -> Path | None:
+    """``rel`` under the real recordings, else under :data:`SHIPPED_REAL`, else None."""
+    root = real_root()
+    for base in (root, SHIPPED_REAL):
+        if base is not None and (base / rel).exists():
+            return base / rel
+    return None
+
+
+def needs_real(rel: str, recording: str) -> pytest.MarkDecorator:
+    """Mark: skip unless ``rel`` (relative to ``data/real``) is found by :func:`real_path`."""
+    return pytest.mark.skipif(real_path(rel) is None, reason=missing_reason(recording, rel))
+
+
+def real_file(rel: str, recording: str) -> Path:
+    """Path of ``rel`` (see :func:`real_path`), or skip the test naming ``recording``."""
+    path = real_path(rel)
+    if path is None:
+        pytest.skip(missing_reason(recording, rel))
+    return path
+
+
+def use_recording(name: str, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Make the registered recording ``name`` readable by name, or skip naming it.
+
+    The team's copy wins; otherwise a shipped copy under :data:`SHIPPED_REAL` is used by
+    pointing ``DRIFTBAYES_DATA`` at it. Returns the recording's files.
+    """
+    from driftbayes.io.recordings import RECORDINGS
+
+    rec = RECORDINGS[name]
+    for base in (real_root(), SHIPPED_REAL):
+        if base is None:
+            continue
+        monkeypatch.setenv("DRIFTBAYES_DATA", str(base))
+        files = rec.files()
+        if files and all(f.exists() for f in files):
+            return files
+    monkeypatch.delenv("DRIFTBAYES_DATA", raising=False)
+    pytest.skip(missing_reason(name, rec.path))

@@ -10,9 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from driftbayes.cli import app
-from driftbayes.io.recordings import data_root
 from driftbayes.state import load_state
-from tests.helpers import traffic
+from tests.helpers import needs_real, traffic
 
 runner = CliRunner()
 
@@ -102,7 +101,8 @@ def test_sample_contract_and_seed(learned):
                                        "--seed", 1).stdout.splitlines()]
     assert {r["session"] for r in sess} <= {0, 1, 2, 3}
     for r in sess:
-        assert {"session", "step", "endpoint", "persona", "think_ms", "status", "latency_ms"} <= set(r)
+        assert {"session", "step", "endpoint", "persona", "think_ms", "status",
+                "latency_ms"} <= set(r)
         assert (r["think_ms"] == 0) == (r["step"] == 0)
     bad = run("sample", "--state", state, "--endpoint", "/nope", ok=False)
     assert bad.exit_code != 0 and "unknown endpoint" in bad.output
@@ -158,11 +158,10 @@ def test_learn_uses_config_and_warns_unreachable_gate(tmp_path):
     assert load_state(tmp_path / "s.nc").config.decay == 0.9
 
 
-@pytest.mark.skipif(not (data_root() / "trainticket-traces").exists(),
-                    reason="real recordings not beside the project")
-def test_demo_writes_plot_and_patterns(tmp_path):
+@needs_real("trainticket-traces/requests.csv.gz", "trainticket")
+def test_demo_recording_writes_plot_and_patterns(tmp_path):
     out = tmp_path / "demo"
-    res = run("demo", "--out", out, "--no-progress")
+    res = run("demo", "--recording", "trainticket", "--out", out, "--no-progress")
     assert (out / "drift.png").stat().st_size > 10_000
     rows = json.loads((out / "patterns.json").read_text())
     login = [r for r in rows if r["endpoint"] == "/api/v1/users/login" and r["kind"] == "latency"]

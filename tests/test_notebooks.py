@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from driftbayes.io.recordings import RECORDINGS
+from tests.helpers import missing_reason, real_path
+
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+#: The real recordings each notebook reads (the others need nothing beside the repository).
+NEEDS = {"01-quickstart": ("trainticket",), "02-real-traffic": ("nasa", "trainticket")}
 
 
 @pytest.mark.slow
@@ -14,10 +19,10 @@ NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 def test_notebook_runs(path, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    from driftbayes.io.recordings import data_root
-
-    if not data_root().exists():
-        pytest.skip("real recordings not beside the project")
+    for name in NEEDS.get(path.stem, ()):
+        rel = RECORDINGS[name].path
+        if real_path(rel) is None:
+            pytest.skip(missing_reason(name, rel))
     monkeypatch.setenv("DRIFTBAYES_NOTEBOOK_SMALL", "1")  # notebooks that sweep run a small grid
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",

@@ -46,7 +46,7 @@ def test_template_path(path, expected):
 
 
 def test_rule_table_order_and_shape():
-    assert [r.name for r in SEGMENT_RULES] == ["template", "id", "uuid", "hash", "date", "email"]
+    assert [r.name for r in SEGMENT_RULES] == ["template", "id", "uuid", "hash", "date"]
     assert all(r.pattern and (r.placeholder is None or r.placeholder[0] == "{")
                for r in SEGMENT_RULES)
     # a UUID is not swallowed by the hash rule, all digits stay {id} not {hash}

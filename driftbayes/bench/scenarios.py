@@ -39,6 +39,7 @@ __all__ = [
     "LatencyDist",
     "Profile",
     "Scenario",
+    "build_scenario",
     "make_scenario",
 ]
 
@@ -398,7 +399,7 @@ class _Spec:
 
 
 def _base_spec(name: str, hours: float, scale: float, window_s: float,
-               aliases: str = "PDUCSK") -> _Spec:
+               aliases: str = "PDUCSK", session_rate: float | None = None) -> _Spec:
     n_windows = max(1, round(hours * HOUR / window_s))
     personas = list(_PERSONAS)
     cells = {}
@@ -410,7 +411,8 @@ def _base_spec(name: str, hours: float, scale: float, window_s: float,
                                     Profile.constant(1.0), Profile.constant(err * ex), p4,
                                     think * tx)
     shares = {p: Profile.constant(_PERSONAS[p][0]) for p in personas}
-    arrivals = Arrivals(_SESSION_RATE[name] * scale, shares)
+    rate = _SESSION_RATE[name] if session_rate is None else session_rate
+    arrivals = Arrivals(rate * scale, shares)
     chains = {p: {k: dict(v) for k, v in _CHAINS[p].items()} for p in personas}
     spec = _Spec(name, T0, window_s, n_windows, list(aliases), personas, cells, arrivals,
                  [(T0, chains)])
@@ -578,16 +580,45 @@ def make_scenario(name: str, *, seed: int = 0, scale: float = 1.0,
         raise ValueError(f"unknown scenario {name!r}; choose one of {', '.join(SCENARIOS)}")
     if scale <= 0 or (hours is not None and hours <= 0):
         raise ValueError("scale and hours must be positive")
-    window_s = 300.0
     aliases = "PDUCSKR" if name == "new_endpoint" else "PDUCSK"
-    spec = _base_spec(name, _DEFAULT_HOURS[name] if hours is None else float(hours), scale,
-                      window_s, aliases)
-    if _MODIFIERS[name] is not None:
-        _MODIFIERS[name](spec)
+    return build_scenario(name, SCENARIOS[name], _MODIFIERS[name], seed=seed, scale=scale,
+                          hours=_DEFAULT_HOURS[name] if hours is None else float(hours),
+                          aliases=aliases, session_rate=_SESSION_RATE[name])
+
+
+def build_scenario(name: str, description: str, modify=None, *, seed: int = 0,
+                   scale: float = 1.0, hours: float = 12.0, window_s: float = 300.0,
+                   aliases: str = "PDUCSK", session_rate: float = 0.22) -> Scenario:
+    """Generate a custom scenario: the base shop API changed by ``modify``.
+
+    Parameters
+    ----------
+    name, description : str
+    modify : callable, optional
+        Called with the scenario spec before simulating; it changes cells
+        (``spec.set_cell(alias, persona, scale=Profile(...), error_rate=Profile(...))``), adds
+        flow phases (``spec.phases.append((t, chains))``) and records ``spec.changes`` and
+        ``spec.steady``. ``spec.at(frac)`` is the window boundary nearest ``frac`` of the run.
+    seed, scale, hours, window_s
+        As for :func:`make_scenario`; ``window_s`` is the truth's window length (s).
+    aliases : str
+        Endpoint aliases of the API (``P``, ``D``, ``U``, ``C``, ``S``, ``K``, ``R``).
+    session_rate : float
+        Mean total session arrival rate (sessions/s) before ``scale``.
+
+    Returns
+    -------
+    Scenario
+    """
+    if scale <= 0 or hours <= 0 or window_s <= 0:
+        raise ValueError("scale, hours and window_s must be positive")
+    spec = _base_spec(name, float(hours), scale, window_s, aliases, session_rate)
+    if modify is not None:
+        modify(spec)
     rng = np.random.default_rng(seed)
     events = _simulate(spec, rng)
     return Scenario(
-        name=name, description=SCENARIOS[name], events=events, window_s=window_s, t0=spec.t0,
+        name=name, description=description, events=events, window_s=window_s, t0=spec.t0,
         n_windows=spec.n_windows, truth=_truth(spec), transitions=_flow_phases(spec),
         changes=sorted(spec.changes, key=lambda c: c.t), steady=spec.steady, cells=spec.cells,
         arrivals=spec.arrivals, endpoints=[_ENDPOINTS[a][:2] for a in spec.aliases],

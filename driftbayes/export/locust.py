@@ -17,7 +17,8 @@ starts from ``start``, so each Locust user runs sessions back to back — a clos
 concurrent sessions, which is what Little's law counts below. Every request carries the
 persona header and the session header; ``{param}`` segments get random values that
 driftbayes' templating maps back to the same template (digits for ``{id}``, a UUID for
-``{uuid}`` …) and the template is the stats ``name``.
+``{uuid}``, a fake JWT for ``{jwt}`` …: :mod:`driftbayes.export.fakes`) and the template is the
+stats ``name``.
 
 **Think times.** driftbayes learns the gap between the *starts* of consecutive requests of a
 session, log-normal per source endpoint (``think_median_ms``, ``think_sigma``). After a request
@@ -51,6 +52,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from driftbayes.export import fakes
 from driftbayes.export.model import ExportModel, largest_remainder
 
 #: The Locust release the generated files are tested with (``pip install locust==…``).
@@ -198,17 +200,11 @@ THINK_SCALE = float(os.environ.get("THINK_SCALE", "1"))
 _PARAM = re.compile(r"\\{([^{}/]*)\\}")
 
 
+@@FAKES@@
+
 def _segment(name):
     """A concrete value for a ``{name}`` path parameter that driftbayes templates back to it."""
-    if name == "uuid":
-        return str(uuid.uuid4())
-    if name == "hash":
-        return "%d%031x" % (random.randrange(10), random.getrandbits(124))
-    if name == "date":
-        return "2024-%02d-%02d" % (random.randint(1, 12), random.randint(1, 28))
-    if name == "email":
-        return "user%d@example.com" % random.randint(1, 1000000)
-    return str(random.randint(1, 1000000))
+    return fake_segment(name)
 
 
 def concrete_path(template):
@@ -259,6 +255,13 @@ class DriftbayesSession(MarkovTaskSet):
         gap = random.lognormvariate(mu, sigma) * THINK_SCALE
         return max(0.0, gap - (time.perf_counter() - self.t0))
 '''
+
+
+def fakes_runtime() -> str:
+    """The code of :mod:`driftbayes.export.fakes` below its ``runtime`` marker (the
+    ``_segment`` generators of the locustfile; they need ``base64``, ``random``, ``uuid``)."""
+    src = Path(fakes.__file__).read_text(encoding="utf-8")
+    return src.split("# ---- runtime:", 1)[1].split("\n", 1)[1].strip("\n") + "\n"
 
 
 def render_locustfile(model: ExportModel, *, host: str = "http://127.0.0.1:8000",
@@ -324,6 +327,7 @@ def render_locustfile(model: ExportModel, *, host: str = "http://127.0.0.1:8000"
     add("")
     add("from __future__ import annotations")
     add("")
+    add("import base64")
     add("import os")
     add("import random")
     add("import re")
@@ -356,7 +360,7 @@ def render_locustfile(model: ExportModel, *, host: str = "http://127.0.0.1:8000"
         add(f"    ({c_method!r}, {c_tmpl!r}),")
     add("]")
     add("")
-    L.extend(_RUNTIME.strip("\n").split("\n"))
+    L.extend(_RUNTIME.strip("\n").replace("@@FAKES@@", fakes_runtime()).split("\n"))
     for p, persona in enumerate(model.personas):
         stem = stems[p]
         add("")

@@ -49,7 +49,9 @@ one when given a ``config``). The steps, in order:
          - {persona: mobile, when: {user_agent: "*Mobile*"}}
          - {persona: bot,    when: {user_agent: "re:(?i)bot|crawler|spider"}}
 
-4. **Sessions** for events without a session id (an id the reader gives is kept): the
+4. **Sessions** for events without a session id (an id the reader gives is kept, hashed
+   to ``s-<sha256>`` like record mode's session cookies unless ``redact.hash_sessions`` is
+   off: a session id is a credential): the
    requests of one key are cut into sessions at every inactivity gap longer than
    ``session_gap``; the id is ``f"{key}#{k}"`` with ``k`` = 1, 2, … per key. ``session_key``
    picks the key: ``client`` (``extra["client"]``: IP + user agent, user or such, as the
@@ -78,7 +80,14 @@ import pandas as pd
 
 from driftbayes.config import REGEX_PREFIX, Config
 from driftbayes.events import DEFAULT_PERSONA, EventBatch
-from driftbayes.redact import REDACTED, RedactionPolicy, redact_query, redact_url
+from driftbayes.redact import (
+    REDACTED,
+    RedactionPolicy,
+    hash_session,
+    redact_query,
+    redact_url,
+    scrub,
+)
 from driftbayes.templates import OpenApiTemplates
 
 __all__ = ["Enricher", "OpenApiTemplates", "cut_sessions", "load_persona_map", "persona_matcher"]
@@ -303,6 +312,8 @@ class Enricher:
         if self.openapi is not None:
             out.endpoint = self._openapi(out)
         out.persona = self._personas(out)
+        if self.policy.enabled and self.policy.hash_sessions:
+            out.session = _map_text(out.session, hash_session)
         out.session = self._sessions(out)
         return out
 
@@ -337,6 +348,8 @@ class Enricher:
                     col = np.array(values, dtype=object, copy=True)
                     col[_is_text(col)] = REDACTED
                     extra[name] = col
+                elif policy.active:
+                    extra[name] = _map_text(values, lambda v: scrub(v, policy))
             elif name == "query":
                 extra[name] = _map_text(values, lambda q: redact_query(q, policy=policy))
             elif name in ("path", "referer"):

@@ -367,7 +367,7 @@ def _chain(fmt: Format, files: list[Path], mapping: Any, options: dict) -> Itera
         yield from fmt.open(path, mapping=mapping, **options)
 
 
-#: Registered recordings by name; ``trainticket`` is the default demo recording.
+#: Registered recordings by name (`driftbayes demo --recording NAME`).
 RECORDINGS: dict[str, Recording] = {
     r.name: r
     for r in (

@@ -32,6 +32,7 @@ from driftbayes import conjugate as cj
 from driftbayes.bodies import response_example
 from driftbayes.config import Config
 from driftbayes.learner import DriftLearner, split_endpoint
+from driftbayes.redact import RedactionPolicy
 from driftbayes.server.sessions import SessionFlows, session_id
 from driftbayes.templates import OpenApiTemplates, template_path
 
@@ -126,8 +127,22 @@ class _FlowRow:
 
 
 def _header_safe(text: str) -> str:
-    """A header value HTTP/1.1 can carry (non-ASCII percent-encoded)."""
-    return text if text.isascii() else quote(text, safe=" !\"#$%&'()*+,-./:;<=>?@[]^_`{|}~")
+    """A header value HTTP/1.1 can carry: anything outside printable ASCII percent-encoded.
+
+    Control characters (CR, LF, NUL, …) from a learned name — a persona or endpoint in the
+    state — never reach the wire raw, so they can neither split a header nor make the server
+    drop the response.
+    """
+    if all(" " <= c <= "~" for c in text):
+        return text
+    return "".join(c if " " <= c <= "~" else quote(c, safe="") for c in text)
+
+
+def _content_type_safe(value: str | None) -> str | None:
+    """A media type safe to send: printable ASCII only, else ``application/octet-stream``."""
+    if value is None or all(" " <= c <= "~" for c in value):
+        return value
+    return "application/octet-stream"
 
 
 class MockEngine:
@@ -138,7 +153,8 @@ class MockEngine:
     learner : DriftLearner
         The learned state; its ``applied`` layer is what is served (cached, see :meth:`reload`).
     config : Config
-        Server-side knobs: ``persona_header`` and ``synthetic.status``.
+        Server-side knobs: ``persona_header``, ``synthetic.status`` and ``redact`` (request
+        paths are templated with its detectors, as when learning).
     seed : int, optional
         Seed of the engine's ``numpy.random.default_rng``.
     openapi : OpenApiTemplates or dict, optional
@@ -158,6 +174,7 @@ class MockEngine:
         self.flow = flow
         self.sessions = SessionFlows(float(config.session_gap))
         self.config = config
+        self.policy = RedactionPolicy.from_config(config)
         from driftbayes.io.enrich import Enricher
 
         rules = Enricher(config)
@@ -205,7 +222,8 @@ class MockEngine:
         header = [[_header_safe(f"{snap.endpoints_[e]}; persona={snap.personas_[p]}; "
                                 f"confidence={0.0 if np.isnan(conf[e, p]) else conf[e, p]:.2f}")
                    for p in range(P)] for e in range(E)]
-        recorded = {(snap.resolve_endpoint(k), status): (ct, text.encode("utf-8"))
+        recorded = {(snap.endpoint_index[k], status): (_content_type_safe(ct),
+                                                       text.encode("utf-8"))
                     for (k, status), (ct, text) in snap.bodies_.items()
                     if k in snap.endpoint_index}
         self._t = _Tables(
@@ -247,8 +265,10 @@ class MockEngine:
 
     # ---------------------------------------------------------------- matching
     def template(self, path: str) -> str:
-        """Endpoint template of a concrete request path."""
-        return self.openapi.template(path) if self.openapi is not None else template_path(path)
+        """Endpoint template of a concrete request path (secret segments typed by the
+        config's redaction policy, as when learning)."""
+        found = self.openapi.match(path) if self.openapi is not None else None
+        return found if found is not None else template_path(path, self.policy)
 
     def match(self, method: str, path: str) -> tuple[int | None, int]:
         """``(endpoint index, 200)``, ``(None, 404)`` (unknown template) or ``(None, 405)``
@@ -259,7 +279,7 @@ class MockEngine:
         methods = t.routes.get(self.template(path))
         if methods is None and self.openapi is not None:
             # a state learned without the document: its heuristic templates
-            methods = t.routes.get(template_path(path))
+            methods = t.routes.get(template_path(path, self.policy))
         return methods
 
     def _match(self, t: _Tables, method: str, path: str) -> tuple[int | None, int]:
@@ -473,7 +493,7 @@ class MockEngine:
             tmpl = self.template(path)
             msg = (f"no learned endpoint for {method.upper()} {tmpl}" if code == 404
                    else f"method {method.upper()} not learned for {tmpl}")
-            hdrs = {"Allow": ", ".join(self.allowed(path))} if code == 405 else {}
+            hdrs = {"Allow": _header_safe(", ".join(self.allowed(path)))} if code == 405 else {}
             body = json.dumps({"error": msg, "status": code, "mock": "driftbayes"}).encode()
             return Planned(code, None, body, hdrs)
         p = self._persona(t, headers, method, path, client)
@@ -571,9 +591,56 @@ def _metrics_text(engine: MockEngine, learner: DriftLearner) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Host names the admin API answers without a token (any port): loopback only, so a page on a
+#: foreign site that rebinds its DNS name to 127.0.0.1 is refused (its Host is its own name).
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _split_host(value: str) -> tuple[str, int | None] | None:
+    """``(name, port)`` of a Host header value (``[v6]:port`` too); None when malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            return None
+        port = rest[1:]
+    else:
+        name, _, port = value.partition(":")
+    if not name or (port and not port.isdigit()):
+        return None
+    return name, int(port) if port else None
+
+
+def _cross_origin(headers: Mapping[str, str], scheme: str) -> str | None:
+    """Why a state-changing request is cross-origin (None when it is same-origin or not from a
+    browser): ``Origin`` must name this server's ``Host``; ``Sec-Fetch-Site`` must be
+    ``same-origin`` or ``none`` when present."""
+    from urllib.parse import urlsplit
+
+    site = headers.get("sec-fetch-site")
+    if site is not None and site.lower() not in ("same-origin", "none"):
+        return f"Sec-Fetch-Site is {site!r}"
+    origin = headers.get("origin")
+    if origin is None:
+        return None
+    default = {"http": 80, "https": 443}
+    host = _split_host(headers.get("host", ""))
+    try:
+        o = urlsplit(origin.strip())
+        o_port = o.port or default.get(o.scheme)
+    except ValueError:
+        return f"Origin {origin!r} is not a URL"
+    if host is None or o.hostname is None:
+        return f"Origin {origin!r} does not match Host"
+    if (o.hostname, o_port) != (host[0], host[1] or default.get(scheme)):
+        return f"Origin {origin!r} does not match Host {headers.get('host')!r}"
+    return None
+
+
 def create_app(engine: MockEngine, *, learner: DriftLearner, config: Config,
                state_path: str | Path | None = None, headers: bool = True,
-               admin_token: str | None = None):
+               admin_token: str | None = None, state_config: Config | None = None,
+               lock_wait: float = 10.0):
     """The mock server as a Starlette app.
 
     Every path outside ``/__driftbayes/`` is the mock: unknown template → 404, known template
@@ -585,7 +652,15 @@ def create_app(engine: MockEngine, *, learner: DriftLearner, config: Config,
     (the JSON of ``driftbayes patterns --format json``), ``POST reset?endpoint=&persona=``
     (resets the learner, reloads the engine, saves ``state_path`` atomically when given),
     ``GET config``, ``GET metrics`` (Prometheus text). With ``admin_token`` every admin request
-    needs ``Authorization: Bearer <token>``.
+    needs ``Authorization: Bearer <token>``; without one, the admin API answers only requests
+    whose ``Host`` is a loopback name (``127.0.0.1``, ``localhost``, ``[::1]``, any port), which
+    stops DNS rebinding. ``reset`` changes state, so it also refuses cross-origin requests
+    (``Origin`` not matching ``Host``, or ``Sec-Fetch-Site: cross-site``) and any body that is
+    not ``Content-Type: application/json`` (a JSON object may carry ``endpoint``/``persona``).
+
+    ``reset`` with a ``state_path`` takes the state's writer lock (waiting up to ``lock_wait``
+    seconds, else 503), re-reads the file (with ``state_config``; None = the stored config),
+    resets that, saves it and serves it: it never overwrites learning saved meanwhile.
 
     ``app.state`` holds ``engine``, ``learner``, ``config`` and ``state_path``.
     """
@@ -597,8 +672,16 @@ def create_app(engine: MockEngine, *, learner: DriftLearner, config: Config,
 
     lock = asyncio.Lock()
 
-    def admin(handler):
+    def admin(handler, *, changes_state: bool = False):
         async def guarded(request: Request):
+            if not admin_token:
+                host = _split_host(request.headers.get("host", ""))
+                if host is None or host[0] not in LOOPBACK_HOSTS:
+                    return JSONResponse(
+                        {"error": "admin API answers only loopback Host names (127.0.0.1, "
+                                  "localhost, [::1]) without a token; set "
+                                  "DRIFTBAYES_ADMIN_TOKEN and send Authorization: Bearer"},
+                        status_code=403)
             if admin_token:
                 auth = request.headers.get("authorization", "")
                 scheme, _, token = auth.partition(" ")
@@ -607,6 +690,16 @@ def create_app(engine: MockEngine, *, learner: DriftLearner, config: Config,
                     return JSONResponse({"error": "admin API needs Authorization: Bearer <token>"},
                                         status_code=401,
                                         headers={"WWW-Authenticate": 'Bearer realm="driftbayes"'})
+            if changes_state:
+                why = _cross_origin(request.headers, request.url.scheme)
+                if why is not None:
+                    return JSONResponse({"error": f"cross-origin request refused ({why})"},
+                                        status_code=403)
+                ctype = request.headers.get("content-type", "")
+                if ctype.split(";")[0].strip().lower() != "application/json":
+                    return JSONResponse(
+                        {"error": "send Content-Type: application/json (a JSON object, "
+                                  "or an empty body)"}, status_code=415)
             return await handler(request)
         return guarded
 
@@ -655,23 +748,57 @@ def create_app(engine: MockEngine, *, learner: DriftLearner, config: Config,
         return Response(json.dumps(rows), media_type="application/json")
 
     async def reset(request: Request) -> Response:
-        from driftbayes.state import save_state
+        from driftbayes.state import StateError
+        from driftbayes.statefile import StateLockedError
 
         st = request.app.state
-        q = request.query_params
+        q = dict(request.query_params)
+        raw = await request.body()
+        if raw.strip():
+            try:
+                doc = json.loads(raw)
+            except ValueError:
+                doc = None
+            if not isinstance(doc, dict):
+                return JSONResponse({"error": "body must be a JSON object like "
+                                              '{"endpoint": "/api/*", "persona": "p"}'},
+                                    status_code=400)
+            q.update({k: v for k, v in doc.items() if k in ("endpoint", "persona")})
         endpoint, persona = q.get("endpoint") or None, q.get("persona") or None
+        if not all(v is None or isinstance(v, str) for v in (endpoint, persona)):
+            return JSONResponse({"error": "endpoint and persona must be strings"},
+                                status_code=400)
         async with lock:
             try:
-                cells = st.learner.reset(endpoint, persona)
+                learner, cells = await run_in_threadpool(
+                    _reset_state, st.learner, st.state_path, endpoint, persona)
             except KeyError as exc:
                 return JSONResponse({"error": str(exc.args[0] if exc.args else exc)},
                                     status_code=400)
-            await run_in_threadpool(st.engine.reload, st.learner)
-            saved = None
-            if st.state_path:
-                saved = str(await run_in_threadpool(save_state, st.learner, st.state_path))
+            except StateLockedError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=503,
+                                    headers={"Retry-After": "5"})
+            except (StateError, OSError) as exc:
+                return JSONResponse({"error": f"{exc}; the state file was not changed"},
+                                    status_code=409 if isinstance(exc, StateError) else 500)
+            st.learner = learner
+            await run_in_threadpool(st.engine.reload, learner)
         return JSONResponse({"reset_cells": cells, "endpoint": endpoint, "persona": persona,
-                             "saved": saved})
+                             "saved": str(st.state_path) if st.state_path else None,
+                             "events": int(learner.n_events_)})
+
+    def _reset_state(current: DriftLearner, path: Path | None, endpoint, persona):
+        """Reset under the state's writer lock, on the file as it is now (re-read)."""
+        if path is None:
+            return current, current.reset(endpoint, persona)
+        from driftbayes.state import load_state, save_state
+        from driftbayes.statefile import state_lock
+
+        with state_lock(path, lock_wait):
+            fresh = load_state(path, state_config) if path.exists() else current
+            cells = fresh.reset(endpoint, persona)
+            save_state(fresh, path)
+        return fresh, cells
 
     async def get_config(request: Request) -> Response:
         return JSONResponse(request.app.state.config.to_dict())
@@ -684,7 +811,7 @@ def create_app(engine: MockEngine, *, learner: DriftLearner, config: Config,
     routes = [
         Route(f"{ADMIN_PREFIX}/health", admin(health), methods=["GET"]),
         Route(f"{ADMIN_PREFIX}/patterns", admin(get_patterns), methods=["GET"]),
-        Route(f"{ADMIN_PREFIX}/reset", admin(reset), methods=["POST"]),
+        Route(f"{ADMIN_PREFIX}/reset", admin(reset, changes_state=True), methods=["POST"]),
         Route(f"{ADMIN_PREFIX}/config", admin(get_config), methods=["GET"]),
         Route(f"{ADMIN_PREFIX}/metrics", admin(metrics), methods=["GET"]),
         Route("/{path:path}", mock, methods=list(HTTP_METHODS)),

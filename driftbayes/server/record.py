@@ -23,8 +23,16 @@ requests (seeded) to a :class:`~driftbayes.server.app.MockEngine` built from the
 learner instead (the reality continuum); mocked exchanges are not learned, and a request the
 mock cannot match yet (an endpoint never learned) is forwarded instead.
 
+Saves go through the state's writer lock (:func:`~driftbayes.statefile.state_lock`) and never
+overwrite learning another writer saved meanwhile: when the file changed since this proxy last
+read or wrote it (``driftbayes learn``, ``reset``, a serve admin reset), it is re-read and the
+events recorded since the last save are learned again on top of it, then saved; the proxy
+continues from that merged learner. An exchange whose names carry control characters (a
+request to ``/a%00b``, a persona header with a NUL) is a bad record: it is counted in
+``bad_records`` and logged, never learned, so it can never break a save.
+
 Admin: ``GET /__driftbayes/health`` → ``{"status": "ok", "recorded": N, "forwarded": N,
-"mocked": N, "upstream_errors": N}``.
+"mocked": N, "upstream_errors": N, "bad_records": N}``.
 """
 
 from __future__ import annotations
@@ -52,7 +60,7 @@ from driftbayes.config import Config
 from driftbayes.events import COLUMNS, DEFAULT_PERSONA, EventBatch
 from driftbayes.io.enrich import Enricher
 from driftbayes.learner import DriftLearner
-from driftbayes.redact import RedactionPolicy, redact_headers, redact_query
+from driftbayes.redact import RedactionPolicy, redact_headers, redact_query, redact_text, redact_url
 from driftbayes.server.sessions import SESSION_COOKIES, SESSION_HEADERS, session_id
 from driftbayes.templates import template_path
 
@@ -78,6 +86,50 @@ HOP_BY_HOP = frozenset({
 _NO_STATUS = 0
 
 
+def _bad_name(value: object) -> bool:
+    """A name (endpoint, persona, session) carrying a control character, which no state,
+    header or export can hold safely."""
+    return isinstance(value, str) and any(c < " " or c == "\x7f" for c in value)
+
+
+class RedactingLogFilter(logging.Filter):
+    """Redacts log records in place: uvicorn's access line gets its ``path?query`` through
+    :func:`~driftbayes.redact.redact_url` (secret query values and path segments holding
+    secrets), other records their message and traceback through
+    :func:`~driftbayes.redact.redact_text`. No log line carries a raw query string."""
+
+    def __init__(self, policy: RedactionPolicy):
+        super().__init__()
+        self.policy = policy
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        p = self.policy
+        args = record.args
+        if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
+            record.args = (*args[:2], redact_url(str(args[2]), policy=p), *args[3:])
+            return True
+        if record.args:
+            record.msg, record.args = record.getMessage(), None
+        record.msg = redact_text(str(record.msg), policy=p)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text, policy=p)
+        return True
+
+
+def _redact_logs(policy: RedactionPolicy) -> None:
+    """Put a :class:`RedactingLogFilter` on uvicorn's access/error loggers and this module's
+    (one each; a later call updates its policy)."""
+    for name in ("uvicorn.access", "uvicorn.error", log.name):
+        logger = logging.getLogger(name)
+        mine = [f for f in logger.filters if isinstance(f, RedactingLogFilter)]
+        if mine:
+            mine[0].policy = policy
+        else:
+            logger.addFilter(RedactingLogFilter(policy))
+
+
 def _drop_hop_by_hop(raw: list[tuple[bytes, bytes]], *, also: tuple[bytes, ...] = ()
                      ) -> list[tuple[bytes, bytes]]:
     """Raw header pairs minus hop-by-hop ones (and those listed in ``Connection``)."""
@@ -99,7 +151,8 @@ class RecordProxy:
     def __init__(self, upstream: str, learner: DriftLearner, config: Config | None = None, *,
                  state_path: str | Path | None = None, mix: float = 0.0, seed=None,
                  timeout_s: float = 10.0, client: httpx.AsyncClient | None = None,
-                 flush_every: float = 1.0, body_limit: int = MAX_BODY_BYTES):
+                 flush_every: float = 1.0, body_limit: int = MAX_BODY_BYTES,
+                 lock_wait: float = 60.0, state_config: Config | None = None):
         if not 0.0 <= float(mix) <= 1.0:
             raise ValueError(f"mix must be in [0, 1], got {mix}")
         if not float(timeout_s) > 0:
@@ -131,9 +184,22 @@ class RecordProxy:
         self._line = 0
         self._dirty = False
         self._last_save = -math.inf
-        self.counts = {"recorded": 0, "forwarded": 0, "mocked": 0, "upstream_errors": 0}
+        self.counts = {"recorded": 0, "forwarded": 0, "mocked": 0, "upstream_errors": 0,
+                       "bad_records": 0}
         self.learned = 0
         self.saves = 0
+        self.lock_wait = float(lock_wait)
+        self.state_config = state_config
+        # enriched batches learned since the last successful save (re-learned on a re-read)
+        self._unsaved: list[EventBatch] = []
+        #: ``n_events`` of the state file as this proxy last wrote it (None: never saved)
+        self.saved_events: int | None = None
+        #: the last save's failure, one line (None after a successful save)
+        self.save_error: str | None = None
+        self._bad_logged = 0
+        from driftbayes.statefile import fingerprint
+
+        self._disk = fingerprint(self.state_path) if self.state_path is not None else None
         self._task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -186,8 +252,9 @@ class RecordProxy:
                 rows, self._buffer = self._buffer, []
             n = 0
             if rows:
-                batch = self.enricher.enrich(self._batch(rows))
+                batch = self._drop_bad(self.enricher.enrich(self._batch(rows)))
                 self.learner.learn_many(batch)
+                self._unsaved.append(batch)
                 n = len(batch)
                 self.learned += n
                 self._dirty = True
@@ -199,13 +266,53 @@ class RecordProxy:
             if self.state_path is not None and self._dirty and save is not False:
                 now = time.monotonic()
                 if save or now - self._last_save >= float(self.config.update_interval):
-                    from driftbayes.state import save_state
-
-                    save_state(self.learner, self.state_path)
+                    self._save()
                     self._dirty = False
                     self._last_save = now
                     self.saves += 1
             return n
+
+    def _save(self) -> None:
+        """Save under the writer lock; re-read and re-learn first if another writer saved."""
+        from driftbayes.state import load_state, save_state
+        from driftbayes.statefile import fingerprint, state_lock
+
+        path = self.state_path
+        try:
+            with state_lock(path, self.lock_wait):
+                if fingerprint(path) not in (None, self._disk):
+                    fresh = load_state(path, self.state_config)
+                    for batch in self._unsaved:
+                        fresh.learn_many(batch)
+                    log.info("driftbayes record: %s changed on disk; re-read it and learned "
+                             "%d unsaved events on top", path, sum(map(len, self._unsaved)))
+                    self.learner = fresh
+                    if self._engine is not None:
+                        self._engine.reload(fresh)
+                save_state(self.learner, path)
+                self._disk = fingerprint(path)
+        except Exception as exc:
+            self.save_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            raise
+        self._unsaved.clear()
+        self.saved_events = int(self.learner.n_events_)
+        self.save_error = None
+
+    def _drop_bad(self, batch: EventBatch) -> EventBatch:
+        """The batch minus events whose endpoint, persona or session has control characters."""
+        bad = np.zeros(len(batch), dtype=bool)
+        for col in (batch.endpoint, batch.persona, batch.session):
+            bad |= np.fromiter((_bad_name(v) for v in col), dtype=bool, count=len(batch))
+        if not bad.any():
+            return batch
+        self._count_bad(int(bad.sum()), "a persona or session with a control character")
+        return batch.take(np.flatnonzero(~bad))
+
+    def _count_bad(self, n: int, why: str) -> None:
+        self.counts["bad_records"] += n
+        if self._bad_logged < 5:  # the first few, then only the count (health, exit line)
+            self._bad_logged += 1
+            log.warning("driftbayes record: skipped %d bad record(s): %s", n, why)
 
     def _batch(self, rows: list[dict[str, Any]]) -> EventBatch:
         rows.sort(key=lambda r: r["ts"])  # stable: ties keep completion order
@@ -236,9 +343,13 @@ class RecordProxy:
             if text is not None:
                 extra["response_body"] = text
                 extra["response_content_type"] = content_type.split(";")[0].strip()
+        endpoint = template_path(path, self.policy)
+        if _bad_name(endpoint) or _bad_name(method):
+            self._count_bad(1, "a path or method with a control character (not learned)")
+            return
         self._line += 1
         row = {
-            "ts": ts, "method": method.upper(), "endpoint": template_path(path),
+            "ts": ts, "method": method.upper(), "endpoint": endpoint,
             "status": int(status), "latency_ms": float(latency_ms),
             "persona": DEFAULT_PERSONA, "session": session_id(headers), "line": self._line,
             "extra": extra,
@@ -464,7 +575,8 @@ class _Asgi:
 def create_record_app(upstream: str, learner: DriftLearner, config: Config | None = None, *,
                       state_path: str | Path | None = None, mix: float = 0.0, seed=None,
                       timeout_s: float = 10.0, client: httpx.AsyncClient | None = None,
-                      flush_every: float = 1.0, body_limit: int = MAX_BODY_BYTES) -> Starlette:
+                      flush_every: float = 1.0, body_limit: int = MAX_BODY_BYTES,
+                      lock_wait: float = 60.0, state_config: Config | None = None) -> Starlette:
     """A Starlette app proxying to ``upstream`` that records and learns every exchange.
 
     Parameters
@@ -492,13 +604,19 @@ def create_record_app(upstream: str, learner: DriftLearner, config: Config | Non
         Largest decoded response body recorded (bytes; 0 records none). Text bodies (JSON,
         text, XML, …) are redacted (:func:`~driftbayes.bodies.redact_body`) and the latest
         per endpoint × status is kept in the state for the mock to serve.
+    lock_wait : float
+        Seconds a save waits for the state's writer lock (another writer) before failing.
+    state_config : Config, optional
+        Config used when the state file is re-read because another writer changed it
+        (default: the config stored in the file).
 
     The app's :class:`RecordProxy` is ``app.state.recorder``; ``app.flush()`` learns (and
     saves) what is buffered now.
     """
     proxy = RecordProxy(upstream, learner, config, state_path=state_path, mix=mix, seed=seed,
                         timeout_s=timeout_s, client=client, flush_every=flush_every,
-                        body_limit=body_limit)
+                        body_limit=body_limit, lock_wait=lock_wait,
+                        state_config=state_config)
     app = Starlette(
         routes=[
             Route(ADMIN_PREFIX, _Asgi(proxy.admin)),
@@ -509,4 +627,5 @@ def create_record_app(upstream: str, learner: DriftLearner, config: Config | Non
     )
     app.state.recorder = proxy
     app.flush = proxy.flush
+    _redact_logs(proxy.policy)
     return app

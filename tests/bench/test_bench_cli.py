@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from driftbayes.bench.harness import default_mocks, score_stream
 from driftbayes.bench.suite import OTHER_ENDPOINT, recording_stream
 from driftbayes.cli import app
+from tests.helpers import use_recording
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +50,8 @@ def test_realism_script_on_a_tiny_setting(tmp_path):
     assert (tmp_path / "realism" / "report.html").exists()
 
 
-def test_openstack_recording_stream_scores():
+def test_openstack_recording_stream_scores(monkeypatch):
+    use_recording("openstack", monkeypatch)
     stream = recording_stream("openstack")
     assert len(stream.events) == 1017 and stream.window_s == 60.0
     assert stream.n_windows >= 15
@@ -61,7 +63,8 @@ def test_openstack_recording_stream_scores():
     assert np.isfinite(s["error_brier", "driftbayes"])
 
 
-def test_nasa_stream_keeps_the_busiest_endpoints():
+def test_nasa_stream_keeps_the_busiest_endpoints(monkeypatch):
+    use_recording("nasa", monkeypatch)
     stream = recording_stream("nasa", max_events=5000)
     eps = set(stream.events.endpoint)
     assert OTHER_ENDPOINT in eps and len(eps) <= 31

@@ -29,6 +29,7 @@ import pytest
 from scipy import stats
 
 from driftbayes.export import runtimes
+from driftbayes.export.fakes import fake_segment
 from driftbayes.export.locust import (
     LOCUST_VERSION,
     expected_users,
@@ -39,6 +40,8 @@ from driftbayes.export.locust import (
     write_locust,
 )
 from driftbayes.export.model import largest_remainder
+from driftbayes.redact import DETECTORS, card_ok, iban_ok
+from driftbayes.templates import SEGMENT_RULES, template_path, template_paths
 
 #: A source endpoint's row is checked once it has at least this many observed transitions.
 MIN_TRANSITIONS = 200
@@ -125,13 +128,67 @@ def test_generated_file_compiles_and_is_self_contained(model, locustfile):
                 for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree)
                  if isinstance(n, ast.ImportFrom) and n.module}
-    assert imported <= {"__future__", "os", "random", "re", "time", "uuid", "locust"}, imported
+    allowed = {"__future__", "base64", "os", "random", "re", "time", "uuid", "locust"}
+    assert imported <= allowed, imported
     text = locustfile.read_text(encoding="utf-8")
     prov = model.provenance
     for needle in (prov["driftbayes_version"], prov["layer"], prov["data_start"],
                    prov["data_end"], "SESSION_RATE_PER_S", "EXPECTED_USERS", "locust -f",
                    " -u ", " -r "):
         assert needle in text, needle
+
+
+#: Every parameter name the templater produces: rule placeholders and value detectors.
+PARAMETERS = sorted({r.placeholder[1:-1] for r in SEGMENT_RULES if r.placeholder}
+                    | {"token" if d == "entropy" else d for d in DETECTORS})
+
+
+def _generated_segment(locustfile: Path):
+    """``_segment`` of a generated locustfile: its imports and runtime up to the task set,
+    executed without Locust."""
+    src = locustfile.read_text(encoding="utf-8")
+    imports = [ln for ln in src.split("\n") if ln.startswith("import ")]
+    runtime = "THINK_SCALE =" + src.split("THINK_SCALE =", 1)[1].split(
+        "class DriftbayesSession", 1)[0]
+    ns: dict = {}
+    exec(compile("\n".join(imports) + "\n" + runtime, str(locustfile), "exec"), ns)
+    return ns["_segment"]
+
+
+def test_segments_template_back_to_their_parameter(locustfile):
+    """For every parameter the templater can produce, the locustfile's ``_segment`` gives
+    values that template back to the same parameter (per path and vectorised)."""
+    generated = _generated_segment(locustfile)
+    assert {"id", "uuid", "email", "jwt", "card", "iban", "token"} <= set(PARAMETERS)
+    for name in PARAMETERS:
+        paths = [f"/a/{seg(name)}/b" for seg in (generated, fake_segment) for _ in range(200)]
+        want = f"/a/{{{name}}}/b"
+        assert [template_path(p) for p in paths] == [want] * len(paths), name
+        assert template_paths(np.array(paths, dtype=object)).tolist() == [want] * len(paths)
+        assert len(set(paths)) > 1, name  # random, not one constant
+    assert template_path(f"/u/{generated('userId')}") == "/u/{id}"
+
+
+def test_fake_secrets_are_fakes():
+    """Fakes are well-formed but never real: test card numbers, ``EXAMPLE`` AWS key ids,
+    Stripe test keys, mock JWT claims, the ``TEST`` bank code."""
+    import base64
+
+    for _ in range(100):
+        card = fake_segment("card").replace("-", "")
+        assert card_ok(card) and card in {"4111111111111111", "4242424242424242",
+                                          "4012888888881881", "5555555555554444",
+                                          "5105105105105100", "378282246310005",
+                                          "6011111111111117"}
+        iban = fake_segment("iban")
+        assert iban_ok(iban) and iban[4:8] == "TEST"
+        assert fake_segment("aws_key").endswith("EXAMPLE")
+        assert fake_segment("stripe_key").startswith("sk_test_")
+        header, payload, _ = fake_segment("jwt").split(".")
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        assert claims["mock"] == "driftbayes"
+        typ = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["typ"]
+        assert typ == "JWT"
 
 
 def test_constants_and_persona_weights(model, locustfile):

@@ -16,10 +16,10 @@ from driftbayes.io import (
     read_csv_mapped,
     read_events,
 )
+from tests.helpers import needs_real, real_path
 
-TRAINTICKET = (
-    Path(__file__).resolve().parents[2] / "../shared/data/real/trainticket-traces/requests.csv.gz"
-)
+TRAINTICKET_REL = "trainticket-traces/requests.csv.gz"
+TRAINTICKET = real_path(TRAINTICKET_REL) or Path(TRAINTICKET_REL)
 
 MAPPING = CsvMapping(
     ts="time_ms",
@@ -236,7 +236,7 @@ def test_unknown_recording():
 # ------------------------------------------------------------------------------ real recording
 
 
-@pytest.mark.skipif(not TRAINTICKET.exists(), reason="shared/data/real not present")
+@needs_real(TRAINTICKET_REL, "trainticket")
 def test_trainticket_real_file(monkeypatch):
     monkeypatch.setenv("DRIFTBAYES_DATA", str(TRAINTICKET.parents[1]))
     assert RECORDINGS["trainticket"].resolve() == TRAINTICKET

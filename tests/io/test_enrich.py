@@ -11,7 +11,7 @@ from driftbayes.config import Config, ConfigError, get_key, load_config, set_key
 from driftbayes.events import EventBatch
 from driftbayes.io.enrich import Enricher, cut_sessions, load_persona_map
 from driftbayes.learner import DriftLearner
-from driftbayes.redact import REDACTED
+from driftbayes.redact import REDACTED, hash_session
 from driftbayes.templates import OpenApiTemplates
 
 
@@ -91,14 +91,18 @@ def test_cut_sessions_gap_is_strictly_longer():
 def test_explicit_sessions_are_kept_and_keys_chosen():
     b = batch([0, 1, 2, 3], session=["s1", "", "", ""], client=["c", "c", None, ""],
               user=["u", "u", "u", "u"], trace=["t1", "t2", "t3", "t4"])
-    assert Enricher(Config()).enrich(b).session.tolist() == ["s1", "c#1", "u#1", "u#1"]
+    s1 = hash_session("s1")  # a given session id is kept, stored hashed
+    assert s1 != "s1" and s1.startswith("s-")
+    assert Enricher(Config()).enrich(b).session.tolist() == [s1, "c#1", "u#1", "u#1"]
     assert Enricher(Config(session_key="client")).enrich(b).session.tolist() == [
-        "s1", "c#1", "", ""]
+        s1, "c#1", "", ""]
     assert Enricher(Config(session_key="user")).enrich(b).session.tolist() == [
-        "s1", "u#1", "u#1", "u#1"]
+        s1, "u#1", "u#1", "u#1"]
     assert Enricher(Config(session_key="trace")).enrich(b).session.tolist() == [
-        "s1", "t2#1", "t3#1", "t4#1"]
-    assert Enricher(Config(session_key="none")).enrich(b).session.tolist() == ["s1", "", "", ""]
+        s1, "t2#1", "t3#1", "t4#1"]
+    unhashed = Config(redact={"hash_sessions": False})
+    assert Enricher(unhashed).enrich(b).session.tolist()[0] == "s1"
+    assert Enricher(Config(session_key="none")).enrich(b).session.tolist() == [s1, "", "", ""]
     only_trace = batch([0, 1], trace=["t", "t"])
     assert Enricher(Config()).enrich(only_trace).session.tolist() == ["", ""]  # auto ≠ trace
 
@@ -263,7 +267,9 @@ def test_new_config_keys_defaults_and_round_trip(tmp_path):
                  redact={"extra_headers": ["X-A"], "extra_keys": ["pin"]})
     d = cfg.to_dict()
     assert d["persona_rules"] == [{"persona": "m", "when": {"user_agent": "*Mobile*"}}]
-    assert d["redact"] == {"enabled": True, "extra_headers": ["X-A"], "extra_keys": ["pin"]}
+    assert d["redact"] == {"enabled": True, "extra_headers": ["X-A"], "extra_keys": ["pin"],
+                           "disable": [], "hash_sessions": True, "entropy_min_length": 24,
+                           "entropy_threshold": 0.83}
     assert Config.from_dict(d) == cfg
     path = tmp_path / "c.yaml"
     path.write_text(cfg.to_yaml())
@@ -314,7 +320,9 @@ def test_new_config_keys_get_and_set(tmp_path):
     set_key(path, "redact.enabled", "false")
     assert load_config(path).redact.extra_keys == ("ssn", "*_pin")
     assert get_key(path, "redact") == {"enabled": False, "extra_headers": ["X-Session"],
-                                       "extra_keys": ["ssn", "*_pin"]}
+                                       "extra_keys": ["ssn", "*_pin"], "disable": [],
+                                       "hash_sessions": True, "entropy_min_length": 24,
+                                       "entropy_threshold": 0.83}
     set_key(path, "session_key", "user")
     set_key(path, "persona_map", "personas.csv")
     assert get_key(path, "persona_map") == "personas.csv"

@@ -30,6 +30,7 @@ from driftbayes.io.recordings import (
     detect_format,
     read_events,
 )
+from tests.helpers import use_recording
 
 RECS = [Rec(i, i % 10, 100 + i, 200 if i % 4 else 404, 5 + i) for i in range(6)]
 
@@ -225,19 +226,14 @@ def test_multi_file_recording_streams_every_file(tmp_path, monkeypatch):
         read_events("har-samples")
 
 
-def _real(name: str):
-    try:
-        files = RECORDINGS[name].files()
-    except FileNotFoundError:
-        files = []
-    if not files or not all(f.exists() for f in files):
-        pytest.skip("shared/data/real not present")
+def _real(name: str, monkeypatch):
+    files = use_recording(name, monkeypatch)
     need(FORMATS[RECORDINGS[name].fmt].module)
     return files
 
 
-def test_real_nasa_sessions_match_the_readme():
-    _real("nasa")
+def test_real_nasa_sessions_match_the_readme(monkeypatch):
+    _real("nasa", monkeypatch)
     report = BadRecordReport()
     b = read_all("nasa", config=Config(), report=report)
     assert report.count == 0 and len(b) == 30_969
@@ -246,27 +242,30 @@ def test_real_nasa_sessions_match_the_readme():
     assert all(s.rsplit("#", 1)[1].isdigit() for s in b.session[:100])
 
 
-def test_real_openstack_and_apache():
-    _real("openstack")
-    _real("apache")
+def test_real_openstack(monkeypatch):
+    _real("openstack", monkeypatch)
     b = read_all("openstack", config=Config())
     assert len(b) == 1_017 and np.isfinite(b.latency_ms).all()
     assert (b.session != "").sum() > 0
+
+
+def test_real_apache(monkeypatch):
+    _real("apache", monkeypatch)
     report = BadRecordReport()
     b = read_all("apache", config=Config(), report=report)
     assert len(b) + report.count == 10_000 and report.count <= 5
 
 
-def test_real_har_samples_all_42_files():
-    files = _real("har-samples")
+def test_real_har_samples_all_42_files(monkeypatch):
+    files = _real("har-samples", monkeypatch)
     assert len(files) == 42
     b = read_all("har-samples", config=Config(), report=BadRecordReport())
     assert len(b) == 3_234
     assert len({s.split("#")[0] for s in b.session}) == 42
 
 
-def test_real_trainticket_spans_detected():
-    files = _real("trainticket-spans")
+def test_real_trainticket_spans_detected(monkeypatch):
+    files = _real("trainticket-spans", monkeypatch)
     assert detect_format(files[0]) == "trainticket-spans"
     b = read_all("trainticket-spans", nrows=20_000, config=Config())
     assert len(b) > 100 and (b.session == "").all()  # auto never cuts sessions from traces
@@ -277,4 +276,5 @@ def test_data_root_is_found():
     try:
         assert data_root().name == "real"
     except FileNotFoundError:
-        pytest.skip("shared/data/real not present")
+        pytest.skip("needs the real recordings (shared/data/real), which are not in the "
+                    "repository: set DRIFTBAYES_DATA=/path/to/data/real")

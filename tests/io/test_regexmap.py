@@ -16,10 +16,11 @@ from driftbayes.io.regexmap import (
     RegexMapping,
     read_regex_mapped,
 )
+from tests.helpers import needs_real, real_path
 
-NOVA = Path(__file__).resolve().parents[2] / (
-    "../shared/data/real/openstack-nova-api-sample/OpenStack_2k.log"
-)
+NOVA_REL = "openstack-nova-api-sample/OpenStack_2k.log"
+NOVA = real_path(NOVA_REL) or Path(NOVA_REL)
+needs_nova = needs_real(NOVA_REL, "openstack")
 
 
 def write(tmp_path, lines, name="app.log"):
@@ -43,7 +44,7 @@ def all_text(b: EventBatch) -> str:
 # OpenStack nova-api (real sample)
 
 
-@pytest.mark.skipif(not NOVA.exists(), reason="OpenStack sample not available")
+@needs_nova
 def test_openstack_nova_real_sample():
     lines = NOVA.read_text().splitlines()
     # `grep -c 'wsgi.server'`: the compute API and metadata API access lines
@@ -86,7 +87,7 @@ def test_openstack_nova_real_sample():
     assert compute.endpoint[0] == "/v2/{hash}/servers/detail"
 
 
-@pytest.mark.skipif(not NOVA.exists(), reason="OpenStack sample not available")
+@needs_nova
 def test_openstack_query_is_redacted_and_split(tmp_path):
     line = next(x for x in NOVA.read_text().splitlines() if "servers/detail?" in x)
     secret = line.replace("all_tenants=True", "all_tenants=True&token=secret")

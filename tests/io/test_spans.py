@@ -16,8 +16,10 @@ from driftbayes.io.spans import (
     read_trainticket_spans,
     sniff_spans,
 )
+from tests.helpers import needs_real as needs_real_recording
+from tests.helpers import real_path
 
-TRAINTICKET = Path(__file__).resolve().parents[2] / "../shared/data/real/trainticket-traces"
+TRAINTICKET = real_path("trainticket-traces") or Path("trainticket-traces")
 T0 = 1_700_000_000_000_000_000  # ns
 
 
@@ -381,8 +383,7 @@ def test_trainticket_bad_header(tmp_path):
 # --------------------------------------------------------------------------------------------
 # the real recording, checked trace by trace against the derived requests.csv.gz
 
-needs_real = pytest.mark.skipif(not (TRAINTICKET / "spans.csv.gz").exists(),
-                                reason="TrainTicket recording not available")
+needs_real = needs_real_recording("trainticket-traces/spans.csv.gz", "trainticket-spans")
 
 
 def compare_with_requests(b: EventBatch, requests: pd.DataFrame) -> None:

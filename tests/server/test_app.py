@@ -318,11 +318,11 @@ def test_http_reset_persists_state(learner, tmp_path):
     eng = MockEngine(lrn, CFG, seed=1)
     app = create_app(eng, learner=lrn, config=CFG, state_path=state)
     with serving(app) as url:
-        r = httpx.post(url + "/__driftbayes/reset", params={"persona": "nobody"})
+        r = httpx.post(url + "/__driftbayes/reset", params={"persona": "nobody"}, json={})
         assert r.status_code == 400 and "nobody" in r.json()["error"]
         assert not state.exists()
         r = httpx.post(url + "/__driftbayes/reset",
-                       params={"persona": "batch", "endpoint": "/api/users/*"})
+                       json={"persona": "batch", "endpoint": "/api/users/*"})
         assert r.status_code == 200, r.text
         assert r.json()["reset_cells"] == 1 and r.json()["saved"] == str(state)
         assert eng.reloads == 2

@@ -222,7 +222,8 @@ def test_reset_and_refused(client):
     with run_uvicorn(app) as proxy:
         assert client.get(proxy + "/x").status_code == 502
         assert _health(client, proxy) == {"status": "ok", "recorded": 1, "forwarded": 0,
-                                          "mocked": 0, "upstream_errors": 1}
+                                          "mocked": 0, "upstream_errors": 1,
+                                          "bad_records": 0}
     # the lifespan's shutdown learned what was buffered
     assert learner.n_events_ == 3 and learner2.n_events_ == 1
     assert learner.endpoints_ == ["GET /api/orders/{id}"]
@@ -373,3 +374,59 @@ def test_records_redacted_bodies_the_mock_serves(upstream, client, tmp_path):
     assert served.body_and_type(e, 200) == ("application/json", text.encode())
     e, _ = served.match("GET", "/bin")  # binary: never kept, so the stub is served
     assert orjson.loads(served.body(e, 200))["mock"] == "driftbayes"
+
+
+# ------------------------------------------------------------------------------ writers
+
+
+def test_nul_path_is_a_bad_record_and_never_breaks_a_save(upstream, client, tmp_path):
+    state = tmp_path / "state.nc"
+    app, _ = _proxy(upstream, state_path=state)
+    rec = app.state.recorder
+    with run_uvicorn(app) as proxy:
+        assert client.get(proxy + "/a%00b").status_code == 404  # relayed, not learned
+        assert client.get(proxy + "/api/users/1", headers={"X-Persona": "p\tq"}
+                          ).status_code == 200
+        for i in range(3):
+            assert client.get(f"{proxy}/api/users/{i}").status_code == 200
+        assert app.flush() == 3
+        assert _health(client, proxy)["bad_records"] == 2
+        assert client.get(proxy + "/api/users/9").status_code == 200
+        assert app.flush() == 1
+    # every save succeeded, and the exit figure is what the file holds
+    assert rec.save_error is None
+    assert rec.saved_events == load_state(state).n_events_ == 4
+    saved = load_state(state)
+    assert all("\x00" not in e for e in saved.endpoints_) and "p\tq" not in saved.personas_
+
+
+def test_record_save_rereads_newer_learning(upstream, client, tmp_path):
+    from driftbayes.state import save_state
+    from tests.helpers import traffic
+
+    state = tmp_path / "state.nc"
+    now = time.time()  # recorded events carry wall-clock times: keep the clock near them
+    save_state(DriftLearner().learn_many(traffic(100, seed=1, t0=now - 7200)), state)
+    app, _ = _proxy(upstream, learner=load_state(state), state_path=state)
+    rec = app.state.recorder
+    with run_uvicorn(app) as proxy:
+        for i in range(3):
+            assert client.get(f"{proxy}/api/users/{i}").status_code == 200
+        app.flush()
+        assert load_state(state).n_events_ == 103
+        # another writer (`driftbayes learn`) saves 2,000 more events meanwhile
+        newer = load_state(state)
+        newer.learn_many(traffic(2000, seed=2, t0=now - 3600))
+        save_state(newer, state)
+        for i in range(2):
+            assert client.get(f"{proxy}/api/users/{i}").status_code == 200
+        app.flush()
+        assert load_state(state).n_events_ == 2105
+        # a reset by another writer is not undone either
+        reset = load_state(state)
+        reset.reset()
+        save_state(reset, state)
+        assert client.get(f"{proxy}/api/users/7").status_code == 200
+    # (the shutdown flush saved the last exchange on top of the reset state)
+    assert load_state(state).n_events_ == 1 == rec.saved_events
+    assert rec.learner.n_events_ == 1
