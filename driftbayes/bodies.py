@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import orjson
 
 from driftbayes.redact import RedactionPolicy, redact_json, redact_text
@@ -193,3 +194,25 @@ def schema_instance(schema: Any, doc: Mapping | None = None, *, depth: int = 0) 
     if kind == "boolean":
         return True
     return None
+
+
+def recorded_bodies_to_dataset(bodies: dict[tuple[str, int], tuple[str, str]]):
+    """Recorded (redacted) bodies, one per endpoint × status, on a ``body`` dim."""
+    import xarray as xr
+
+    items = sorted(bodies.items())
+    return xr.Dataset({
+        "body_endpoint": ("body", np.array([k[0] for k, _ in items], dtype=object)),
+        "body_status": ("body", np.array([k[1] for k, _ in items], dtype=np.int64)),
+        "body_content_type": ("body", np.array([v[0] for _, v in items], dtype=object)),
+        "body_text": ("body", np.array([v[1] for _, v in items], dtype=object)),
+    })
+
+
+def recorded_bodies_from_dataset(ds) -> dict[tuple[str, int], tuple[str, str]]:
+    """Inverse of :func:`recorded_bodies_to_dataset` (none in states older than bodies)."""
+    if "body_text" not in ds:
+        return {}
+    return {(str(e), int(s)): (str(ct), str(text))
+            for e, s, ct, text in zip(ds["body_endpoint"].values, ds["body_status"].values,
+                                      ds["body_content_type"].values, ds["body_text"].values)}

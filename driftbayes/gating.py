@@ -103,3 +103,21 @@ def confidence_ceiling(n_eff: float, prior_strength: float) -> float:
     ``prior_strength``: every key quantity's interval narrows as ``1/√(k + n)`` once data
     dominates, so the contraction tends to ``1 − √(k / (k + n))``."""
     return 1.0 if math.isinf(n_eff) else 1.0 - math.sqrt(prior_strength / (prior_strength + n_eff))
+
+
+#: Dims of each kind's gate: endpoint × persona cells, transitions per persona × source row.
+GATE_DIMS = {k: ("persona", "src") if k == "transitions" else ("endpoint", "persona")
+             for k in KINDS}
+
+
+def gates_to_dataset(gate: dict[str, np.ndarray]):
+    """The gates as one ``gate_<kind>`` variable per kind, with that kind's own dims."""
+    import xarray as xr
+
+    return xr.Dataset({f"gate_{k}": (GATE_DIMS[k], np.asarray(g, dtype=np.int8))
+                       for k, g in gate.items()})
+
+
+def gates_from_dataset(ds) -> dict[str, np.ndarray]:
+    """Inverse of :func:`gates_to_dataset`."""
+    return {k: ds[f"gate_{k}"].values.astype(bool) for k in KINDS}

@@ -45,6 +45,26 @@ class OpenSessions:
         table._alive = np.ones(len(sessions), dtype=bool)
         return table
 
+    def to_dataset(self):
+        """The open sessions on an ``open_session`` dim (state schema part)."""
+        import xarray as xr
+
+        rows = self.open()
+        return xr.Dataset({
+            "open_session_id": ("open_session", np.array([s.session for s in rows], object)),
+            "open_endpoint": ("open_session", np.array([s.endpoint for s in rows], np.int64)),
+            "open_persona": ("open_session", np.array([s.persona for s in rows], np.int64)),
+            "open_ts": ("open_session", np.array([s.ts for s in rows], dtype=float)),
+        })
+
+    @classmethod
+    def from_dataset(cls, ds) -> OpenSessions:
+        """Inverse of :meth:`to_dataset`."""
+        return cls.from_open([
+            OpenSession(str(sid), int(e), int(p), float(t)) for sid, e, p, t in zip(
+                ds["open_session_id"].values, ds["open_endpoint"].values,
+                ds["open_persona"].values, ds["open_ts"].values)])
+
     def __deepcopy__(self, memo) -> OpenSessions:
         out = OpenSessions()
         out._ids = dict(self._ids)  # str -> int: a shallow copy is a deep one

@@ -1,11 +1,14 @@
 """A learner's state as an ``xarray.Dataset`` of sufficient statistics, saved as NetCDF.
 
-Layout (schema ``driftbayes-state`` version 1): one variable per sufficient statistic with a
-leading ``store`` dim (``evidence``, ``applied``, ``pending``) and named dims ``endpoint``,
-``persona``, ``status``, ``lat_bin``, ``hour``, ``src``/``dst`` (endpoints plus START/END);
-the open-session table on an ``open_session`` dim; recorded response bodies (redacted, one per
-endpoint × status) on a ``body`` dim; the gates on a ``kind`` dim; knobs and
-clocks in the attributes. Saving is atomic: a temporary file in the same folder is written,
+Layout (schema ``driftbayes-state`` version 2), each part written by its own module: one
+variable per sufficient statistic with a leading ``store`` dim (``evidence``, ``applied``,
+``pending``; :mod:`driftbayes.stats`) and named dims ``endpoint``, ``persona``, ``status``,
+``lat_bin``, ``hour``, ``src``/``dst`` (endpoints plus START/END); one ``gate_<kind>`` per kind
+(:mod:`driftbayes.gating`); the open-session table on an ``open_session`` dim
+(:mod:`driftbayes.open_sessions`); recorded response bodies (redacted, one per endpoint
+× status) on a ``body`` dim (:mod:`driftbayes.bodies`); knobs and clocks in the
+attributes.
+Version-1 files load through :func:`migrate`. Saving is atomic: a temporary file in the same folder is written,
 flushed and renamed over the target, so a crash mid-save never leaves a broken state.
 """
 
@@ -21,14 +24,18 @@ import xarray as xr
 import yaml
 
 from driftbayes import __version__
+from driftbayes.bodies import recorded_bodies_from_dataset, recorded_bodies_to_dataset
 from driftbayes.config import Config
 from driftbayes.conjugate import LATENCY_EDGES_MS, N_LATENCY_BINS
+from driftbayes.gating import gates_from_dataset, gates_to_dataset
 from driftbayes.learner import END, START, DriftLearner
-from driftbayes.open_sessions import OpenSession, OpenSessions
-from driftbayes.stats import KINDS, N_HOURS, STAT_DIMS, Stats
+from driftbayes.open_sessions import OpenSessions
+from driftbayes.stats import KINDS, N_HOURS, stores_from_dataset, stores_to_dataset
 
 SCHEMA = "driftbayes-state"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions :func:`migrate` converts from.
+READABLE_VERSIONS = (1, 2)
 STORES = ("evidence", "applied", "pending")
 
 
@@ -37,10 +44,11 @@ class StateError(ValueError):
 
 
 def to_dataset(learner: DriftLearner) -> xr.Dataset:
-    """The learner's full state as a Dataset with named dims (no information lost)."""
+    """The learner's full state as a Dataset with named dims (no information lost), merged
+    from its parts' own datasets: statistics per store, gates per kind, open sessions,
+    recorded bodies; vocabularies as coords; knobs and clocks as attributes."""
     L = learner
     coords = {
-        "store": list(STORES),
         "endpoint": np.array(L.endpoints_, dtype=object),
         "persona": np.array(L.personas_, dtype=object),
         "status": np.array(L.statuses_, dtype=np.int64),
@@ -50,30 +58,13 @@ def to_dataset(learner: DriftLearner) -> xr.Dataset:
         "hour": np.arange(N_HOURS),
         "src": np.array(L.endpoints_ + [START], dtype=object),
         "dst": np.array(L.endpoints_ + [END], dtype=object),
-        "kind": list(KINDS),
     }
-    data = {}
-    for name, dims in STAT_DIMS.items():
-        arr = np.stack([getattr(L, f"{s}_")[name] for s in STORES])
-        data[name] = (("store",) + dims, arr)
-    g = L.gate_
-    data["gate"] = (
-        ("kind", "endpoint", "persona"),
-        np.stack([g[k] for k in KINDS if k != "transitions"] + [np.zeros_like(g["latency"])])
-        .astype(np.int8),
-    )
-    data["gate_transitions"] = (("persona", "src"), g["transitions"].astype(np.int8))
-    sessions = L.sessions.open()
-    data["open_session_id"] = ("open_session", np.array([s.session for s in sessions],
-                                                        dtype=object))
-    data["open_endpoint"] = ("open_session", np.array([s.endpoint for s in sessions], np.int64))
-    data["open_persona"] = ("open_session", np.array([s.persona for s in sessions], np.int64))
-    data["open_ts"] = ("open_session", np.array([s.ts for s in sessions], dtype=float))
-    bodies = sorted(L.bodies_.items())
-    data["body_endpoint"] = ("body", np.array([k[0] for k, _ in bodies], dtype=object))
-    data["body_status"] = ("body", np.array([k[1] for k, _ in bodies], dtype=np.int64))
-    data["body_content_type"] = ("body", np.array([v[0] for _, v in bodies], dtype=object))
-    data["body_text"] = ("body", np.array([v[1] for _, v in bodies], dtype=object))
+    parts = [
+        stores_to_dataset({s: getattr(L, f"{s}_") for s in STORES}),
+        gates_to_dataset(L.gate_),
+        L.sessions.to_dataset(),
+        recorded_bodies_to_dataset(L.bodies_),
+    ]
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     attrs = {
         "schema": SCHEMA,
@@ -89,45 +80,54 @@ def to_dataset(learner: DriftLearner) -> xr.Dataset:
         "t_last": float(L.t_last_),
         "updated_at": now,
     }
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    return xr.merge(parts, combine_attrs="drop").assign_coords(coords).assign_attrs(attrs)
 
 
 def from_dataset(ds: xr.Dataset, config: Config | None = None) -> DriftLearner:
-    """Rebuild a learner from :func:`to_dataset` output (``config`` overrides the stored one)."""
+    """Rebuild a learner from :func:`to_dataset` output (``config`` overrides the stored one);
+    a version-1 dataset is migrated first."""
     _check_schema(ds, "<dataset>")
+    ds = migrate(ds)
     cfg = config if config is not None else _stored_config(ds.attrs["config_yaml"])
     L = DriftLearner(cfg)
     L.endpoints_ = [str(x) for x in ds["endpoint"].values]
     L.personas_ = [str(x) for x in ds["persona"].values]
     L.statuses_ = [int(x) for x in ds["status"].values]
-    for i, store in enumerate(STORES):
-        stats = Stats({name: np.array(ds[name].values[i], dtype=float) for name in STAT_DIMS})
+    for store, stats in stores_from_dataset(ds).items():
         setattr(L, f"{store}_", stats)
-    gates = ds["gate"].values.astype(bool)
-    L.gate_ = {k: gates[i] for i, k in enumerate(KINDS) if k != "transitions"}
-    L.gate_["transitions"] = ds["gate_transitions"].values.astype(bool)
-    L.gate_ = {k: L.gate_[k] for k in KINDS}
-    ids = [str(x) for x in ds["open_session_id"].values]
-    L.sessions = OpenSessions.from_open([
-        OpenSession(sid, int(e), int(p), float(t)) for sid, e, p, t in zip(
-            ids, ds["open_endpoint"].values, ds["open_persona"].values, ds["open_ts"].values)])
-    if "body_text" in ds:  # states saved before recorded bodies existed have none
-        L.bodies_ = {
-            (str(e), int(s)): (str(ct), str(text))
-            for e, s, ct, text in zip(ds["body_endpoint"].values, ds["body_status"].values,
-                                      ds["body_content_type"].values, ds["body_text"].values)
-        }
+    L.gate_ = gates_from_dataset(ds)
+    L.sessions = OpenSessions.from_dataset(ds)
+    L.bodies_ = recorded_bodies_from_dataset(ds)
     w = int(ds.attrs["window"])
     L.window_ = None if w < 0 else w
-    if config is not None and w >= 0 and float(ds.attrs["window_seconds"]) != float(cfg.update_interval):
+    stored_s = float(ds.attrs["window_seconds"])
+    if config is not None and w >= 0 and stored_s != float(cfg.update_interval):
         # windows are numbered in units of update_interval; rescale the clock
-        L.window_ = int(np.floor(w * float(ds.attrs["window_seconds"]) / float(cfg.update_interval)))
+        L.window_ = int(np.floor(w * stored_s / float(cfg.update_interval)))
     L.n_windows_ = int(ds.attrs["n_windows"])
     L.n_events_ = int(ds.attrs["n_events"])
     L.n_late_ = int(ds.attrs["n_late"])
     L.t_first_ = float(ds.attrs["t_first"])
     L.t_last_ = float(ds.attrs["t_last"])
     return L
+
+
+def migrate(ds: xr.Dataset) -> xr.Dataset:
+    """A state dataset in the current schema version (older versions are converted).
+
+    Version 1 kept the gates of every kind but transitions on one ``kind`` dim (``gate``, with
+    an all-zero transitions slot) and the transitions gate apart; version 2 has one
+    ``gate_<kind>`` per kind with its own dims.
+    """
+    version = int(np.asarray(ds.attrs.get("schema_version", SCHEMA_VERSION)).item())
+    if version == 1:
+        kinds = [str(k) for k in ds["kind"].values]
+        gates = {k: ds["gate"].values[i] for i, k in enumerate(kinds) if k != "transitions"}
+        gates["transitions"] = ds["gate_transitions"].values
+        ds = (ds.drop_vars(["gate", "gate_transitions", "kind"])
+              .merge(gates_to_dataset({k: gates[k] for k in KINDS}))
+              .assign_attrs(schema_version=2))
+    return ds
 
 
 def save_state(learner: DriftLearner, path: str | os.PathLike) -> Path:
@@ -219,10 +219,10 @@ def _check_schema(ds: xr.Dataset, where: str) -> None:
                          "an integer "
                          f"(driftbayes reads version {SCHEMA_VERSION}); re-create the state "
                          "with `driftbayes learn`")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise StateError(
             f"{where}: driftbayes state schema version {version} is not supported by driftbayes "
-            f"{__version__} (reads version {SCHEMA_VERSION})"
+            f"{__version__} (reads versions {', '.join(map(str, READABLE_VERSIONS))})"
         )
 
 

@@ -153,3 +153,20 @@ def broadcast_gate(gate: np.ndarray, stat: str) -> np.ndarray:
     """Expand a kind's cell gate to the shape of one of its statistics."""
     extra = len(STAT_DIMS[stat]) - gate.ndim
     return gate.reshape(gate.shape + (1,) * extra)
+
+
+def stores_to_dataset(stores: dict[str, Stats]):
+    """Several :class:`Stats` (``evidence``, ``applied``, …) as one Dataset: a variable per
+    statistic with a leading ``store`` dim."""
+    import xarray as xr
+
+    names = list(stores)
+    data = {n: (("store",) + dims, np.stack([stores[k][n] for k in names]))
+            for n, dims in STAT_DIMS.items()}
+    return xr.Dataset(data, coords={"store": names})
+
+
+def stores_from_dataset(ds) -> dict[str, Stats]:
+    """Inverse of :func:`stores_to_dataset`."""
+    return {str(store): Stats({n: np.array(ds[n].values[i], dtype=float) for n in STAT_DIMS})
+            for i, store in enumerate(ds["store"].values)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -66,7 +68,30 @@ def test_not_a_state_and_unknown_version(tmp_path):
     ds = to_dataset(DriftLearner().learn_many(traffic(100, seed=5)))
     ds.attrs["schema_version"] = state_mod.SCHEMA_VERSION + 1
     ds.to_netcdf(future, engine="h5netcdf")
-    with pytest.raises(StateError, match="schema version 2 is not supported"):
+    with pytest.raises(StateError,
+                       match=f"schema version {state_mod.SCHEMA_VERSION + 1} is not supported"):
         load_state(future)
     with pytest.raises(StateError, match="no such state file"):
         load_state(tmp_path / "missing.nc")
+
+
+def test_version_1_state_migrates_to_the_same_patterns():
+    """tests/data/state-v1.nc was saved by driftbayes' schema-1 writer from these events."""
+    from driftbayes.patterns import patterns
+    from tests.helpers import concat, traffic
+
+    old = state_mod.load_state(Path(__file__).parent / "data" / "state-v1.nc")
+    fresh = DriftLearner(Config()).learn_many(
+        concat(traffic(600, seed=3, t0=0.0), traffic(300, seed=4, t0=7200.0)))
+    fresh.bodies_[("GET /api/cart", 200)] = ("application/json", '{"items": []}')
+    for layer in ("prior", "posterior", "applied"):
+        assert patterns(old, layer) == patterns(fresh, layer)
+    assert old.bodies_ == fresh.bodies_
+    assert [s.session for s in old.sessions.open()] == [s.session for s in fresh.sessions.open()]
+    for kind, g in fresh.gate_.items():
+        np.testing.assert_array_equal(old.gate_[kind], g)
+    # saved again, it is a version-2 file with one gate variable per kind
+    ds = state_mod.to_dataset(old)
+    assert ds.attrs["schema_version"] == 2 and "gate" not in ds
+    assert ds["gate_transitions"].dims == ("persona", "src")
+    assert ds["gate_latency"].dims == ("endpoint", "persona")
