@@ -33,6 +33,7 @@ from driftbayes.changepoint import forget_contradicted, silence_contradicts
 from driftbayes.config import Config, GateUnreachableWarning, gate_reachable
 from driftbayes.events import EventBatch
 from driftbayes.globs import match_glob
+from driftbayes.history import HISTORY_COLUMNS, history_frame, window_rows
 from driftbayes.open_sessions import OpenSessions
 from driftbayes.pooling import kind_count, pool_personas
 from driftbayes.stats import KIND_STATS, KINDS, N_HOURS, STAT_DIMS, Sizes, Stats, broadcast_gate
@@ -230,7 +231,8 @@ class DriftLearner:
     def _closed_gates(self) -> dict[str, np.ndarray]:
         s = self.sizes
         return {
-            k: np.zeros((s.persona, s.endpoint + 1) if k == "transitions" else (s.endpoint, s.persona), bool)
+            k: np.zeros((s.persona, s.endpoint + 1) if k == "transitions"
+                        else (s.endpoint, s.persona), bool)
             for k in KINDS
         }
 
@@ -307,8 +309,9 @@ class DriftLearner:
         )
         status = np.zeros((E, S))
         for i, s in enumerate(syns):
-            status[i, self.status_vocab.codes[int(s.status)]] += s.prior_strength * (1 - s.error_rate)
-            status[i, self.status_vocab.codes[int(s.error_status)]] += s.prior_strength * s.error_rate
+            codes = self.status_vocab.codes
+            status[i, codes[int(s.status)]] += s.prior_strength * (1 - s.error_rate)
+            status[i, codes[int(s.error_status)]] += s.prior_strength * s.error_rate
         status = np.maximum(status, 0.0) + cj._ALPHA_FLOOR  # codes the synthetic mock never serves
         think_nig = cj.nig_prior(
             median_ms=col("think_time_median_ms"), sigma=col("think_time_sigma"), strength=strength
@@ -559,7 +562,10 @@ class DriftLearner:
             else:
                 self._gate[kind][A] = g
         if self.track_history:
-            self._record(window, pend, pooled, report)
+            self.history_.extend(window_rows(
+                t=(window + 1) * float(cfg.update_interval), endpoints=self.endpoints_,
+                personas=self.personas_, statuses=self.statuses_, pend=pend, pooled=pooled,
+                report=report, applied=self.params_from(self._app), mass=float(cfg.credible_mass)))
         pend.clear(A, R)
         self._done_e[A] = window
         self._done_r[R] = window
@@ -747,7 +753,8 @@ class DriftLearner:
         data can vouch for: with ``d`` the distance between its own estimate and the others'
         and ``se`` its own standard error, at most ``own · se / (|d| − se)`` when ``|d| > se``
         (so the borrowed data cannot pull the estimate further than one standard error; see
-        :func:`driftbayes.pooling.consistent_borrowing`). A persona with few samples falls back to its endpoint,
+        :func:`driftbayes.pooling.consistent_borrowing`). A persona with few samples falls back
+        to its endpoint,
         one whose data shows it behaves differently keeps its own. Without it, every persona
         shares the endpoint's all-persona evidence. Request frequency is never pooled.
         """
@@ -822,7 +829,8 @@ class DriftLearner:
             return cache[1]
         E = len(self.endpoints_)
         prior = self.params_from(Stats.zeros(Sizes(E, 1, len(self.statuses_))))
-        widths = {k: gating.key_width(k, prior, self.statuses_, mass) for k in KINDS if k != "transitions"}
+        widths = {k: gating.key_width(k, prior, self.statuses_, mass)
+                  for k in KINDS if k != "transitions"}
         widths["transitions"] = gating.transition_prior_widths(prior.trans_alpha[0], mass)
         self._prior_width_cache = (key, widths)
         return widths
@@ -901,7 +909,8 @@ class DriftLearner:
                     f"endpoint {tmpl!r} has several methods ({methods}); "
                     f"name one, e.g. '{split_endpoint(self.endpoints_[hits[0]])[0]} {tmpl}'"
                 )
-        close = difflib.get_close_matches(name, self.endpoints_ + [split_endpoint(k)[1] for k in self.endpoints_], n=3)
+        names = self.endpoints_ + [split_endpoint(k)[1] for k in self.endpoints_]
+        close = difflib.get_close_matches(name, names, n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise KeyError(f"unknown endpoint {name!r}{hint}")
 
@@ -1021,48 +1030,11 @@ class DriftLearner:
         return a, b
 
     # ------------------------------------------------------------------ history & warnings
-    def _record(self, window: int, pend: Stats, pooled: Stats, report: dict) -> None:
-        T = float(self.config.update_interval)
-        post, lat_q = report["posterior"], report["latency_quantiles"]
-        appl = self.params_from(self._app)
-        mass = float(self.config.credible_mass)
-        lat_a = cj.dirichlet_median_quantiles(appl.lat_alpha, [0.5])[..., 0]
-        a5, rest = gating.error_split(post.status_alpha, self.statuses_, 500)
-        err_lo, err_hi = cj.beta_interval(a5, rest, mass=mass)
-        err_med = a5 / np.maximum(a5 + rest, 1e-300)
-        b5, brest = gating.error_split(appl.status_alpha, self.statuses_, 500)
-        err_app = b5 / np.maximum(b5 + brest, 1e-300)
-        n_lat = pend["lat_n"]
-        obs_lat = cj.histogram_quantiles(pend["lat_hist"] + 1e-300, [0.5])[..., 0]
-        n_st = pend["status_count"].sum(-1)
-        o5, _ = gating.error_split(pend["status_count"], self.statuses_, 500)
-        n_req = pend["freq_count"].sum(-1)
-        for ei, pi in zip(*np.nonzero(kind_count(pooled, "latency") + kind_count(pooled, "errors") + n_req > 0)):
-            self.history_.append((
-                (window + 1) * T, self.endpoints_[ei], self.personas_[pi], float(n_req[ei, pi]),
-                float(obs_lat[ei, pi]) if n_lat[ei, pi] > 0 else math.nan,
-                *map(float, lat_q[ei, pi]), float(lat_a[ei, pi]),
-                float(report["confidence"]["latency"][ei, pi]), bool(report["gate"]["latency"][ei, pi]),
-                float(o5[ei, pi] / n_st[ei, pi]) if n_st[ei, pi] > 0 else math.nan,
-                float(err_lo[ei, pi]), float(err_med[ei, pi]), float(err_hi[ei, pi]),
-                float(err_app[ei, pi]),
-                float(report["confidence"]["errors"][ei, pi]), bool(report["gate"]["errors"][ei, pi]),
-            ))
-
-    HISTORY_COLUMNS = (
-        "t", "endpoint", "persona", "n", "observed_latency_ms", "latency_lower", "latency_median",
-        "latency_upper", "latency_applied", "latency_confidence", "latency_gate",
-        "observed_error_rate", "error_lower", "error_mean", "error_upper", "error_applied",
-        "error_confidence", "error_gate",
-    )
+    HISTORY_COLUMNS = HISTORY_COLUMNS
 
     def history_frame(self):
         """Per-window history as a pandas DataFrame (needs ``track_history=True``)."""
-        import pandas as pd
-
-        df = pd.DataFrame(self.history_, columns=list(self.HISTORY_COLUMNS))
-        df["time"] = pd.to_datetime(df["t"], unit="s", utc=True)
-        return df
+        return history_frame(self.history_)
 
     def unreachable_gates(self) -> list[str]:
         """Reasons for cells whose gate can never open at their observed request rate."""
@@ -1082,7 +1054,8 @@ class DriftLearner:
         for reason in self.unreachable_gates():
             if reason not in self._warned_cells:
                 self._warned_cells.add(reason)
-                warnings.warn(f"gate can never open for {reason}", GateUnreachableWarning, stacklevel=2)
+                warnings.warn(f"gate can never open for {reason}", GateUnreachableWarning,
+                              stacklevel=2)
 
 
 def _has_events(stats: Stats) -> bool:

@@ -7,9 +7,9 @@ variable per sufficient statistic with a leading ``store`` dim (``evidence``, ``
 (:mod:`driftbayes.gating`); the open-session table on an ``open_session`` dim
 (:mod:`driftbayes.open_sessions`); recorded response bodies (redacted, one per endpoint
 × status) on a ``body`` dim (:mod:`driftbayes.bodies`); knobs and clocks in the
-attributes.
-Version-1 files load through :func:`migrate`. Saving is atomic: a temporary file in the same folder is written,
-flushed and renamed over the target, so a crash mid-save never leaves a broken state.
+attributes. Version-1 files load through :func:`migrate`. Saving is atomic: a temporary file
+in the same folder is written, flushed and renamed over the target, so a crash mid-save never
+leaves a broken state.
 """
 
 from __future__ import annotations

@@ -139,7 +139,7 @@ def export_model(learner: DriftLearner, layer: str = "applied", *, openapi=None)
     snap = learner.snapshot()
     if not snap.endpoints_:
         raise ValueError("nothing learned yet: no endpoints to export")
-    E, P = len(snap.endpoints_), len(snap.personas_)
+    P = len(snap.personas_)
     prm = snap.layer(layer)
     status_p = cj.dirichlet_mean(prm.status_alpha)
     lat_p = cj.dirichlet_mean(prm.lat_alpha)
