@@ -154,3 +154,22 @@ def test_reset_and_merge(name):
     merged_ref = WindowLearner(cfg).learn_many(stream(13, 6)) + ref
     assert_same(merged_lazy, merged_ref)
     assert_same_patterns(merged_lazy, merged_ref)
+
+
+def test_far_future_event_after_a_learned_state():
+    # ~1.7e7 windows of silence: both skip all but the last 2,000 in closed form
+    first = stream(21, 6, max_gap=5)
+    one = stream(22, 1, max_gap=0).take(np.arange(1))
+    far = dataclasses.replace(one, ts=np.array([first.ts.max() + 1e9]))
+    lazy, ref = learn_both(EventBatch.concat([first, far]), {}, chunks=2)
+    assert lazy.n_windows_ > 10_000_000
+    assert_same_patterns(lazy, ref)
+
+
+def test_history_equals_window_by_window():
+    cfg = Config(**CONFIGS["eager"])
+    batch = stream(31, 6, max_gap=20)
+    lazy = DriftLearner(cfg, track_history=True).learn_many(batch)
+    ref = WindowLearner(cfg, track_history=True).learn_many(batch)
+    assert len(lazy.history_) == len(ref.history_) > 0
+    assert_close(lazy.history_, ref.history_)
