@@ -112,6 +112,14 @@ def use_recording(name: str, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     pytest.skip(missing_reason(name, rec.path))
 
 
+def learn_in_time_order(config, *batches):
+    """A learner that saw the batches' events merged in time order."""
+    from driftbayes.learner import DriftLearner
+
+    b = concat(*batches)
+    return DriftLearner(config).learn_many(b.take(np.argsort(b.ts, kind="stable")))
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
