@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +110,37 @@ def use_recording(name: str, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
             return files
     monkeypatch.delenv("DRIFTBAYES_DATA", raising=False)
     pytest.skip(missing_reason(name, rec.path))
+
+
+def learn_in_time_order(config, *batches):
+    """A learner that saw the batches' events merged in time order."""
+    from driftbayes.learner import DriftLearner
+
+    b = concat(*batches)
+    return DriftLearner(config).learn_many(b.take(np.argsort(b.ts, kind="stable")))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child_env() -> dict[str, str]:
+    """Environment for a child Python process that imports this checkout's driftbayes (with
+    user-facing errors: no ``DRIFTBAYES_DEBUG`` tracebacks)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DRIFTBAYES_DEBUG", None)
+    return env
+
+
+def hold_state_lock(state: Path) -> subprocess.Popen:
+    """A child process that takes the state's lock, says so, and holds it until stdin closes."""
+    code = textwrap.dedent(f"""
+        import sys
+        from driftbayes.statefile import state_lock
+        with state_lock({str(state)!r}, 0):
+            print("locked", flush=True)
+            sys.stdin.read()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=child_env())
+    assert proc.stdout.readline().strip() == "locked"
+    return proc

@@ -6,7 +6,6 @@ import builtins
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -16,23 +15,16 @@ from typer.testing import CliRunner
 
 from driftbayes.cli import app
 from driftbayes.state import load_state
-from tests.helpers import traffic
+from tests.helpers import ROOT, child_env, hold_state_lock, traffic
 from tests.test_cli import write_jsonl
 
-ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-def _env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("DRIFTBAYES_DEBUG", None)
-    return env
 
 
 def _cli(*args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "driftbayes", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(), cwd=ROOT)
+                            env=child_env(), cwd=ROOT)
 
 
 def _one_error_line(stderr: str) -> str:
@@ -64,25 +56,11 @@ def test_two_concurrent_learn_runs_keep_both_runs_events(base):
     assert load_state(state).n_events_ == 500 + 2 * n
 
 
-def _hold_lock(state: Path) -> subprocess.Popen:
-    code = textwrap.dedent(f"""
-        import sys
-        from driftbayes.statefile import state_lock
-        with state_lock({str(state)!r}, 0):
-            print("locked", flush=True)
-            sys.stdin.read()
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=_env())
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
-
-
 def test_second_writer_with_wait_0_fails_with_one_line_and_changes_nothing(base):
     tmp_path, state = base
     data = write_jsonl(tmp_path / "more.jsonl", traffic(300, seed=5, t0=7200.0))
     before = state.read_bytes()
-    holder = _hold_lock(state)
+    holder = hold_state_lock(state)
     try:
         for args in (["learn", data, "--no-progress"], ["reset"]):
             p = _cli(*args, "--state", state, "--wait", "0")

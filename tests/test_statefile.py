@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,33 +15,12 @@ import pytest
 from driftbayes.learner import DriftLearner
 from driftbayes.state import load_state, save_state
 from driftbayes.statefile import StateLockedError, lock_path, state_lock
-from tests.helpers import traffic
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def _hold_lock_in_child(state: Path) -> subprocess.Popen:
-    """A child process that takes the state's lock, says so, and holds it until stdin closes."""
-    code = textwrap.dedent(f"""
-        import sys
-        from driftbayes.statefile import state_lock
-        with state_lock({str(state)!r}, 0):
-            print("locked", flush=True)
-            sys.stdin.read()
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=_env())
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
+from tests.helpers import ROOT, child_env, hold_state_lock, traffic
 
 
 def test_second_writer_fails_at_once_with_wait_0(tmp_path):
     state = tmp_path / "s.nc"
-    holder = _hold_lock_in_child(state)
+    holder = hold_state_lock(state)
     try:
         with pytest.raises(StateLockedError, match=r"s\.nc: another driftbayes process .*--wait"):
             with state_lock(state, 0):
@@ -95,7 +73,7 @@ _SAVER = textwrap.dedent("""
     import sys
     from driftbayes.learner import DriftLearner
     from driftbayes.state import save_state
-    from tests.helpers import traffic
+    from tests.helpers import ROOT, child_env, hold_state_lock, traffic
 
     path = sys.argv[1]
     learners = [DriftLearner().learn_many(traffic(n, seed=n)) for n in (300, 1500)]
@@ -114,7 +92,7 @@ def test_kill_9_during_saves_leaves_a_loadable_state_and_no_orphan(tmp_path):
     seen_orphans = 0
     for _ in range(4):
         proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(state)],
-                                stdout=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+                                stdout=subprocess.PIPE, text=True, env=child_env(), cwd=ROOT)
         try:
             assert proc.stdout.readline().strip() == "ready"
             # a random point inside the save loop (seeded; no assertion depends on timing)

@@ -13,15 +13,14 @@ from driftbayes.config import Config
 from driftbayes.learner import DriftLearner
 from driftbayes.server.app import MockEngine, create_app, serving
 from driftbayes.state import load_state, save_state
-from tests.helpers import concat, traffic
+from tests.helpers import concat, learn_in_time_order, traffic
 
 CFG = Config(update_interval=60, sensitivity=1, min_samples=1)
 RESET = "/__driftbayes/reset"
 
 
 def _learn(*batches) -> DriftLearner:
-    b = concat(*batches)
-    return DriftLearner(CFG).learn_many(b.take(np.argsort(b.ts, kind="stable")))
+    return learn_in_time_order(CFG, *batches)
 
 
 @pytest.fixture(scope="module")

@@ -30,15 +30,14 @@ from driftbayes.patterns import patterns
 from driftbayes.sampling import sample
 from driftbayes.server.app import MockEngine, create_app, serving
 from driftbayes.state import load_state
-from tests.helpers import concat, traffic
+from tests.helpers import learn_in_time_order, traffic
 
 CFG = Config(update_interval=60, sensitivity=1, min_samples=1)
 USERS = "GET /api/users/{id}"
 
 
 def _learn(*batches) -> DriftLearner:
-    b = concat(*batches)
-    return DriftLearner(CFG).learn_many(b.take(np.argsort(b.ts, kind="stable")))
+    return learn_in_time_order(CFG, *batches)
 
 
 @pytest.fixture(scope="module")
