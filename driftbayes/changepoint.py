@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from driftbayes import conjugate as cj
+from driftbayes.kinds import REGISTRY
 from driftbayes.stats import KIND_STATS, Stats, broadcast_gate
 
 
@@ -19,23 +20,11 @@ def forget_contradicted(ev: Stats, pend: Stats, statuses: list[int], z: float) -
 
     Returns how many cell × kind changes were detected.
     """
-    statuses = np.asarray(statuses)
-    flags = {"frequency": cj.rate_changed(
-        ev["freq_count"].sum(-1), ev["freq_exposure"].sum(-1),
-        pend["freq_count"].sum(-1), pend["freq_exposure"].sum(-1), z=z)}
-    # the tests need a few window observations: skip a kind the window has too few of
-    if (pend["lat_n"] >= 3).any():
-        flags["latency"] = cj.mean_shift_changed(ev["lat_n"], ev["lat_sx"], ev["lat_sxx"],
-                                                 pend["lat_n"], pend["lat_sx"], z=z)
-    if (pend["think_n"] >= 3).any():
-        flags["think_time"] = cj.mean_shift_changed(
-            ev["think_n"], ev["think_sx"], ev["think_sxx"],
-            pend["think_n"], pend["think_sx"], z=z)
-    n_w = pend["status_count"].sum(-1)
-    if (n_w >= 1).any():
-        flags["errors"] = cj.proportion_changed(
-            ev["status_count"][..., statuses >= 500].sum(-1), ev["status_count"].sum(-1),
-            pend["status_count"][..., statuses >= 500].sum(-1), n_w, z=z)
+    flags = {}
+    for kind in REGISTRY.values():
+        changed = kind.changed(ev, pend, statuses, z)
+        if changed is not None:
+            flags[kind.name] = changed
     n = 0
     for kind, changed in flags.items():
         if not changed.any():

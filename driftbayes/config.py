@@ -35,10 +35,15 @@ MODES = ("behavioral", "statistical", "hybrid")
 #: Where sessions are cut from when an event carries no session id (see driftbayes.io.enrich).
 SESSION_KEYS = ("auto", "client", "user", "trace", "none")
 #: Model kinds each mode learns (``hybrid`` learns all of them).
-MODE_KINDS = {
-    "statistical": ("latency", "errors", "frequency"),
-    "behavioral": ("transitions", "think_time"),
-}
+def _mode_kinds() -> dict[str, tuple[str, ...]]:
+    from driftbayes.kinds import REGISTRY
+
+    return {"statistical": tuple(k.name for k in REGISTRY.values() if not k.behavioral),
+            "behavioral": tuple(k.name for k in REGISTRY.values() if k.behavioral)}
+
+
+#: Which kinds each ``mode`` applies (from each kind's own ``behavioral`` flag).
+MODE_KINDS = _mode_kinds()
 
 
 class ConfigError(ValueError):

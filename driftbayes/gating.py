@@ -14,47 +14,19 @@ import math
 import numpy as np
 
 from driftbayes import conjugate as cj
+from driftbayes.kinds import REGISTRY
+from driftbayes.kinds.errors import error_split
+from driftbayes.kinds.frequency import rate_width as frequency_width
+from driftbayes.kinds.transitions import component_width
 from driftbayes.pooling import kind_count
 from driftbayes.stats import KINDS, Stats
 
-
-def error_split(alpha: np.ndarray, statuses: list[int], threshold: int):
-    """Dirichlet mass of codes ≥ threshold and of the rest (Beta parameters by aggregation)."""
-    codes = np.asarray(statuses)
-    err = alpha[..., codes >= threshold].sum(-1)
-    return err, alpha.sum(-1) - err
-
-
-def component_width(alpha: np.ndarray, index: np.ndarray, mass: float) -> np.ndarray:
-    """Width of the Beta marginal interval of one Dirichlet component per row."""
-    a = np.take_along_axis(alpha, index, -1)[..., 0]
-    return cj.beta_width_stabilised(a, alpha.sum(-1) - a, mass=mass)
+__all__ = ["component_width", "error_split", "frequency_width", "gate_report", "key_width"]
 
 
 def key_width(kind: str, prm, statuses: list[int], mass: float) -> np.ndarray:
     """Width of the credible interval of a kind's key quantity (``prm``: a ``CellParams``)."""
-    lo_q, hi_q = cj.tail_probs(mass)
-    if kind == "latency":
-        q = cj.dirichlet_median_quantiles(prm.lat_alpha, [lo_q, hi_q])
-        return np.log(q[..., 1]) - np.log(q[..., 0])
-    if kind == "errors":
-        a5, rest = error_split(prm.status_alpha, statuses, 500)
-        return cj.beta_width_stabilised(a5, rest, mass=mass)
-    if kind == "think_time":
-        mu, kappa, alpha, beta = prm.think_nig
-        lo, hi = cj.nig_mean_interval(mu=mu, kappa=kappa, alpha=alpha, beta=beta, mass=mass)
-        return hi - lo
-    if kind == "frequency":
-        # on the square-root scale, Poisson's variance-stabilising one: the width shrinks
-        # with exposure even when no request arrives (on the log scale it would not)
-        return frequency_width(prm.rate_a, prm.rate_b, mass)
-    raise ValueError(kind)
-
-
-def frequency_width(a, b, mass: float) -> np.ndarray:
-    """Width of the Gamma(a, b) rate interval on the square-root scale."""
-    lo, hi = cj.gamma_interval(a, b, mass=mass)
-    return np.sqrt(hi) - np.sqrt(lo)
+    return REGISTRY[kind].width(prm, statuses, mass)
 
 
 def transition_prior_widths(prior_rows: np.ndarray, mass: float) -> np.ndarray:

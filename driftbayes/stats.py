@@ -12,32 +12,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from driftbayes.conjugate import N_LATENCY_BINS
+from driftbayes.kinds import REGISTRY
 
 N_HOURS = 24
 
 #: statistic → dims. ``src`` rows are endpoints then START; ``dst`` columns endpoints then END.
+#: Built from the kinds' registry (:mod:`driftbayes.kinds`).
 STAT_DIMS: dict[str, tuple[str, ...]] = {
-    "lat_hist": ("endpoint", "persona", "lat_bin"),
-    "lat_n": ("endpoint", "persona"),
-    "lat_sx": ("endpoint", "persona"),
-    "lat_sxx": ("endpoint", "persona"),
-    "status_count": ("endpoint", "persona", "status"),
-    "freq_count": ("endpoint", "persona", "hour"),
-    "freq_exposure": ("endpoint", "persona", "hour"),
-    "think_n": ("endpoint", "persona"),
-    "think_sx": ("endpoint", "persona"),
-    "think_sxx": ("endpoint", "persona"),
-    "trans_count": ("persona", "src", "dst"),
-}
+    name: dims for kind in REGISTRY.values() for name, dims in kind.stats.items()}
 
 #: Which statistics each learned pattern kind owns (gating acts on a kind as a whole).
 KIND_STATS: dict[str, tuple[str, ...]] = {
-    "latency": ("lat_hist", "lat_n", "lat_sx", "lat_sxx"),
-    "errors": ("status_count",),
-    "frequency": ("freq_count", "freq_exposure"),
-    "think_time": ("think_n", "think_sx", "think_sxx"),
-    "transitions": ("trans_count",),
-}
+    kind.name: tuple(kind.stats) for kind in REGISTRY.values()}
 KINDS = tuple(KIND_STATS)
 
 #: Dims whose last slot is a fixed state (START / END) that must stay last when growing.
