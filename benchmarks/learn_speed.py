@@ -370,7 +370,7 @@ class Report:
 
 
 def _fmt_s(x) -> str:
-    return "—" if x is None else f"{x:,.3f}" if x < 10 else f"{x:,.1f}"
+    return "—" if x is None else f"{x:.3g}" if x < 1 else f"{x:,.3f}" if x < 10 else f"{x:,.1f}"
 
 
 def _fmt_mb(x) -> str:
@@ -460,14 +460,15 @@ def row_scale(rep: Report, args, tmp: Path) -> None:
 
 def row_rss(rep: Report, args, tmp: Path) -> None:
     n = max(int(1_000_000 * args.scale), 1_000)
-    common = {"events": n, "endpoints": 50_000, "personas": 4, "span_s": DAY, "interval": "60s"}
-    data = rep.measure(f"rss: generate {n:,} events, 50,000 endpoints (no learning: baseline)",
+    E = args.rss_endpoints
+    common = {"events": n, "endpoints": E, "personas": 4, "span_s": DAY, "interval": "60s"}
+    data = rep.measure(f"rss: generate {n:,} events, {E:,} endpoints (no learning: baseline)",
                        run_child("learn_synthetic", learn=False, **common))
-    full = rep.measure(f"rss: {n:,} events, 50,000 endpoints × 4 personas, learn (new)",
+    full = rep.measure(f"rss: {n:,} events, {E:,} endpoints × 4 personas, learn (new)",
                        run_child("learn_synthetic", **common))
-    dense_gb = 4 * 50_001**2 * 8 / 2**30
+    dense_gb = 4 * (E + 1)**2 * 8 / 2**30
     if full.get("error") or full.get("timed_out"):
-        rep.row(f"50,000 endpoints × 4 personas, {n:,} events", f"infeasible: dense "
+        rep.row(f"{E:,} endpoints × 4 personas, {n:,} events", f"infeasible: dense "
                 f"(P, E+1, E+1) transitions alone {dense_gb:.0f} GiB per array (computed, not run)",
                 f"> {MEM_CAP_GB[0]:g} GiB" if "MemoryError" in full.get("error", "") else "failed",
                 "—", "peak RSS ≤ 2 GB", "**no**",
@@ -476,7 +477,7 @@ def row_rss(rep: Report, args, tmp: Path) -> None:
                 f"{_fmt_mb(full['rss_mb'])} MiB")
         return
     peak = full["rss_mb"]
-    rep.row(f"50,000 endpoints × 4 personas, {n:,} events", f"infeasible: dense (P, E+1, E+1) "
+    rep.row(f"{E:,} endpoints × 4 personas, {n:,} events", f"infeasible: dense (P, E+1, E+1) "
             f"transitions alone {dense_gb:.0f} GiB per array (computed, not run)",
             f"{peak / 1024:.2f} GiB", f"{peak / data['rss_mb']:.2f}× the data alone",
             "peak RSS ≤ 2 GB", _ok(peak * 2**20 <= 2e9),
@@ -673,6 +674,8 @@ def main(argv: list[str] | None = None) -> str:
                     help="seconds before a 'before' measurement is killed and reported as > N s")
     ap.add_argument("--wide-endpoints", type=int, default=5_000,
                     help="endpoints of the wide state (scale and reads rows)")
+    ap.add_argument("--rss-endpoints", type=int, default=50_000,
+                    help="endpoints of the peak-RSS row")
     ap.add_argument("--reads-cap", type=float, default=300.0,
                     help="seconds before a patterns / serve / export run is killed")
     ap.add_argument("--mem-cap-gb", type=float, default=8.0,
