@@ -380,6 +380,8 @@ def _fmt_mb(x) -> str:
 def _before(res: dict, cap: float) -> str:
     if res.get("timed_out"):
         return f"> {cap:g} s"
+    if "MemoryError" in res.get("error", ""):
+        return f"out of memory (> {MEM_CAP_GB[0]:g} GiB cap)"
     if res.get("error"):
         return f"failed ({res['error'][:60]})"
     return f"{res['out'].get('learn_s', res['s']):,.1f} s"
