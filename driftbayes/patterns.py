@@ -91,18 +91,21 @@ def patterns(learner: DriftLearner, layer: str = "applied") -> list[dict]:
                 row(ei, pi, "latency", *lat_q[ei, pi, [1, 0, 2]],
                     p90_ms=float(lat_pred[ei, pi, 0]), p99_ms=float(lat_pred[ei, pi, 1]),
                     lognormal={"median_ms": float(np.exp(mu[ei, pi])),
-                               "sigma": float(np.sqrt(beta[ei, pi] / max(alpha[ei, pi] - 1, 1e-9)))})
+                               "sigma": float(np.sqrt(beta[ei, pi]
+                                                      / max(alpha[ei, pi] - 1, 1e-9)))})
             if own["status_count"][ei, pi].sum() > 0:
                 row(ei, pi, "errors", *(x[ei, pi] for x in e5),
                     p_4xx={"estimate": float(e4[0][ei, pi]), "lower": float(e4[1][ei, pi]),
                            "upper": float(e4[2][ei, pi])},
                     status_mix={str(c): round(float(status_p[ei, pi, k]), 6)
-                                for k, c in enumerate(snap.statuses_) if status_p[ei, pi, k] > 1e-6})
+                                for k, c in enumerate(snap.statuses_)
+                                if status_p[ei, pi, k] > 1e-6})
             if own["think_n"][ei, pi] > 0:
                 row(ei, pi, "think_time", np.exp(tmu[ei, pi]), np.exp(t_lo[ei, pi]),
                     np.exp(t_hi[ei, pi]))
             row(ei, pi, "frequency", prm.rate_a[ei, pi] / prm.rate_b[ei, pi],
-                r_lo[ei, pi], r_hi[ei, pi], hourly_rate=[round(float(x), 6) for x in hourly[ei, pi]])
+                r_lo[ei, pi], r_hi[ei, pi],
+                hourly_rate=[round(float(x), 6) for x in hourly[ei, pi]])
     trans_own = own["trans_count"].sum(-1)
     for pi in range(P):
         for si in range(E + 1):
