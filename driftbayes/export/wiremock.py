@@ -401,21 +401,21 @@ def _warn(message: str) -> None:
     warnings.warn(message, RuntimeFallbackWarning, stacklevel=3)
 
 
-def _runtime_jar(strict: bool, notify: Callable[[str], None]) -> Path | None:
+def _runtime_jar(strict: bool, notify: Callable[[str], None] | None) -> Path | None:
     """The WireMock jar of driftbayes' runtimes cache, installed if missing; ``None`` (with a
     notice) where that fails, unless ``strict`` (then :class:`WireMockExportError`)."""
     from driftbayes.export import runtimes
 
     try:
-        return runtimes.wiremock_jar(notify=notify)
+        return runtimes.wiremock_jar(notify=notify)  # the install notice: only if asked for
     except runtimes.RuntimeUnavailable as exc:
         if strict:
             raise WireMockExportError(
                 f"no WireMock jar to compile the weighted-status extension against ({exc}): "
                 "pass wiremock_jar= (--wiremock-jar) or set WIREMOCK_JAR, or export with "
                 'statuses="ring" (--wiremock-statuses ring: pure JSON).') from exc
-        notify(f"no WireMock jar ({exc}): exporting the pure-JSON scenario ring instead of the "
-               "weighted-status extension")
+        (notify or _warn)(f"no WireMock jar ({exc}): exporting the pure-JSON scenario ring "
+                          "instead of the weighted-status extension")
         return None
 
 
@@ -433,8 +433,8 @@ def write_wiremock(model: ExportModel, out: str | Path, *, statuses: str = "auto
         ``ring``: pure JSON scenario rings of ``ring_size`` requests with exact status counts.
         ``auto``: ``extension`` where it can be built, else ``ring`` with a notice.
     notify : callable, optional
-        Receives one-line notices (an install, a fallback); default: a
-        :class:`RuntimeFallbackWarning`.
+        Receives one-line notices (a runtime being installed, a fallback taken); default: a
+        :class:`RuntimeFallbackWarning` for a fallback only.
 
     ``out`` must be new, empty or an earlier export (whose stubs are replaced).
     """
@@ -443,7 +443,6 @@ def write_wiremock(model: ExportModel, out: str | Path, *, statuses: str = "auto
                          f"{', '.join(STATUS_MODES)}")
     if not isinstance(ring_size, int | np.integer) or ring_size < 1:
         raise ValueError(f"ring_size must be a positive integer, not {ring_size!r}")
-    notify = notify or _warn
     out = Path(out)
     given = wiremock_jar or (os.environ.get("WIREMOCK_JAR") if statuses != "ring" else None)
     jar = Path(given) if given else None
@@ -453,8 +452,8 @@ def write_wiremock(model: ExportModel, out: str | Path, *, statuses: str = "auto
         built = None
         if jar is not None and statuses != "ring":
             if statuses == "auto" and not given and shutil.which("javac") is None:
-                notify("javac not found (a JDK 11+ builds the weighted-status extension): "
-                       "exporting the pure-JSON scenario ring instead")
+                (notify or _warn)("javac not found (a JDK 11+ builds the weighted-status "
+                                  "extension): exporting the pure-JSON scenario ring instead")
             else:
                 built = build_extension(jar, Path(tmp) / "ext.jar")
         statuses = "extension" if built is not None else "ring"
