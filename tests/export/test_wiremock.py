@@ -10,11 +10,12 @@ and measure that. A zero-delay probe hammered at the same concurrency would satu
 and overstate the overhead (~30 ms against ~5–10 ms), so it is only reported, sequentially;
 the overhead of a route is measured right after it by a copy of its exported stub (same body
 file, transformer and headers) matched by a probe persona, with a *fixed* delay equal to the
-route's mean latency, at the route's concurrency: overhead = probe latency − that delay. The
-overhead is right-skewed, so the served median sits above ``median + overhead median``;
-:func:`check_quantile`'s bracket (the overhead's 10–90% spread) covers that. WireMock's request
-journal gives the delays it drew (``timing.addedDelay``), checked against the same quantiles
-without any overhead.
+route's mean latency, at the route's concurrency: overhead = probe latency − that delay; it is
+reported, not asserted: on a loaded machine it grows without bound and changes between the
+route's run and the probes'. So what the client measures is checked from below only
+(:func:`check_not_faster`), and WireMock's request journal gives the delays it drew
+(``timing.addedDelay``), checked against the same quantiles on both sides (no overhead, no
+timing).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from driftbayes.export.wiremock import (
     write_wiremock,
 )
 from tests.export.conftest import (
+    check_not_faster,
     check_quantile,
     check_share,
     free_port,
@@ -402,7 +404,7 @@ def test_wiremock_serves_latency_and_status_mix(model, jar, ext_export):
             assert len(drawn) == N
             assert set(np.unique(status)) <= set(c.statuses), np.unique(status)
             for q, x in ((0.5, x50), (0.9, x90)):
-                check_quantile(lat, x, q, overhead)  # as the client sees it
+                check_not_faster(lat, x, q)  # as the client sees it (plus any overhead)
                 check_quantile(drawn, x, q)  # as WireMock drew it (no overhead)
             rare = [s for s, p in zip(c.statuses, c.status_p) if p < 0.01]
             for s, p in zip(c.statuses, c.status_p):
@@ -449,7 +451,7 @@ def test_wiremock_ring_serves_exact_shares(model, jar, tmp_path):
         f"{s}: {served[:size].count(s)}/{size} (p {p:.4f})"
         for s, p in zip(cell.statuses, cell.status_p)) + f"; median latency {np.median(lat):.1f} ms"
         f" (exported median {cell.median_ms:.1f})")
-    assert cell.median_ms * 0.5 <= np.median(lat) <= cell.median_ms * 3 + 100
+    assert cell.median_ms * 0.5 <= np.median(lat)  # the delay is served (load only adds)
     assert f"persona={default_persona(model)};" in fallback.headers["X-Driftbayes-Pattern"]
 
 
