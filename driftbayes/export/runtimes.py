@@ -189,7 +189,10 @@ def hammer(url: str, n: int, *, method: str = "GET", headers: dict | None = None
         lat = np.empty(n)
         status = np.empty(n, dtype=np.int64)
         sem = asyncio.Semaphore(concurrency)
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        # idle connections dropped long before a runtime's keep-alive timeout (Node: 5 s), so a
+        # starved client never reuses one the server is closing
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency,
+                              keepalive_expiry=1.0)
         async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client:
             async def one(i):
                 async with sem:

@@ -201,7 +201,10 @@ async def _load(url: str, n_per_persona: int, concurrency: int = 50, n_clients: 
     (encode/httpx#3215), which would make the test slow, not wrong."""
     sem = asyncio.Semaphore(concurrency)
     per = concurrency // n_clients
-    limits = httpx.Limits(max_connections=per, max_keepalive_connections=per)
+    # keepalive_expiry well under uvicorn's 5 s keep-alive: a starved client never reuses a
+    # connection the server is closing ("Server disconnected without sending a response")
+    limits = httpx.Limits(max_connections=per, max_keepalive_connections=per,
+                          keepalive_expiry=1.0)
     clients = [httpx.AsyncClient(base_url=url, limits=limits, timeout=30) for _ in range(n_clients)]
 
     async def one(i: int, persona: str):

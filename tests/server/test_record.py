@@ -123,7 +123,9 @@ def upstream():
 
 @pytest.fixture()
 def client():
-    with httpx.Client(timeout=10, trust_env=False) as c:
+    # idle connections expire before uvicorn's 5 s keep-alive closes them under the client
+    with httpx.Client(timeout=10, trust_env=False,
+                      limits=httpx.Limits(keepalive_expiry=1.0)) as c:
         yield c
 
 
