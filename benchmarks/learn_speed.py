@@ -53,7 +53,8 @@ def write_jsonl(cols: dict, path: Path) -> None:
     keys = ["ts", "method", "path", "status", "latency_ms", "persona", "session"]
     with gzip.open(path, "wb", compresslevel=1) if path.suffix == ".gz" else open(path, "wb") as f:
         rows = zip(*(cols[k].tolist() for k in keys))
-        f.writelines(orjson.dumps(dict(zip(keys, r)), option=orjson.OPT_APPEND_NEWLINE) for r in rows)
+        f.writelines(orjson.dumps(dict(zip(keys, r)), option=orjson.OPT_APPEND_NEWLINE)
+                     for r in rows)
 
 
 def timed(fn) -> float:
