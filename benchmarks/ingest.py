@@ -48,9 +48,11 @@ def write_jsonl(path: Path, n: int) -> None:
             sl = slice(i, min(i + 100_000, n))
             f.writelines(
                 orjson.dumps({"ts": t, "method": "GET", "path": f"/api/r{e}/{k}", "status": s,
-                              "latency_ms": x, "session": f"c{c}"}, option=orjson.OPT_APPEND_NEWLINE)
+                              "latency_ms": x, "session": f"c{c}"},
+                             option=orjson.OPT_APPEND_NEWLINE)
                 for t, e, k, x, s, c in zip(ts[sl].tolist(), ep[sl].tolist(), ids[sl].tolist(),
-                                            lat[sl].tolist(), status[sl].tolist(), client[sl].tolist()))
+                                            lat[sl].tolist(), status[sl].tolist(),
+                                            client[sl].tolist()))
 
 
 def write_access_log(path: Path, n: int) -> None:
@@ -63,7 +65,8 @@ def write_access_log(path: Path, n: int) -> None:
                 f'[{dt.datetime.fromtimestamp(t, dt.UTC):%d/%b/%Y:%H:%M:%S +0000}] '
                 f'"GET /api/r{e}/{k} HTTP/1.1" {s} 512 "-" "bench/1.0" {x / 1000:.3f}\n'
                 for t, e, k, x, s, c in zip(ts[sl].tolist(), ep[sl].tolist(), ids[sl].tolist(),
-                                            lat[sl].tolist(), status[sl].tolist(), client[sl].tolist()))
+                                            lat[sl].tolist(), status[sl].tolist(),
+                                            client[sl].tolist()))
 
 
 def write_har(path: Path, n: int) -> None:
@@ -197,8 +200,8 @@ def main() -> None:
         lines += ["", "Peak memory of `driftbayes` learning JSONL (streaming):", "",
                   "| events | file MiB | seconds | events/s | peak RSS MiB |",
                   "|---:|---:|---:|---:|---:|"]
-        lines += [f"| {n:,} | {size:,.0f} | {r['s']:.1f} | {r['n'] / r['s']:,.0f} | {r['rss_mb']:,.0f} |"
-                  for n, size, r in mem]
+        lines += [f"| {n:,} | {size:,.0f} | {r['s']:.1f} | {r['n'] / r['s']:,.0f} "
+                  f"| {r['rss_mb']:,.0f} |" for n, size, r in mem]
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -540,11 +540,11 @@ def export(
     openapi: Path | None = typer.Option(
         None, "--openapi", help="OpenAPI document: examples/schemas for unrecorded bodies."),
     statuses: str = typer.Option(
-        "extension", "--wiremock-statuses",
-        help="wiremock: extension (true random, ships a jar) | ring (pure JSON, exact shares)."),
+        "auto", "--wiremock-statuses", help="wiremock: auto (extension where it builds, else "
+        "ring) | extension (true random, ships a jar) | ring (pure JSON, exact shares)."),
     wiremock_jar: Path | None = typer.Option(
         None, "--wiremock-jar", help="wiremock: standalone jar to build the extension against "
-        "(default $WIREMOCK_JAR)."),
+        "(default $WIREMOCK_JAR, else the runtimes cache's)."),
     host: str = typer.Option("http://127.0.0.1:8000", "--host",
                              help="locust: the host the locustfile targets."),
     draws: int = typer.Option(1000, "--draws", min=1, help="netcdf: posterior draws."),
@@ -567,7 +567,8 @@ def export(
         options = {"draws": draws}
     doc = _openapi_doc(openapi)
     try:
-        path = run_export(learner, to, out, layer=layer, openapi=doc, **options)
+        path = run_export(learner, to, out, layer=layer, openapi=doc, **options,
+                          notify=lambda m: err.print(f"note: {m}", highlight=False, markup=False))
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         _fail(str(exc))
     err.print(f"exported {len(learner.endpoints_)} endpoints × {len(learner.personas_)} personas "

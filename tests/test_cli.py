@@ -101,8 +101,8 @@ def test_sample_contract_and_seed(learned):
                                        "--seed", 1).stdout.splitlines()]
     assert {r["session"] for r in sess} <= {0, 1, 2, 3}
     for r in sess:
-        assert {"session", "step", "endpoint", "persona", "think_ms", "status",
-                "latency_ms"} <= set(r)
+        keys = {"session", "step", "endpoint", "persona", "think_ms", "status", "latency_ms"}
+        assert keys <= set(r)
         assert (r["think_ms"] == 0) == (r["step"] == 0)
     bad = run("sample", "--state", state, "--endpoint", "/nope", ok=False)
     assert bad.exit_code != 0 and "unknown endpoint" in bad.output

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from driftbayes.templates import SEGMENT_RULES, template_path, template_paths, template_segment
@@ -74,7 +74,7 @@ def test_template_paths_empty_and_2d():
 _SEGMENT_ALPHABET = "0123456789abcdefABCDEF-{}@.%:TZ+ /?#\né😀"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.text(alphabet=_SEGMENT_ALPHABET, max_size=40)
                 | st.sampled_from([p for p, _ in CASES]), min_size=1, max_size=30))
 def test_arrow_templating_equals_scalar_reference(paths):

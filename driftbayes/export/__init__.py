@@ -6,7 +6,8 @@
 format       writes
 ============ ===============================================================================
 wiremock     a WireMock root folder (``mappings/``, ``__files/``, ``start-wiremock.sh``;
-             with the weighted-status extension jar unless ``statuses="ring"``)
+             with the weighted-status extension jar where it can be built, compiled
+             against the WireMock jar of the runtimes cache; else the scenario ring)
 mockoon      one Mockoon environment JSON (``mockoon-cli start --data FILE``)
 mockforge    a ``mockforge.yaml`` fragment plus ``endpoint_probabilities`` rows (SQLite)
 locust       one locustfile: a Markov task set per persona (traffic mirroring)
@@ -19,6 +20,7 @@ of the chosen layer (``applied``: what ``driftbayes serve`` serves; ``posterior`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +30,17 @@ FORMATS = ("wiremock", "mockoon", "mockforge", "locust", "netcdf")
 
 
 def export(learner: DriftLearner, to: str, out: str | Path, *, layer: str = "applied",
-           openapi: Any = None, **options: Any) -> Path:
+           openapi: Any = None, notify: Callable[[str], None] | None = None,
+           **options: Any) -> Path:
     """Write ``learner``'s ``layer`` in format ``to`` at ``out``; returns the written path.
 
-    ``options`` go to the format's writer: ``wiremock`` (``statuses="extension"|"ring"``,
-    ``wiremock_jar``), ``mockoon`` (``port``, ``quantiles``), ``locust`` (``host``),
+    ``options`` go to the format's writer: ``wiremock`` (``statuses="auto"|"extension"|
+    "ring"``, ``wiremock_jar``), ``mockoon`` (``port``, ``quantiles``), ``locust`` (``host``),
     ``netcdf`` (``draws``, ``seed``). ``openapi`` (a parsed document) shapes the bodies no
-    recording supplied, as in ``driftbayes serve --openapi``.
+    recording supplied, as in ``driftbayes serve --openapi``. ``notify`` receives one-line
+    notices (a runtime installed, a fallback taken); default: a warning. No export fails only
+    because a runtime is missing: only ``wiremock`` uses one (to build its extension), and it
+    falls back to the pure-JSON scenario ring.
     """
     if to not in FORMATS:
         raise ValueError(f"unknown export format {to!r}; choose one of {', '.join(FORMATS)}")
@@ -47,8 +53,10 @@ def export(learner: DriftLearner, to: str, out: str | Path, *, layer: str = "app
 
     model = export_model(learner, layer, openapi=openapi)
     if to == "wiremock":
-        from driftbayes.export.wiremock import write_wiremock as write
-    elif to == "mockoon":
+        from driftbayes.export.wiremock import write_wiremock
+
+        return write_wiremock(model, out, notify=notify, **options)
+    if to == "mockoon":
         from driftbayes.export.mockoon import write_mockoon as write
     elif to == "mockforge":
         from driftbayes.export.mockforge import write_mockforge as write

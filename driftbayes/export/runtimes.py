@@ -4,7 +4,9 @@
 
 Installs are cached under ``$DRIFTBAYES_RUNTIMES`` (default ``~/.cache/driftbayes/runtimes``):
 npm packages in ``npm/<package>@<version>/node_modules``, Locust in its own virtualenv (its
-gevent monkey-patching must not share a process with driftbayes).
+gevent monkey-patching must not share a process with driftbayes). With ``DRIFTBAYES_OFFLINE=1``
+nothing is installed: only what the cache holds is used. Every failure to find or install a
+runtime raises :class:`RuntimeUnavailable` with a one-line reason.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,46 +42,88 @@ class RuntimeUnavailable(RuntimeError):
 
 
 def cache_dir() -> Path:
+    """The runtimes cache: ``$DRIFTBAYES_RUNTIMES`` or ``~/.cache/driftbayes/runtimes``."""
     return Path(os.environ.get("DRIFTBAYES_RUNTIMES",
                                Path.home() / ".cache" / "driftbayes" / "runtimes"))
 
 
-def npm_install(package: str, version: str) -> Path:
-    """``node_modules`` with ``package@version`` installed (cached)."""
-    if shutil.which("npm") is None or shutil.which("node") is None:
-        raise RuntimeUnavailable("npm/node are not installed")
+def offline() -> bool:
+    """Whether installs are off (``DRIFTBAYES_OFFLINE`` set to anything but ``0``/empty)."""
+    return os.environ.get("DRIFTBAYES_OFFLINE", "").strip().lower() not in ("", "0", "false",
+                                                                             "no")
+
+
+def _install(what: str, cmds: list[list[str]], notify: Callable[[str], None] | None,
+             timeout: float) -> None:
+    """Run the install commands of ``what``; any failure → :class:`RuntimeUnavailable`."""
+    if offline():
+        raise RuntimeUnavailable(f"{what} is not in the runtimes cache ({cache_dir()}) and "
+                                 "DRIFTBAYES_OFFLINE is set")
+    if notify is not None:
+        notify(f"installing {what} into the runtimes cache {cache_dir()} (once)")
+    for cmd in cmds:
+        try:
+            subprocess.run(cmd, check=True, timeout=timeout, capture_output=True, text=True)
+        except subprocess.CalledProcessError as exc:
+            last = (exc.stderr or exc.stdout or "").strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeUnavailable(f"could not install {what}: {cmd[0]} exited "
+                                     f"{exc.returncode}: {last[0]}") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeUnavailable(f"could not install {what}: {cmd[0]} took over "
+                                     f"{timeout:g} s") from exc
+        except OSError as exc:
+            raise RuntimeUnavailable(f"could not install {what}: {exc}") from exc
+
+
+def npm_install(package: str, version: str, *, notify: Callable[[str], None] | None = None,
+                timeout: float = 900) -> Path:
+    """``node_modules`` with ``package@version`` installed (cached).
+
+    Raises :class:`RuntimeUnavailable` when npm/node are missing, the install is off
+    (``DRIFTBAYES_OFFLINE``) or fails (e.g. the registry cannot be reached).
+    """
     prefix = cache_dir() / "npm" / f"{package.replace('/', '_')}@{version}"
     modules = prefix / "node_modules"
-    if not (modules / package / "package.json").exists():
+    if (modules / package / "package.json").exists():
+        return modules
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        raise RuntimeUnavailable("npm/node are not installed")
+    try:
         prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
-                        "--loglevel=error", f"{package}@{version}"], check=True, timeout=900)
+    except OSError as exc:
+        raise RuntimeUnavailable(f"cannot create the runtimes cache {prefix}: {exc}") from exc
+    _install(f"npm {package}@{version}",
+             [["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
+               "--loglevel=error", f"{package}@{version}"]], notify, timeout)
+    if not (modules / package / "package.json").exists():
+        raise RuntimeUnavailable(f"npm installed no {package} under {modules}")
     return modules
 
 
-def wiremock_jar() -> Path:
-    """The standalone jar the npm ``wiremock`` package bundles."""
+def wiremock_jar(*, notify: Callable[[str], None] | None = None) -> Path:
+    """The standalone jar the npm ``wiremock`` package bundles (cached; installed if missing)."""
     if shutil.which("java") is None:
         raise RuntimeUnavailable("java is not installed")
-    build = npm_install(*WIREMOCK) / "wiremock" / "build"
+    build = npm_install(*WIREMOCK, notify=notify) / "wiremock" / "build"
     jars = sorted(build.glob("wiremock-standalone-*.jar"))
     if not jars:
         raise RuntimeUnavailable(f"no wiremock-standalone jar in {build}")
     return jars[-1]
 
 
-def mockoon_cli() -> Path:
-    return npm_install(*MOCKOON) / ".bin" / "mockoon-cli"
+def mockoon_cli(*, notify: Callable[[str], None] | None = None) -> Path:
+    """``mockoon-cli`` of the pinned npm ``@mockoon/cli`` (cached; installed if missing)."""
+    return npm_install(*MOCKOON, notify=notify) / ".bin" / "mockoon-cli"
 
 
-def locust_bin() -> Path:
-    """``locust`` from its own cached virtualenv."""
+def locust_bin(*, notify: Callable[[str], None] | None = None) -> Path:
+    """``locust`` from its own cached virtualenv (installed if missing)."""
     venv = cache_dir() / "locust-venv"
     exe = venv / "bin" / "locust"
     if not exe.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", LOCUST], check=True,
-                       timeout=900)
+        _install(LOCUST, [[sys.executable, "-m", "venv", str(venv)],
+                          [str(venv / "bin" / "pip"), "install", "--quiet", LOCUST]],
+                 notify, 900)
     return exe
 
 
@@ -145,7 +189,10 @@ def hammer(url: str, n: int, *, method: str = "GET", headers: dict | None = None
         lat = np.empty(n)
         status = np.empty(n, dtype=np.int64)
         sem = asyncio.Semaphore(concurrency)
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        # idle connections dropped long before a runtime's keep-alive timeout (Node: 5 s), so a
+        # starved client never reuses one the server is closing
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency,
+                              keepalive_expiry=1.0)
         async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client:
             async def one(i):
                 async with sem:

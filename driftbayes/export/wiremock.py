@@ -16,7 +16,9 @@ driftbayes mock.
 or the stub / OpenAPI example ``driftbayes serve`` answers with, in ``__files/``, with their
 Content-Type; none for 204/205/304); and the status mix:
 
-* ``statuses="extension"`` (default): the stub's own response is the most likely status and
+* ``statuses="auto"`` (default): ``extension`` when it can be built here, else ``ring``
+  with a one-line notice (see :func:`write_wiremock`).
+* ``statuses="extension"``: the stub's own response is the most likely status and
   the bundled transformer ``driftbayes-weighted`` (``java/WeightedResponses.java``, compiled
   into ``extensions/driftbayes-weighted.jar`` against the WireMock jar) swaps in each other
   status with its probability, independently per request: the shares are exact in
@@ -43,8 +45,10 @@ flows with the Locust export instead); persona rules other than the header (``pe
 ``persona_rules`` on paths or clients) fall back to the default persona; rates, drift and
 learning (WireMock serves a frozen layer).
 
-Start: ``WIREMOCK_JAR=.../wiremock-standalone-3.13.2.jar out/start-wiremock.sh PORT`` (the npm
-package ``wiremock@3.13.2`` bundles the jar in ``node_modules/wiremock/build/``). The script runs
+Start: ``out/start-wiremock.sh PORT``; the script runs the jar in ``$WIREMOCK_JAR``, else the one
+the extension was compiled against (the runtimes cache's, see
+:mod:`driftbayes.export.runtimes`; the npm package ``wiremock@3.13.2`` bundles the jar in
+``node_modules/wiremock/build/``). The script runs
 WireMock with ``--async-response-enabled true``: by default every delayed response holds one of
 25 Jetty threads, which caps a mock with 100 ms delays near 170 requests/s.
 """
@@ -60,7 +64,9 @@ import stat
 import subprocess
 import tempfile
 import uuid
+import warnings
 import zipfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
@@ -84,7 +90,7 @@ EXTENSION_JAR = f"extensions/{EXTENSION_NAME}.jar"
 #: Stub priorities (1 = tried first): the persona's own stub, then the header-less fallback.
 PERSONA_PRIORITY = 1
 FALLBACK_PRIORITY = 5
-STATUS_MODES = ("extension", "ring")
+STATUS_MODES = ("auto", "extension", "ring")
 #: Statuses answered without a body (as ``driftbayes serve``).
 NO_BODY = frozenset({204, 205, 304})
 #: Marks a folder as written by :func:`write_wiremock` (safe to overwrite).
@@ -96,6 +102,10 @@ _PARAM = re.compile(r"\{([^{}/]*)\}")
 
 class WireMockExportError(RuntimeError):
     """The weighted-status extension cannot be built here (no WireMock jar or no javac)."""
+
+
+class RuntimeFallbackWarning(UserWarning):
+    """An export fell back to a form that needs no missing runtime (e.g. the scenario ring)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,21 +291,26 @@ def build_extension(wiremock_jar: str | Path, dest: str | Path) -> Path:
     return dest
 
 
-def start_script(mode: str) -> str:
+def start_script(mode: str, default_jar: str | Path | None = None) -> str:
     """``start-wiremock.sh PORT [WireMock options]``: WireMock on 127.0.0.1:PORT serving the
-    script's own folder (it can be moved), the jar from ``$WIREMOCK_JAR``."""
+    script's own folder (it can be moved), the jar from ``$WIREMOCK_JAR``, else
+    ``default_jar`` (when given)."""
     if mode == "extension":
         java = (f'exec java -cp "$WIREMOCK_JAR:$DIR/{EXTENSION_JAR}" wiremock.Run '
                 f"--extensions {EXTENSION_CLASS} \\\n")
     else:
         java = 'exec java -jar "$WIREMOCK_JAR" \\\n'
     jar_name = f"wiremock-standalone-{WIREMOCK_VERSION}.jar"
+    default = ""
+    if default_jar is not None:
+        default = ("# the jar this export was built against (driftbayes' runtimes cache)\n"
+                   f'WIREMOCK_JAR="${{WIREMOCK_JAR:-{_sh_path(default_jar)}}}"\n')
     return f"""#!/bin/sh
 # WireMock serving this driftbayes export on 127.0.0.1:PORT (see README.md).
 # Usage: WIREMOCK_JAR=/path/to/{jar_name} ./start-wiremock.sh PORT [options]
 # Extra arguments go to WireMock (e.g. --verbose, --no-request-journal).
 set -eu
-if [ "$#" -lt 1 ]; then
+{default}if [ "$#" -lt 1 ]; then
   echo "usage: WIREMOCK_JAR=/path/to/wiremock-standalone.jar $0 PORT [WireMock options]" >&2
   exit 2
 fi
@@ -315,6 +330,11 @@ shift
 {java}  --port "$PORT" --bind-address 127.0.0.1 --root-dir "$DIR" --disable-banner \\
   --async-response-enabled true "$@"
 """
+
+
+def _sh_path(path: str | Path) -> str:
+    """``path`` for inside a double-quoted sh word (``$``, backquote, ``"``, ``\\`` escaped)."""
+    return re.sub(r'([$`"\\])', r"\\\1", str(Path(path).resolve()))
 
 
 def _readme(model: ExportModel, mode: str, ring_size: int, fallback: str) -> str:
@@ -377,33 +397,66 @@ def _prepare(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def write_wiremock(model: ExportModel, out: str | Path, *, statuses: str = "extension",
-                   wiremock_jar: str | Path | None = None, ring_size: int = 100) -> Path:
+def _warn(message: str) -> None:
+    warnings.warn(message, RuntimeFallbackWarning, stacklevel=3)
+
+
+def _runtime_jar(strict: bool, notify: Callable[[str], None] | None) -> Path | None:
+    """The WireMock jar of driftbayes' runtimes cache, installed if missing; ``None`` (with a
+    notice) where that fails, unless ``strict`` (then :class:`WireMockExportError`)."""
+    from driftbayes.export import runtimes
+
+    try:
+        return runtimes.wiremock_jar(notify=notify)  # the install notice: only if asked for
+    except runtimes.RuntimeUnavailable as exc:
+        if strict:
+            raise WireMockExportError(
+                f"no WireMock jar to compile the weighted-status extension against ({exc}): "
+                "pass wiremock_jar= (--wiremock-jar) or set WIREMOCK_JAR, or export with "
+                'statuses="ring" (--wiremock-statuses ring: pure JSON).') from exc
+        (notify or _warn)(f"no WireMock jar ({exc}): exporting the pure-JSON scenario ring "
+                          "instead of the weighted-status extension")
+        return None
+
+
+def write_wiremock(model: ExportModel, out: str | Path, *, statuses: str = "auto",
+                   wiremock_jar: str | Path | None = None, ring_size: int = 100,
+                   notify: Callable[[str], None] | None = None) -> Path:
     """Write a WireMock root folder at ``out`` (see the module docstring); returns ``out``.
 
-    ``statuses``: ``"extension"`` (random status per request through the bundled transformer,
-    compiled here with ``javac`` against ``wiremock_jar`` or ``$WIREMOCK_JAR``) or ``"ring"``
-    (pure JSON scenario rings of ``ring_size`` requests with exact status counts). ``out`` must
-    be new, empty or an earlier export (whose stubs are replaced).
+    Parameters
+    ----------
+    statuses : {"auto", "extension", "ring"}
+        ``extension``: a random status per request through the bundled transformer, compiled
+        here with ``javac`` against ``wiremock_jar``, else ``$WIREMOCK_JAR``, else the jar of
+        driftbayes' runtimes cache (installed if missing); fails where it cannot be built.
+        ``ring``: pure JSON scenario rings of ``ring_size`` requests with exact status counts.
+        ``auto``: ``extension`` where it can be built, else ``ring`` with a notice.
+    notify : callable, optional
+        Receives one-line notices (a runtime being installed, a fallback taken); default: a
+        :class:`RuntimeFallbackWarning` for a fallback only.
+
+    ``out`` must be new, empty or an earlier export (whose stubs are replaced).
     """
     if statuses not in STATUS_MODES:
         raise ValueError(f"unknown statuses mode {statuses!r}; choose one of "
                          f"{', '.join(STATUS_MODES)}")
-    if statuses == "ring" and (not isinstance(ring_size, int | np.integer) or ring_size < 1):
+    if not isinstance(ring_size, int | np.integer) or ring_size < 1:
         raise ValueError(f"ring_size must be a positive integer, not {ring_size!r}")
     out = Path(out)
-    jar = None
-    if statuses == "extension":
-        jar = wiremock_jar or os.environ.get("WIREMOCK_JAR")
-        if not jar:
-            raise WireMockExportError(
-                "no WireMock jar to compile the weighted-status extension against: pass "
-                "wiremock_jar= (--wiremock-jar) or set WIREMOCK_JAR (npm install "
-                f"wiremock@{WIREMOCK_VERSION} bundles node_modules/wiremock/build/"
-                f'wiremock-standalone-{WIREMOCK_VERSION}.jar), or export with statuses="ring" '
-                "(--wiremock-statuses ring: pure JSON, deterministic exact shares).")
+    given = wiremock_jar or (os.environ.get("WIREMOCK_JAR") if statuses != "ring" else None)
+    jar = Path(given) if given else None
+    if statuses != "ring" and jar is None:
+        jar = _runtime_jar(statuses == "extension", notify)
     with tempfile.TemporaryDirectory(prefix="driftbayes-wiremock-") as tmp:
-        built = build_extension(jar, Path(tmp) / "ext.jar") if jar is not None else None
+        built = None
+        if jar is not None and statuses != "ring":
+            if statuses == "auto" and not given and shutil.which("javac") is None:
+                (notify or _warn)("javac not found (a JDK 11+ builds the weighted-status "
+                                  "extension): exporting the pure-JSON scenario ring instead")
+            else:
+                built = build_extension(jar, Path(tmp) / "ext.jar")
+        statuses = "extension" if built is not None else "ring"
         _prepare(out)  # only once the extension compiled: a failure leaves `out` untouched
         if built is not None:
             (out / "extensions").mkdir()
@@ -427,7 +480,7 @@ def write_wiremock(model: ExportModel, out: str | Path, *, statuses: str = "exte
             (mappings / name).write_text(json.dumps({"mappings": stubs}, indent=1) + "\n",
                                          encoding="utf-8")
     script = out / "start-wiremock.sh"
-    script.write_text(start_script(statuses), encoding="utf-8")
+    script.write_text(start_script(statuses, jar), encoding="utf-8")
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     (out / "README.md").write_text(_readme(model, statuses, ring_size, fallback),
                                    encoding="utf-8")
@@ -441,5 +494,5 @@ def write_wiremock(model: ExportModel, out: str | Path, *, statuses: str = "exte
 
 
 __all__ = ["EXTENSION_NAME", "FALLBACK_PRIORITY", "PERSONA_PRIORITY", "WIREMOCK_VERSION",
-           "WireMockExportError", "build_extension", "default_persona",
+           "RuntimeFallbackWarning", "WireMockExportError", "build_extension", "default_persona",
            "path_template", "ring_order", "start_script", "write_wiremock"]

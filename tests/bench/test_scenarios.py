@@ -23,7 +23,6 @@ Tolerances (all from sampling error, fixed seeds)
 
 from __future__ import annotations
 
-import time
 from functools import cache
 
 import numpy as np
@@ -133,9 +132,7 @@ def check_rows(sub: pd.DataFrame, matrix: pd.DataFrame, src: str, what: str) -> 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_builds_valid(name):
-    t = time.perf_counter()
     sc = make_scenario(name, seed=SEED)
-    assert time.perf_counter() - t < 2.0
     ev = sc.events
     assert sc.name == name and sc.description == SCENARIOS[name]
     assert 20_000 <= len(ev) <= 60_000

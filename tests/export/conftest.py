@@ -2,11 +2,11 @@
 
 Tolerances. ``n`` requests to a route whose served latency has CDF ``F``: the count of
 latencies ≤ ``x_q`` (the exported ``q``-quantile) is Binomial(n, q), so the empirical CDF at
-``x_q`` is within ``4·sqrt(q(1-q)/n)`` of ``q`` except with probability ~6e-5. A runtime adds
-its own overhead (loopback, parsing, JIT) to every delay; it is measured in the same run on a
-route without delay and the exported quantile is shifted by the overhead's median and widened
-by its spread (:func:`check_quantile`). A status share with exported probability ``p`` is
-within ``4·sqrt(p(1-p)/n)``.
+``x_q`` is within ``4·sqrt(q(1-q)/n)`` of ``q`` except with probability ~6e-5
+(:func:`check_quantile`, for the delays a runtime drew or scheduled). What a client measures is
+that delay plus the runtime's and the client's overhead, which grows without bound on a loaded
+machine: only its lower side is checked (:func:`check_not_faster`: no response comes before its
+delay). A status share with exported probability ``p`` is within ``4·sqrt(p(1-p)/n)``.
 """
 
 from __future__ import annotations
@@ -47,24 +47,26 @@ def npm_package(package: str, version: str) -> Path:
         pytest.skip(f"{exc}: the real runtime cannot be started")
 
 
-def check_quantile(latency_ms: np.ndarray, x_q: float, q: float,
-                   overhead_ms: np.ndarray | None = None) -> None:
-    """The empirical CDF at the exported quantile ``x_q`` (shifted by the runtime's median
-    overhead) is within 4 binomial SE of ``q``; the overhead's own spread (its 10–90% range)
-    widens the bracket on the latency scale."""
+def check_quantile(latency_ms: np.ndarray, x_q: float, q: float) -> None:
+    """The empirical CDF at the exported quantile ``x_q`` is within 4 binomial SE of ``q``."""
     n = len(latency_ms)
     se = np.sqrt(q * (1 - q) / n)
-    shift = spread_lo = spread_hi = 0.0
-    if overhead_ms is not None and len(overhead_ms):
-        shift = float(np.median(overhead_ms))
-        spread_lo = shift - float(np.quantile(overhead_ms, 0.1))
-        spread_hi = float(np.quantile(overhead_ms, 0.9)) - shift
-    upper = float(np.mean(latency_ms <= x_q + shift + spread_hi))
-    lower = float(np.mean(latency_ms <= x_q + shift - spread_lo))
-    assert lower - 4 * se <= q <= upper + 4 * se, (
-        f"q={q}: exported {x_q:.1f} ms (+{shift:.1f} overhead): observed CDF there in "
-        f"[{lower:.3f}, {upper:.3f}] ± {4 * se:.3f}; observed quantile "
-        f"{np.quantile(latency_ms, q):.1f} ms")
+    cdf = float(np.mean(latency_ms <= x_q))
+    assert abs(cdf - q) <= 4 * se, (
+        f"q={q}: exported {x_q:.1f} ms: observed CDF there {cdf:.3f} ± {4 * se:.3f}; observed "
+        f"quantile {np.quantile(latency_ms, q):.1f} ms")
+
+
+def check_not_faster(latency_ms: np.ndarray, x_q: float, q: float) -> None:
+    """Latencies a client measured are never faster than the exported delays: the empirical
+    CDF at the exported quantile ``x_q`` is at most ``q`` + 4 binomial SE (overhead and load
+    only add, so no upper bound on the latencies is checked)."""
+    n = len(latency_ms)
+    se = np.sqrt(q * (1 - q) / n)
+    cdf = float(np.mean(latency_ms <= x_q))
+    assert cdf <= q + 4 * se, (
+        f"q={q}: exported {x_q:.1f} ms, but {cdf:.3f} of the responses came faster "
+        f"(> {q} + {4 * se:.3f}); observed quantile {np.quantile(latency_ms, q):.1f} ms")
 
 
 def check_share(statuses: np.ndarray, code: int, p: float) -> None:

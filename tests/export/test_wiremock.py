@@ -10,11 +10,12 @@ and measure that. A zero-delay probe hammered at the same concurrency would satu
 and overstate the overhead (~30 ms against ~5–10 ms), so it is only reported, sequentially;
 the overhead of a route is measured right after it by a copy of its exported stub (same body
 file, transformer and headers) matched by a probe persona, with a *fixed* delay equal to the
-route's mean latency, at the route's concurrency: overhead = probe latency − that delay. The
-overhead is right-skewed, so the served median sits above ``median + overhead median``;
-:func:`check_quantile`'s bracket (the overhead's 10–90% spread) covers that. WireMock's request
-journal gives the delays it drew (``timing.addedDelay``), checked against the same quantiles
-without any overhead.
+route's mean latency, at the route's concurrency: overhead = probe latency − that delay; it is
+reported, not asserted: on a loaded machine it grows without bound and changes between the
+route's run and the probes'. So what the client measures is checked from below only
+(:func:`check_not_faster`), and WireMock's request journal gives the delays it drew
+(``timing.addedDelay``), checked against the same quantiles on both sides (no overhead, no
+timing).
 """
 
 from __future__ import annotations
@@ -26,26 +27,33 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 from scipy import stats
 
+from driftbayes.export import runtimes
 from driftbayes.export.model import default_persona, largest_remainder, lognormal_fit_error
 from driftbayes.export.wiremock import (
+    EXTENSION_JAR,
     EXTENSION_NAME,
     FALLBACK_PRIORITY,
+    MARKER,
     PERSONA_PRIORITY,
     WIREMOCK_VERSION,
+    RuntimeFallbackWarning,
     WireMockExportError,
     path_template,
     ring_order,
     write_wiremock,
 )
 from tests.export.conftest import (
+    check_not_faster,
     check_quantile,
     check_share,
     free_port,
@@ -206,10 +214,22 @@ def test_mappings_route_personas_with_fallback_and_model_delays(model, request, 
     assert len(scenarios) == (len(model.cells) + len(model.endpoints) if ring else 1)
 
 
-def test_extension_needs_a_jar_and_says_ring(model, tmp_path, monkeypatch):
+@pytest.fixture
+def no_runtime(tmp_path, monkeypatch):
+    """An empty runtimes cache and a registry that cannot be reached (npm, pip exit 1)."""
     monkeypatch.delenv("WIREMOCK_JAR", raising=False)
+    monkeypatch.delenv("DRIFTBAYES_OFFLINE", raising=False)
+    monkeypatch.setenv("DRIFTBAYES_RUNTIMES", str(tmp_path / "empty-cache"))
+
+    def unreachable(cmd, **kw):
+        raise subprocess.CalledProcessError(1, cmd, stderr="npm error code ENOTFOUND")
+
+    monkeypatch.setattr(runtimes.subprocess, "run", unreachable)
+
+
+def test_extension_needs_a_jar_and_says_ring(model, tmp_path, no_runtime):
     with pytest.raises(WireMockExportError, match='statuses="ring"'):
-        write_wiremock(model, tmp_path / "x")
+        write_wiremock(model, tmp_path / "x", statuses="extension")
     assert not (tmp_path / "x").exists()
     with pytest.raises(WireMockExportError, match="not found"):
         write_wiremock(model, tmp_path / "x", wiremock_jar=tmp_path / "nope.jar")
@@ -219,6 +239,44 @@ def test_extension_needs_a_jar_and_says_ring(model, tmp_path, monkeypatch):
         write_wiremock(model, tmp_path / "busy", statuses="ring")
     with pytest.raises(ValueError, match="statuses"):
         write_wiremock(model, tmp_path / "y", statuses="random")
+
+
+def test_default_falls_back_to_the_ring_with_a_one_line_notice(model, tmp_path, no_runtime):
+    notes: list[str] = []
+    out = write_wiremock(model, tmp_path / "wm", notify=notes.append)
+    assert notes and all("\n" not in n for n in notes)
+    assert "scenario ring" in notes[-1] and "no WireMock jar" in notes[-1], notes
+    assert json.loads((out / MARKER).read_text())["statuses"] == "ring"
+    assert not (out / "extensions").exists()
+    assert all("scenarioName" in s for s in stubs(out))
+    assert len(stubs(out)) == 100 * (len(model.cells) + len(model.endpoints))
+    # no jar known: the start script asks for one
+    assert "runtimes cache" not in (out / "start-wiremock.sh").read_text()
+    with pytest.warns(RuntimeFallbackWarning, match="scenario ring"):  # the library default
+        write_wiremock(model, tmp_path / "wm2")
+
+
+def test_offline_setting_never_installs(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIFTBAYES_RUNTIMES", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("DRIFTBAYES_OFFLINE", "1")
+    monkeypatch.setattr(runtimes.subprocess, "run", lambda *a, **k: pytest.fail("installed"))
+    with pytest.raises(runtimes.RuntimeUnavailable, match="DRIFTBAYES_OFFLINE"):
+        runtimes._install("npm wiremock", [["npm", "install"]], None, 10)
+    monkeypatch.setenv("DRIFTBAYES_OFFLINE", "0")
+    assert not runtimes.offline()
+
+
+def test_default_builds_the_extension_against_the_cached_jar(model, jar, tmp_path,
+                                                             monkeypatch):
+    if shutil.which("javac") is None:
+        pytest.skip("javac not installed: the weighted-status extension cannot be built")
+    monkeypatch.delenv("WIREMOCK_JAR", raising=False)  # `jar` is in the runtimes cache
+    notes: list[str] = []
+    out = write_wiremock(model, tmp_path / "wm", notify=notes.append)
+    assert notes == []
+    assert json.loads((out / MARKER).read_text())["statuses"] == "extension"
+    assert (out / EXTENSION_JAR).is_file()
+    assert f'WIREMOCK_JAR:-{jar.resolve()}' in (out / "start-wiremock.sh").read_text()
 
 
 def test_reexport_replaces_the_previous_export(model, tmp_path):
@@ -346,7 +404,7 @@ def test_wiremock_serves_latency_and_status_mix(model, jar, ext_export):
             assert len(drawn) == N
             assert set(np.unique(status)) <= set(c.statuses), np.unique(status)
             for q, x in ((0.5, x50), (0.9, x90)):
-                check_quantile(lat, x, q, overhead)  # as the client sees it
+                check_not_faster(lat, x, q)  # as the client sees it (plus any overhead)
                 check_quantile(drawn, x, q)  # as WireMock drew it (no overhead)
             rare = [s for s, p in zip(c.statuses, c.status_p) if p < 0.01]
             for s, p in zip(c.statuses, c.status_p):
@@ -393,5 +451,86 @@ def test_wiremock_ring_serves_exact_shares(model, jar, tmp_path):
         f"{s}: {served[:size].count(s)}/{size} (p {p:.4f})"
         for s, p in zip(cell.statuses, cell.status_p)) + f"; median latency {np.median(lat):.1f} ms"
         f" (exported median {cell.median_ms:.1f})")
-    assert cell.median_ms * 0.5 <= np.median(lat) <= cell.median_ms * 3 + 100
+    assert cell.median_ms * 0.5 <= np.median(lat)  # the delay is served (load only adds)
     assert f"persona={default_persona(model)};" in fallback.headers["X-Driftbayes-Pattern"]
+
+
+# --------------------------------------------------------------------------------------------
+# `driftbayes learn traffic.jsonl && driftbayes export --to wiremock --out wm`, no flags
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(cwd: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
+    """The ``driftbayes`` CLI of this checkout in a fresh process."""
+    return subprocess.run([sys.executable, "-c", "from driftbayes.cli import app; app()", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _learned_here(tmp_path: Path, env: dict) -> Path:
+    """500 events in ``traffic.jsonl`` learned into the default state of ``tmp_path/work``."""
+    from tests.helpers import traffic
+
+    work = tmp_path / "work"
+    work.mkdir()
+    b = traffic(500, seed=4)
+    (work / "traffic.jsonl").write_bytes(b"".join(
+        orjson.dumps({"ts": float(t), "method": m, "path": e.replace("{id}", str(i)),
+                      "status": int(s), "latency_ms": float(x), "persona": p},
+                     option=orjson.OPT_APPEND_NEWLINE)
+        for i, (t, m, e, s, x, p) in enumerate(zip(b.ts, b.method, b.endpoint, b.status,
+                                                   b.latency_ms, b.persona))))
+    r = _cli(work, "learn", "traffic.jsonl", "--no-progress", env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return work
+
+
+def _env(**extra: str) -> dict:
+    drop = {"WIREMOCK_JAR", "DRIFTBAYES_OFFLINE", "DRIFTBAYES_RUNTIMES"}
+    return {**{k: v for k, v in os.environ.items() if k not in drop},
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            **extra}
+
+
+def test_cli_export_without_any_runtime_writes_the_ring(tmp_path):
+    """A fresh HOME (no runtimes cache) and no registry: exit 0, one notice, the ring."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _env(HOME=str(home), DRIFTBAYES_OFFLINE="1")
+    work = _learned_here(tmp_path, env)
+    r = _cli(work, "export", "--to", "wiremock", "--out", "wm", env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "scenario ring" in notes[0], r.stderr
+    info = json.loads((work / "wm" / MARKER).read_text())
+    assert info["statuses"] == "ring" and info["ring_size"] == 100
+    assert not (work / "wm" / "extensions").exists()
+    assert list((work / "wm" / "mappings").glob("*.json"))
+
+
+def test_cli_export_with_no_flags_builds_the_extension_and_serves(jar, tmp_path, monkeypatch):
+    """With the runtimes cache present: the extension is built against its jar, and the start
+    script runs WireMock with that jar without any WIREMOCK_JAR."""
+    if shutil.which("javac") is None:
+        pytest.skip("javac not installed: the weighted-status extension cannot be built")
+    env = _env(DRIFTBAYES_RUNTIMES=str(runtimes.cache_dir()))
+    work = _learned_here(tmp_path, env)
+    r = _cli(work, "export", "--to", "wiremock", "--out", "wm", env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "note:" not in r.stderr, r.stderr
+    wm = work / "wm"
+    assert json.loads((wm / MARKER).read_text())["statuses"] == "extension"
+    assert (wm / EXTENSION_JAR).is_file()
+    fallbacks = [s for s in stubs(wm) if s["metadata"]["driftbayes"]["role"] == "fallback"]
+    assert len(fallbacks) == 3  # the three endpoints of the traffic
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    monkeypatch.delenv("WIREMOCK_JAR", raising=False)  # the script finds the jar by itself
+    with running([wm / "start-wiremock.sh", str(port)], f"{base}/__admin/health", env=env):
+        for stub in fallbacks:
+            meta = stub["metadata"]["driftbayes"]
+            r = httpx.request(stub["request"]["method"],
+                              base + concrete(stub["request"]["urlPathTemplate"]),
+                              trust_env=False)
+            assert str(r.status_code) in meta["status_p"], (meta, r.status_code)
+            assert r.headers["X-Driftbayes-Pattern"].startswith(meta["endpoint"] + ";")

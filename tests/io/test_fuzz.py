@@ -305,7 +305,7 @@ def test_csv_first_row_with_extra_fields(tmp_path, fmt):
 @pytest.mark.parametrize("fmt", ["jsonl", "combined", "nasa-tsv", "otlp", "csv",
                                  "trainticket-spans"])
 @settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(records=records_st.filter(bool), cut=st.floats(0.05, 0.95))
 def test_truncated_gzip_never_raises_and_never_applies_a_partial_record(
         tmp_path_factory, fmt, records, cut):

@@ -200,7 +200,10 @@ async def _load(url: str, n_per_persona: int, concurrency: int = 50, n_clients: 
     (encode/httpx#3215), which would make the test slow, not wrong."""
     sem = asyncio.Semaphore(concurrency)
     per = concurrency // n_clients
-    limits = httpx.Limits(max_connections=per, max_keepalive_connections=per)
+    # keepalive_expiry well under uvicorn's 5 s keep-alive: a starved client never reuses a
+    # connection the server is closing ("Server disconnected without sending a response")
+    limits = httpx.Limits(max_connections=per, max_keepalive_connections=per,
+                          keepalive_expiry=1.0)
     clients = [httpx.AsyncClient(base_url=url, limits=limits, timeout=30) for _ in range(n_clients)]
 
     async def one(i: int, persona: str):
@@ -221,10 +224,28 @@ async def _load(url: str, n_per_persona: int, concurrency: int = 50, n_clients: 
             await c.aclose()
 
 
+class _InFlight:
+    """ASGI middleware: the most HTTP requests the app was handling at once (a server that
+    blocks its event loop while it waits out a delay never has more than one)."""
+
+    def __init__(self, app):
+        self.app, self.now, self.most = app, 0, 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.now -= 1
+
+
 def test_http_load_matches_predictive_and_never_blocks(learner):
     lrn = copy.deepcopy(learner)
     eng = MockEngine(lrn, CFG, seed=5)
-    app = create_app(eng, learner=lrn, config=CFG)
+    app = _InFlight(create_app(eng, learner=lrn, config=CFG))
     n = 1000
     with serving(app) as url:
         assert url.startswith("http://127.0.0.1:")
@@ -247,9 +268,11 @@ def test_http_load_matches_predictive_and_never_blocks(learner):
     wall = np.array([r[3] for r in rows])
     # each response took at least its drawn latency (header rounding: ±0.0005 ms)
     assert np.all(wall >= drawn - 1e-3), (wall - drawn).min()
-    # concurrency 50: sleeping overlaps, so the run takes far less than the latencies' sum
-    # (~70 s of drawn latency; a blocking server would need at least that)
-    assert elapsed < drawn.sum() / 1000 / 4, (elapsed, drawn.sum() / 1000)
+    # concurrency 50: the server waits out delays side by side (a blocking one would hold one
+    # request at a time). Counted in the app, not timed: the wall time depends on the machine.
+    assert app.most > 1, app.most
+    print(f"\n{2 * n} requests in {elapsed:.1f} s (drawn latency {drawn.sum() / 1000:.1f} s), "
+          f"at most {app.most} in the app at once")
     assert eng.served.requests == 2 * n
     assert sum(eng.served.status.values()) == 2 * n
 

@@ -32,7 +32,10 @@ from .conftest import run_dropper, run_uvicorn  # noqa: E402
 SECRET = "s3cr3t-XYZ"
 BINARY = np.random.default_rng(3).bytes(200_000)
 GZIPPED = gzip.compress(b'{"compressed": true}' * 50, mtime=0)
-PROXY_TIMEOUT = 0.5
+#: The proxies' upstream timeout: long enough for every quick upstream answer on a loaded
+#: machine (the upstream runs in this process), short against /slow's :data:`SLOW_S`.
+PROXY_TIMEOUT = 2.0
+SLOW_S = 30.0
 
 
 # ------------------------------------------------------------------------------ upstream
@@ -69,7 +72,11 @@ async def boom(request: Request) -> Response:
 
 
 async def slow(request: Request) -> Response:
-    await asyncio.sleep(PROXY_TIMEOUT * 4)
+    # answers long after any proxy timeout; stops early once the proxy hung up
+    for _ in range(int(SLOW_S / 0.05)):
+        if await request.is_disconnected():
+            break
+        await asyncio.sleep(0.05)
     return Response(b"too late")
 
 
@@ -116,13 +123,18 @@ def upstream():
 
 @pytest.fixture()
 def client():
-    with httpx.Client(timeout=10, trust_env=False) as c:
+    # idle connections expire before uvicorn's 5 s keep-alive closes them under the client
+    with httpx.Client(timeout=10, trust_env=False,
+                      limits=httpx.Limits(keepalive_expiry=1.0)) as c:
         yield c
 
 
 def _proxy(upstream_url, learner=None, **kw):
     learner = learner or DriftLearner(kw.pop("config", None))
     kw.setdefault("timeout_s", PROXY_TIMEOUT)
+    # tests flush by hand (or at shutdown) and count what was buffered: no background flush
+    # may slip in between on a slow machine (test_periodic_learning_and_save sets its own)
+    kw.setdefault("flush_every", 3600.0)
     return create_record_app(upstream_url, learner, learner.config, **kw), learner
 
 
@@ -285,8 +297,9 @@ def test_event_fields(upstream, client):
     assert [r["endpoint"] for r in rows] == ["/api/users/{id}", "/slow"]
     ok, slow_row = rows
     assert ok["status"] == 200 and slow_row["status"] == 504
-    assert 0 < ok["latency_ms"] < PROXY_TIMEOUT * 1000
-    assert PROXY_TIMEOUT * 1000 <= slow_row["latency_ms"] < PROXY_TIMEOUT * 4000
+    # the timeout's own wait is recorded, and the proxy gave up long before /slow answered
+    assert 0 < ok["latency_ms"] < slow_row["latency_ms"]
+    assert PROXY_TIMEOUT * 1000 <= slow_row["latency_ms"] < SLOW_S * 1000
     assert ok["ts"] <= slow_row["ts"] and abs(ok["ts"] - time.time()) < 60
     assert ok["extra"]["client"] == "127.0.0.1"
     assert ok["extra"]["user_agent"] == "UA/1"
@@ -302,7 +315,7 @@ def test_periodic_learning_and_save(upstream, client, tmp_path):
     with run_uvicorn(app) as proxy:
         for i in range(5):
             client.get(f"{proxy}/api/users/{i}")
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60  # generous: the loop ends as soon as it learned
         while not (state.exists() and learner.n_events_ == 5):
             assert time.monotonic() < deadline, "background learning stalled"
             time.sleep(0.05)
