@@ -528,7 +528,8 @@ def _iter_har(
     report: BadRecordReport | None,
     persona_field: str,
 ) -> Iterator[EventBatch]:
-    with reading(path, report) as (source, report):
+    with reading(path, report) as scope:
+        source, report = scope
         file_session = "har:" + ("<stdin>" if source == "<stdin>" else os.path.basename(source))
 
         def flush(rows: list[tuple], first: int, broken: list[BadRecord]) -> Iterator[EventBatch]:
@@ -536,7 +537,8 @@ def _iter_har(
                 _columns(rows, first, source, file_session, persona_field)
                 if rows else (EventBatch.empty(source), [])
             )
-            handle_bad_records(bad + broken, strict=strict, report=report)
+            batch = scope.accept(batch, sorted(bad + broken, key=lambda b: b.line),
+                                 strict=strict)
             if len(batch):
                 yield batch
 
