@@ -64,6 +64,7 @@ from driftbayes.templates import template_paths, template_paths_arrow
 __all__ = ["check_input", "epoch_seconds", "iso_to_epoch", "map_unique", "open_input", "read_jsonl"]
 
 _CHUNK_BYTES = 1 << 20
+_DEEP_BYTES = 2048  # lines longer than this are checked for nesting orjson refuses (> 1024)
 _GZIP_MAGIC = b"\x1f\x8b"
 
 # Value kinds, from type(); bool is its own kind so True never passes as a number.
@@ -523,7 +524,8 @@ def _arrow_buffer(lines: list[bytes]) -> bytes | None:
     the line-by-line orjson path (which then handles the batch).
 
     Arrow is trusted only when every line is exactly one JSON object (``{`` … ``}``, no blank
-    lines), the bytes are valid UTF-8 (Arrow does not check) and there is no ``NaN`` or
+    lines) that :func:`loads_lenient` decodes too (nesting beyond 1024 levels is refused), the
+    bytes are valid UTF-8 (Arrow does not check) and there is no ``NaN`` or
     ``Infinity`` (Arrow accepts them, JSON does not). Type mismatches (a string status, a
     numeric path, a duplicated key...) make Arrow raise, see :func:`_arrow_table`.
     """
@@ -533,6 +535,13 @@ def _arrow_buffer(lines: list[bytes]) -> bytes | None:
             buf.decode("utf-8")
         except UnicodeDecodeError:
             return None
+    if max(map(len, lines)) > _DEEP_BYTES:  # only a long line can nest 1024 levels deep
+        for line in lines:
+            if len(line) > _DEEP_BYTES:
+                try:
+                    loads_lenient(line)
+                except ValueError:
+                    return None  # orjson rejects it: so must the batch's other path
     if (buf[:1] != b"{" or not lines[-1].rstrip(b"\r").endswith(b"}")
             or buf.count(b"}\n{") + buf.count(b"}\r\n{") != len(lines) - 1
             or b"NaN" in buf or b"Infinity" in buf):
