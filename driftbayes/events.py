@@ -218,13 +218,16 @@ def _show_span(seconds: float) -> str:
     return f"{seconds:.3g} s"
 
 
-def _texts(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """(positions, values) of the ``str`` entries of an object array."""
+def _texts(values: np.ndarray) -> tuple[np.ndarray | None, list[str], str]:
+    """(positions or None for all, values, values joined) of the ``str`` entries of an object
+    array."""
     lst = values.tolist()
-    if all(type(v) is str for v in lst):
-        return np.arange(len(lst)), lst
-    idx = np.flatnonzero([type(v) is str for v in lst])
-    return idx, [lst[i] for i in idx]
+    try:
+        return None, lst, "".join(lst)  # C-speed: succeeds only when every entry is a str
+    except TypeError:
+        idx = np.flatnonzero([type(v) is str for v in lst])
+        lst = [lst[i] for i in idx]
+        return idx, lst, "".join(lst)
 
 
 class Screen:
@@ -299,16 +302,18 @@ class Screen:
                     for k, v in sorted(batch.extra.items())]
         n = len(batch)
         for name, values, limit, knob, ctrl in columns:
-            idx, texts = _texts(values)
+            idx, texts, joined = _texts(values)
             if not texts:
                 continue
+            if idx is None:
+                idx = np.arange(n)
             if max(map(len, texts)) > limit:
                 lens = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
                 mask = np.zeros(n, dtype=bool)
                 mask[idx[lens > limit]] = True
                 flag(mask, name, lambda i, v=values, lm=limit, kb=knob:
                      f"{len(v[i]):,} characters, over limits.{kb} ({lm:,})")
-            if ctrl.search("".join(texts)):
+            if not joined.isprintable() and ctrl.search(joined):
                 hits = np.fromiter((ctrl.search(t) is not None for t in texts), dtype=bool,
                                    count=len(texts))
                 mask = np.zeros(n, dtype=bool)
