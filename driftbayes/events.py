@@ -243,15 +243,20 @@ class Screen:
     clock : float
         The stream's clock to start from, epoch seconds: the learner's ``t_last_`` when learning
         into an existing state; NaN (a fresh stream) starts from the median of the first batch.
+    track_clock : bool
+        Check timestamps against the stream's clock (``max_clock_skew``). ``learn`` does; a
+        reader used on its own (no learner, so no clock to protect) checks only the limits
+        that hold for one record.
     """
 
-    def __init__(self, limits=None, clock: float = math.nan):
+    def __init__(self, limits=None, clock: float = math.nan, *, track_clock: bool = True):
         if limits is None:
             from driftbayes.config import InputLimits
 
             limits = InputLimits()
         self.limits = limits
         self.clock = float(clock)
+        self.track_clock = track_clock
         self.lo, self.hi = _year_start(limits.min_year), _year_start(limits.max_year)
         self._tail = np.full(_NEIGHBOURS, np.nan)  # last accepted timestamps, for neighbours
 
@@ -284,7 +289,8 @@ class Screen:
             flag(lat > lim.max_latency_ms, "latency_ms",
                  lambda i: f"{lat[i]:g} ms is over limits.max_latency_ms "
                            f"({lim.max_latency_ms:g})")
-        self._check_clock(ts, field_of == None, flag)  # noqa: E711
+        if self.track_clock:
+            self._check_clock(ts, field_of == None, flag)  # noqa: E711
         if not reasons:
             return batch, []
         good = field_of == None  # noqa: E711
@@ -386,7 +392,7 @@ def screening(screen: Screen) -> Iterator[Screen]:
 
     ``learn`` opens one screen per run, starting from the learner's clock, so that the files of
     the run share one stream clock. Readers opened outside any ``screening`` use a fresh
-    default :class:`Screen` per file.
+    :class:`Screen` per file that checks each record's own limits but no clock.
     """
     token = _SCREEN.set(screen)
     try:
@@ -419,11 +425,11 @@ def reading(path, report: BadRecordReport | None) -> Iterator[ReadScope]:
     """A reader's bad-record scope: a :class:`ReadScope` (unpacking as ``(source, report)``),
     the report being the caller's or a fresh one whose bad records are summarised in one
     warning when reading completes, the screen the current :func:`screening` one or a fresh
-    default :class:`Screen`."""
+    ``Screen(track_clock=False)``."""
     source = source_name(path)
     owned = report is None
     report = BadRecordReport() if owned else report
-    yield ReadScope(source, report, _SCREEN.get() or Screen())
+    yield ReadScope(source, report, _SCREEN.get() or Screen(track_clock=False))
     warn_unreported(source, report, owned=owned)
 
 

@@ -123,9 +123,27 @@ class _GunzipStream(io.RawIOBase):
         self.pending = b""
         self.in_member = False
         self.done = False
+        self.pos = 0
 
     def readable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        return self.raw.seekable()
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Rewind (the only seek supported: to the start) and decompress again."""
+        if (offset, whence) not in ((0, io.SEEK_SET), (0, io.SEEK_CUR)):
+            raise io.UnsupportedOperation("a gzip stream can only be rewound to its start")
+        if whence == io.SEEK_SET:
+            self.raw.seek(0)
+            self.z, self.carry, self.pending = zlib.decompressobj(wbits=31), b"", b""
+            self.in_member = self.done = False
+            self.pos = 0
+        return self.pos
 
     def readinto(self, buffer) -> int:
         while not self.pending and not self.done:
@@ -148,6 +166,7 @@ class _GunzipStream(io.RawIOBase):
         n = min(len(buffer), len(self.pending))
         buffer[:n] = self.pending[:n]
         self.pending = self.pending[n:]
+        self.pos += n
         return n
 
 

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 
 from driftbayes.cli import app
 from driftbayes.config import Config, InputLimits
-from driftbayes.events import BadRecordError, BadRecordReport, EventBatch, Screen
+from driftbayes.events import BadRecordError, BadRecordReport, EventBatch, Screen, screening
 from driftbayes.io.recordings import detect_format, read_events
 
 T0 = 1_700_000_000
@@ -76,8 +76,10 @@ GOOD_LINES = [orjson.dumps(good(i)) for i in range(N_GOOD)]
 
 
 def read_all(path, **kw):
+    """Events and report of ``path`` read as ``learn`` reads it (one fresh stream clock)."""
     report = BadRecordReport(keep=100)
-    batches = list(read_events(path, report=report, prefetch=False, **kw))
+    with screening(Screen()):
+        batches = list(read_events(path, report=report, prefetch=False, **kw))
     return EventBatch.concat(batches), report
 
 
@@ -228,6 +230,15 @@ def test_clock_accepts_a_real_gap_and_an_older_file():
     assert s.check(lone)[1][0].field == "ts"
 
 
+def test_a_reader_on_its_own_checks_no_clock(tmp_path):
+    f = tmp_path / "in.jsonl"
+    f.write_bytes(jsonl(GOOD_LINES + [line(ts=T0 + 30 * 86400), line(ts=2e9)]))
+    report = BadRecordReport()
+    assert len(EventBatch.concat(list(read_events(f, report=report, prefetch=False)))) == 42
+    f.write_bytes(jsonl(GOOD_LINES + [line(ts=1e20)]))  # the plausible years still hold
+    assert len(EventBatch.concat(list(read_events(f, report=report, prefetch=False)))) == 40
+
+
 def test_clock_starts_from_the_state_clock():
     day = 86400.0
     s = Screen(clock=T0 + 400 * day)  # the state's last event, over a year after this file
@@ -340,8 +351,9 @@ def test_bad_records_never_change_what_is_learned(tmp_path_factory, inserts, jum
         f.write_bytes(jsonl(lines))
         learner = DriftLearner(Config())
         report = BadRecordReport()
-        for batch in read_events(f, report=report, prefetch=False, batch_size=64):
-            learner.learn_many(batch)
+        with screening(Screen(learner.config.limits, clock=learner.t_last_)):
+            for batch in read_events(f, report=report, prefetch=False, batch_size=64):
+                learner.learn_many(batch)
         learned.append((learner, report))
     (clean, r0), (dirty_l, r1) = learned
     assert r0.count == 0 and r1.count == len(bad)
