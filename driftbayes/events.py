@@ -197,7 +197,7 @@ def source_name(path) -> str:
 
 _NAME_CTRL = re.compile(r"[\x00-\x1f\x7f]")  # no control character in names
 _TEXT_CTRL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # header values may hold a tab
-_HEADER_LIKE = {"query", "user_agent", "client", "user"}  # extra columns checked as headers
+_HEADER_LIKE = {"user_agent", "client", "user"}  # extra columns checked as headers
 _NEIGHBOURS = 8  # records each side a timestamp's jump is checked against
 
 
@@ -307,7 +307,7 @@ class Screen:
                    ("session", batch.session, lim.max_name_chars, "max_name_chars", _NAME_CTRL)]
         columns += [(k, v, lim.max_header_chars, "max_header_chars", _TEXT_CTRL)
                     for k, v in sorted(batch.extra.items()) if k in _HEADER_LIKE
-                    or k.startswith("header:")]  # bodies are not names: no limits here
+                    or k.startswith("header:")]  # bodies and query strings are not names
         n = len(batch)
         for name, values, limit, knob, ctrl in columns:
             idx, texts, joined = _texts(values)

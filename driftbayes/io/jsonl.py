@@ -188,12 +188,10 @@ class _GunzipStream(io.RawIOBase):
         return n
 
 
-def _line_batches(f: io.BufferedIOBase, batch_size: int,
-                  unterminated: list | None = None) -> Iterator[tuple[int, list[bytes]]]:
+def _line_batches(f: io.BufferedIOBase, batch_size: int) -> Iterator[tuple[int, list[bytes]]]:
     """``(first line number, lines)`` with ``batch_size`` physical lines each (last: fewer).
 
-    Lines lose their ``\\n``; a final line without newline is still a line (and ``True`` is
-    appended to ``unterminated`` before the last batch is yielded).
+    Lines lose their ``\\n``; a final line without newline is still a line.
     """
     pending: list[bytes] = []
     tail: list[bytes] = []
@@ -215,8 +213,6 @@ def _line_batches(f: io.BufferedIOBase, batch_size: int,
             first += batch_size
     if tail:
         pending.append(b"".join(tail))
-        if unterminated is not None:
-            unterminated.append(True)
     if pending:
         yield first, pending
 
@@ -745,17 +741,10 @@ def _iter_jsonl(
         source = scope.source
         ts_types = list(_ARROW_TS_TYPES)
         with open_input(path) as f:
-            cut: list = []
-            for first, lines in _line_batches(f, batch_size, cut):
+            for first, lines in _line_batches(f, batch_size):
                 if first == 1 and lines and lines[0].startswith(b"\xef\xbb\xbf"):
                     lines[0] = lines[0][3:]  # UTF-8 byte-order mark
                 batch, bad = _read_batch(lines, first, source, persona_field, ts_types)
-                last = first + len(lines) - 1
-                if bad and bad[-1].line == last and bad[-1].field == "json" and cut:
-                    # the file ends inside its last record
-                    bad.pop()
-                    warnings.warn(f"{source}: ends inside line {last} (file cut mid-line?); "
-                                  "kept every complete record before it", stacklevel=2)
                 batch = scope.accept(batch, bad, strict=strict)
                 if len(batch):
                     yield batch

@@ -184,12 +184,13 @@ def test_truncated_gzip_keeps_every_complete_record(tmp_path, cut):
         assert report.count == 0
 
 
-def test_file_cut_mid_line_keeps_complete_records_and_warns(tmp_path):
+def test_file_cut_mid_line_keeps_complete_records_and_reports_the_cut_line(tmp_path):
     f = tmp_path / "cut.jsonl"
     f.write_bytes(jsonl(GOOD_LINES)[:-15])
-    with pytest.warns(UserWarning, match=rf"cut\.jsonl: ends inside line {N_GOOD}"):
-        batch, report = read_all(f, strict=True)
-    assert len(batch) == N_GOOD - 1 and report.count == 0
+    batch, report = read_all(f)
+    assert len(batch) == N_GOOD - 1
+    assert [str(b).split(": invalid JSON")[0] for b in report.first] == [
+        f"{f}:{N_GOOD}: field 'json'"]
 
 
 # ------------------------------------------------------------------ format detection
