@@ -146,8 +146,11 @@ def learn_files(learner, files: list[str], *, fmt: str | None = None, strict: bo
 
     Every batch is enriched with the learner's config (personas, sessions, redaction) and the
     OpenAPI document ``openapi`` (a path or :class:`~driftbayes.templates.OpenApiTemplates`);
-    one enricher spans all the files and continues the learner's open sessions.
+    one enricher spans all the files and continues the learner's open sessions. One
+    :class:`~driftbayes.events.Screen` (the config's ``limits``) checks every record of every
+    file against the learner's clock (``t_last_``), so no bad record reaches the learner.
     """
+    from driftbayes.events import Screen, screening
     from driftbayes.io.enrich import Enricher
     from driftbayes.io.recordings import read_events
 
@@ -159,7 +162,7 @@ def learn_files(learner, files: list[str], *, fmt: str | None = None, strict: bo
         SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
         TextColumn("{task.fields[events]:,} events · {task.fields[rate]}"), TimeElapsedColumn(),
         console=err, disable=not progress, transient=False,
-    ) as bar:
+    ) as bar, screening(Screen(learner.config.limits, clock=learner.t_last_)):
         for f in files:
             task = bar.add_task(f"learning {f}", total=None, events=0, rate="")
             n = 0

@@ -406,6 +406,51 @@ class RedactConfig:
 
 
 @dataclass(frozen=True)
+class InputLimits:
+    """The ``limits`` section: what a reader accepts from one input record.
+
+    A record outside these limits is a *bad record* (docs/input-limits.md): skipped, counted and
+    reported as ``file:line: field: reason`` (``learn --strict`` stops there instead). The limits
+    keep hostile or broken input from moving the learner's clock, distorting latencies or
+    bloating the state; no bad record changes what is learned from the good ones.
+    """
+
+    max_clock_skew: float = knob(
+        86400.0, "a timestamp more than this from the stream's clock (the state's last event "
+        "time, else the median of the stream's first batch, then the latest accepted event) is "
+        "bad unless clock_quorum of its 16 neighbouring records agree with it within this "
+        "skew (a real gap or an older file)", kind="duration", range="(0, inf)")
+    clock_quorum: int = knob(
+        4, "records among a timestamp's 16 neighbours (8 before, 8 after) that must lie "
+        "within max_clock_skew of it for a jump beyond max_clock_skew to be accepted",
+        range="[1, 16]")
+    min_year: int = knob(1970, "timestamps before 1 January of this year are bad",
+                         range="[1970, 9999]")
+    max_year: int = knob(2100, "timestamps from 1 January of this year on are bad",
+                         range="[1971, 9999]")
+    max_latency_ms: float = knob(3.6e6, "latencies above this (ms; default 1 hour) are bad, as "
+                                 "are negative and infinite ones", range="(0, inf)")
+    max_path_chars: int = knob(8192, "longest path / endpoint template, characters",
+                               range="[1, inf)")
+    max_name_chars: int = knob(256, "longest method, persona or session id, characters",
+                               range="[1, inf)")
+    max_header_chars: int = knob(8192, "longest header value, query string, user agent or "
+                                 "client id, characters", range="[1, inf)")
+
+    def __post_init__(self) -> None:
+        _check(self, f"{BLOCK}.limits")
+        if self.max_year <= self.min_year:
+            raise ConfigError(f"{BLOCK}.limits.max_year: must be after min_year "
+                              f"({self.min_year}), got {self.max_year}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Field name → YAML-ready value (the skew as a duration such as ``86400s``)."""
+        out = {name: getattr(self, name) for name in _knobs(InputLimits)}
+        out["max_clock_skew"] = format_duration(self.max_clock_skew)
+        return out
+
+
+@dataclass(frozen=True)
 class Config:
     """The ``drift_learning`` block. Construct with keywords, :meth:`from_dict` or
     :func:`load_config`; invalid values raise :class:`ConfigError`.
@@ -456,6 +501,9 @@ class Config:
         "rule whose conditions all match wins", kind="rules")
     redact: RedactConfig = field(default_factory=RedactConfig, metadata={
         "knob": Knob("section", "secret redaction on the way in", cls=RedactConfig)})
+    limits: InputLimits = field(default_factory=InputLimits, metadata={
+        "knob": Knob("section", "what one input record may hold (docs/input-limits.md)",
+                     cls=InputLimits)})
     synthetic: SyntheticPrior = field(default_factory=SyntheticPrior, metadata={
         "knob": Knob("synthetic", "synthetic prior; endpoints: {glob: {field: value}} overrides")})
     synthetic_endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -593,9 +641,10 @@ class Config:
         block = CommentedMap(self.to_dict())
         synthetic = block["synthetic"] = CommentedMap(block["synthetic"])
         redact = block["redact"] = CommentedMap(block["redact"])
+        limits = block["limits"] = CommentedMap(block["limits"])
         if comments:
             for mapping, cls, indent in ((block, Config, 2), (synthetic, SyntheticPrior, 4),
-                                         (redact, RedactConfig, 4)):
+                                         (redact, RedactConfig, 4), (limits, InputLimits, 4)):
                 width = max(len(f"{k}: {v}") for k, v in mapping.items()
                             if not isinstance(v, (dict, list)))
                 for name, spec in _knobs(cls).items():
@@ -609,6 +658,7 @@ class Config:
 CONFIG_KNOBS = _knobs(Config)
 SYNTHETIC_KNOBS = _knobs(SyntheticPrior)
 REDACT_KNOBS = _knobs(RedactConfig)
+LIMIT_KNOBS = _knobs(InputLimits)
 
 
 # --------------------------------------------------------------------------- reading mappings

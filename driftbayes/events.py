@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import math
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -188,14 +192,246 @@ def source_name(path) -> str:
     return "<stdin>" if str(path) == "-" else str(path)
 
 
+# --------------------------------------------------------------------------------------------
+# the shared bad-record screen (docs/input-limits.md)
+
+_NAME_CTRL = re.compile(r"[\x00-\x1f\x7f]")  # no control character in names
+_TEXT_CTRL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # header values may hold a tab
+_HEADER_LIKE = {"user_agent", "client", "user"}  # extra columns checked as headers
+_NEIGHBOURS = 8  # records each side a timestamp's jump is checked against
+
+
+def _year_start(year: int) -> float:
+    return _dt.datetime(year, 1, 1, tzinfo=_dt.UTC).timestamp()
+
+
+def _show_ts(ts: float) -> str:
+    try:
+        return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:.6g} s"
+
+
+def _show_span(seconds: float) -> str:
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def _texts(values: np.ndarray) -> tuple[np.ndarray | None, list[str], str]:
+    """(positions or None for all, values, values joined) of the ``str`` entries of an object
+    array."""
+    lst = values.tolist()
+    try:
+        return None, lst, "".join(lst)  # C-speed: succeeds only when every entry is a str
+    except TypeError:
+        idx = np.flatnonzero([type(v) is str for v in lst])
+        lst = [lst[i] for i in idx]
+        return idx, lst, "".join(lst)
+
+
+class Screen:
+    """The bad-record checks every reader applies (docs/input-limits.md), vectorised per batch.
+
+    One screen follows one stream: it keeps the stream's clock (the latest accepted event time)
+    across batches, and across the files of one ``learn`` run.
+
+    Parameters
+    ----------
+    limits : InputLimits, optional
+        The ``limits`` config section (default: its defaults).
+    clock : float
+        The stream's clock to start from, epoch seconds: the learner's ``t_last_`` when learning
+        into an existing state; NaN (a fresh stream) starts from the median of the first batch.
+    track_clock : bool
+        Check timestamps against the stream's clock (``max_clock_skew``). ``learn`` does; a
+        reader used on its own (no learner, so no clock to protect) checks only the limits
+        that hold for one record.
+    """
+
+    def __init__(self, limits=None, clock: float = math.nan, *, track_clock: bool = True):
+        if limits is None:
+            from driftbayes.config import InputLimits
+
+            limits = InputLimits()
+        self.limits = limits
+        self.clock = float(clock)
+        self.track_clock = track_clock
+        self.lo, self.hi = _year_start(limits.min_year), _year_start(limits.max_year)
+        self._tail = np.full(_NEIGHBOURS, np.nan)  # last accepted timestamps, for neighbours
+
+    def check(self, batch: EventBatch) -> tuple[EventBatch, list[BadRecord]]:
+        """The batch without its bad events, and those events as :class:`BadRecord` s."""
+        n = len(batch)
+        if n == 0:
+            return batch, []
+        lim = self.limits
+        field_of = np.full(n, None, dtype=object)  # first failing field per row
+        reasons: dict[int, str] = {}
+
+        def flag(mask: np.ndarray | None, name: str, why) -> None:
+            if mask is None or not mask.any():
+                return
+            for i in np.flatnonzero(mask & (field_of == None)).tolist():  # noqa: E711
+                field_of[i] = name
+                reasons[i] = why(i)
+
+        ts = batch.ts
+        with np.errstate(invalid="ignore"):
+            out = ~((ts >= self.lo) & (ts < self.hi))
+        flag(out, "ts", lambda i: f"{_show_ts(ts[i])} is outside the plausible range "
+             f"{lim.min_year}..{lim.max_year - 1} (limits.min_year / max_year)")
+        self._check_texts(batch, flag)
+        lat = batch.latency_ms
+        with np.errstate(invalid="ignore"):
+            flag(np.isinf(lat), "latency_ms", lambda i: f"not finite: {lat[i]}")
+            flag(lat < 0, "latency_ms", lambda i: f"negative: {lat[i]:g}")
+            flag(lat > lim.max_latency_ms, "latency_ms",
+                 lambda i: f"{lat[i]:g} ms is over limits.max_latency_ms "
+                           f"({lim.max_latency_ms:g})")
+        if self.track_clock:
+            self._check_clock(ts, field_of == None, flag)  # noqa: E711
+        if not reasons:
+            return batch, []
+        good = field_of == None  # noqa: E711
+        bad = [BadRecord(batch.source, int(batch.line[i]), field_of[i], reasons[i])
+               for i in sorted(reasons)]
+        return batch.take(good), bad
+
+    def _check_texts(self, batch: EventBatch, flag) -> None:
+        lim = self.limits
+        columns = [("method", batch.method, lim.max_name_chars, "max_name_chars", _NAME_CTRL),
+                   ("path", batch.endpoint, lim.max_path_chars, "max_path_chars", _NAME_CTRL),
+                   ("persona", batch.persona, lim.max_name_chars, "max_name_chars", _NAME_CTRL),
+                   ("session", batch.session, lim.max_name_chars, "max_name_chars", _NAME_CTRL)]
+        columns += [(k, v, lim.max_header_chars, "max_header_chars", _TEXT_CTRL)
+                    for k, v in sorted(batch.extra.items()) if k in _HEADER_LIKE
+                    or k.startswith("header:")]  # bodies and query strings are not names
+        n = len(batch)
+        for name, values, limit, knob, ctrl in columns:
+            idx, texts, joined = _texts(values)
+            if not texts:
+                continue
+            if idx is None:
+                idx = np.arange(n)
+            if max(map(len, texts)) > limit:
+                lens = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+                mask = np.zeros(n, dtype=bool)
+                mask[idx[lens > limit]] = True
+                flag(mask, name, lambda i, v=values, lm=limit, kb=knob:
+                     f"{len(v[i]):,} characters, over limits.{kb} ({lm:,})")
+            if not joined.isprintable() and ctrl.search(joined):
+                hits = np.fromiter((ctrl.search(t) is not None for t in texts), dtype=bool,
+                                   count=len(texts))
+                mask = np.zeros(n, dtype=bool)
+                mask[idx[hits]] = True
+
+                def why(i, v=values, rx=ctrl):
+                    m = rx.search(v[i])
+                    return f"control character {m.group()!r} at position {m.start()}"
+
+                flag(mask, name, why)
+
+    def _check_clock(self, ts: np.ndarray, fine: np.ndarray, flag) -> None:
+        """Flag timestamps more than ``max_clock_skew`` from the stream's clock that fewer than
+        ``clock_quorum`` of their 16 neighbours agree with; advance the clock."""
+        lim = self.limits
+        skew = lim.max_clock_skew
+        t = np.where(fine, ts, np.nan)
+        if np.isnan(t).all():
+            return
+        clock0 = self.clock
+        if math.isnan(clock0):  # a fresh stream: a robust start, not its first record
+            clock0 = float(np.nanmedian(t))
+        accepted = fine.copy()
+        support = None
+        for _ in range(8):  # the clock only moves with accepted records: iterate to agreement
+            before = np.fmax.accumulate(np.concatenate([[clock0], np.where(accepted, t, np.nan)]))
+            with np.errstate(invalid="ignore"):
+                far = np.abs(t - before[:-1]) > skew
+            if not far.any():
+                break
+            if support is None:
+                support = self._support(t, skew)
+            new = fine & (~far | (support >= lim.clock_quorum))
+            if np.array_equal(new, accepted):
+                break
+            accepted = new
+        rejected = fine & ~accepted
+
+        def why(i: int) -> str:
+            gap = t[i] - before[i]
+            side = "ahead of" if gap > 0 else "behind"
+            return (f"{_show_ts(t[i])} is {_show_span(abs(gap))} {side} the stream's clock "
+                    f"{_show_ts(before[i])} (limits.max_clock_skew {skew:g} s; fewer than "
+                    f"{lim.clock_quorum} neighbouring records agree)")
+
+        flag(rejected, "ts", why)
+        kept = t[accepted]
+        if kept.size:
+            self.clock = float(np.fmax(clock0, kept.max()))
+            self._tail = np.concatenate([self._tail, kept])[-_NEIGHBOURS:]
+        elif math.isnan(self.clock):
+            self.clock = clock0
+
+    def _support(self, t: np.ndarray, skew: float) -> np.ndarray:
+        """Per record, how many of its 8 + 8 neighbours lie within ``skew`` of it."""
+        k = _NEIGHBOURS
+        padded = np.concatenate([self._tail, t, np.full(k, np.nan)])
+        windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * k + 1)
+        with np.errstate(invalid="ignore"):
+            near = np.abs(windows - t[:, None]) <= skew
+        return near.sum(axis=1) - near[:, k]
+
+
+_SCREEN: ContextVar[Screen | None] = ContextVar("driftbayes_screen", default=None)
+
+
 @contextmanager
-def reading(path, report: BadRecordReport | None) -> Iterator[tuple[str, BadRecordReport]]:
-    """A reader's bad-record scope: ``(source name, report)``, the report being the caller's or
-    a fresh one whose bad records are summarised in one warning when reading completes."""
+def screening(screen: Screen) -> Iterator[Screen]:
+    """Make every reader opened inside (in this context) check its batches with ``screen``.
+
+    ``learn`` opens one screen per run, starting from the learner's clock, so that the files of
+    the run share one stream clock. Readers opened outside any ``screening`` use a fresh
+    :class:`Screen` per file that checks each record's own limits but no clock.
+    """
+    token = _SCREEN.set(screen)
+    try:
+        yield screen
+    finally:
+        _SCREEN.reset(token)
+
+
+class ReadScope:
+    """A reader's bad-record scope (see :func:`reading`); unpacks as ``(source, report)``."""
+
+    def __init__(self, source: str, report: BadRecordReport, screen: Screen):
+        self.source, self.report, self.screen = source, report, screen
+
+    def __iter__(self):
+        return iter((self.source, self.report))
+
+    def accept(self, batch: EventBatch, bad: list[BadRecord], *, strict: bool) -> EventBatch:
+        """Screen ``batch`` (:class:`Screen`), then report or raise (``strict``) its bad records,
+        the reader's ``bad`` included; returns the good events."""
+        batch, more = self.screen.check(batch)
+        if more:
+            bad = sorted([*bad, *more], key=lambda b: b.line)
+        handle_bad_records(bad, strict=strict, report=self.report)
+        return batch
+
+
+@contextmanager
+def reading(path, report: BadRecordReport | None) -> Iterator[ReadScope]:
+    """A reader's bad-record scope: a :class:`ReadScope` (unpacking as ``(source, report)``),
+    the report being the caller's or a fresh one whose bad records are summarised in one
+    warning when reading completes, the screen the current :func:`screening` one or a fresh
+    ``Screen(track_clock=False)``."""
     source = source_name(path)
     owned = report is None
     report = BadRecordReport() if owned else report
-    yield source, report
+    yield ReadScope(source, report, _SCREEN.get() or Screen(track_clock=False))
     warn_unreported(source, report, owned=owned)
 
 

@@ -72,7 +72,6 @@ from driftbayes.events import (
     BadRecord,
     BadRecordReport,
     EventBatch,
-    handle_bad_records,
     reading,
     show_value,
 )
@@ -829,7 +828,8 @@ def _iter_access_log(
     strict: bool,
     report: BadRecordReport | None,
 ) -> Iterator[EventBatch]:
-    with reading(path, report) as (source, report):
+    with reading(path, report) as scope:
+        source = scope.source
         with open_input(path) as f:
             if fmt is None:
                 head = f.peek(1 << 16) if hasattr(f, "peek") else b""
@@ -837,7 +837,7 @@ def _iter_access_log(
             for first, lines in text_batches(f, batch_size):
                 with no_gc():
                     batch, bad = _read_batch(lines, first, fmt, source)
-                handle_bad_records(bad, strict=strict, report=report)
+                batch = scope.accept(batch, bad, strict=strict)
                 if len(batch):
                     yield batch
 

@@ -25,7 +25,6 @@ from driftbayes.events import (
     BadRecord,
     BadRecordReport,
     EventBatch,
-    handle_bad_records,
     reading,
     show_value,
 )
@@ -359,7 +358,8 @@ def _iter_csv(
     strict: bool,
     report: BadRecordReport | None,
 ) -> Iterator[EventBatch]:
-    with reading(path, report) as (source, report):
+    with reading(path, report) as scope:
+        source = scope.source
         wanted = sorted(set(mapping.columns.values()))
         with open_input(path) as f:
             for chunk, lines, skipped, _ in csv_chunks(f, source, batch_size):
@@ -372,8 +372,8 @@ def _iter_csv(
                 cols, fine, bad_rows = _convert(chunk, mapping)
                 bad = [BadRecord(source, int(lines[i]), c, r) for i, c, r in bad_rows] + skipped
                 bad.sort(key=lambda b: b.line)
-                handle_bad_records(bad, strict=strict, report=report)
-                if fine.any():
-                    yield EventBatch(
-                        **{k: v[fine] for k, v in cols.items()}, line=lines[fine], source=source
-                    )
+                batch = scope.accept(EventBatch(**{k: v[fine] for k, v in cols.items()},
+                                                line=lines[fine], source=source),
+                                     bad, strict=strict)
+                if len(batch):
+                    yield batch

@@ -63,6 +63,7 @@ Entries are yielded in file order, which HAR does not guarantee to be time order
 from __future__ import annotations
 
 import base64
+import io
 import math
 import os
 import re
@@ -71,6 +72,7 @@ from collections.abc import Iterator
 from os import PathLike
 from urllib.parse import urlsplit
 
+import ijson
 import numpy as np
 import orjson
 
@@ -116,7 +118,6 @@ _FIELDS = (
 _ENTRY, _REQUEST, _STARTED, _URL, _METHOD, _STATUS, _TIME = range(1, 8)
 
 _LOG_RE = re.compile(rb'"log"\s*:\s*\{')
-_HAR_KEY_RE = re.compile(rb'"(?:entries|version|creator)"\s*:')
 _GZIP_MAGIC = b"\x1f\x8b"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field-name
 
@@ -137,8 +138,11 @@ def sniff_har(head: bytes) -> bool:
     Returns
     -------
     bool
-        Whether ``head`` starts a JSON object with a ``"log"`` object whose start has an
-        ``"entries"``, ``"version"`` or ``"creator"`` key.
+        Whether ``head`` has HAR's structure: a JSON object whose ``"log"`` member is an object
+        with an ``"entries"`` key. When the head ends inside the ``log`` object before
+        ``entries`` (a long ``pages`` list), its ``"version"`` or ``"creator"`` key suffices.
+        One JSON Lines record carrying ``"log"`` and ``"version"`` keys is not HAR: its object
+        ends without ``log.entries``.
     """
     if head[:2] == _GZIP_MAGIC:
         try:
@@ -146,10 +150,20 @@ def sniff_har(head: bytes) -> bool:
         except zlib.error:
             return False
     head = head.removeprefix(b"\xef\xbb\xbf").lstrip()
-    if not head.startswith(b"{"):
+    if not head.startswith(b"{") or _LOG_RE.search(head) is None:
         return False
-    log = _LOG_RE.search(head)
-    return log is not None and _HAR_KEY_RE.search(head, log.end()) is not None
+    in_log = False
+    try:
+        for prefix, event, value in ijson.parse(io.BytesIO(head)):
+            if prefix == "log" and event == "map_key":
+                if value == "entries":
+                    return True
+                in_log = in_log or value in ("version", "creator")
+            elif prefix == "" and event == "end_map":
+                return False  # the first object ended without log.entries
+    except ijson.JSONError:
+        return in_log  # the head ends (or breaks) inside the log object
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -528,7 +542,8 @@ def _iter_har(
     report: BadRecordReport | None,
     persona_field: str,
 ) -> Iterator[EventBatch]:
-    with reading(path, report) as (source, report):
+    with reading(path, report) as scope:
+        source, report = scope
         file_session = "har:" + ("<stdin>" if source == "<stdin>" else os.path.basename(source))
 
         def flush(rows: list[tuple], first: int, broken: list[BadRecord]) -> Iterator[EventBatch]:
@@ -536,7 +551,8 @@ def _iter_har(
                 _columns(rows, first, source, file_session, persona_field)
                 if rows else (EventBatch.empty(source), [])
             )
-            handle_bad_records(bad + broken, strict=strict, report=report)
+            batch = scope.accept(batch, sorted(bad + broken, key=lambda b: b.line),
+                                 strict=strict)
             if len(batch):
                 yield batch
 

@@ -30,11 +30,14 @@ non-UTF-8 bytes reject the **whole** line. Blank lines are skipped silently. Lin
 
 from __future__ import annotations
 
-import gzip
+import datetime as dt
 import io
+import json
 import math
 import os
 import sys
+import warnings
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import repeat
@@ -52,15 +55,16 @@ from driftbayes.events import (
     BadRecord,
     BadRecordReport,
     EventBatch,
-    handle_bad_records,
     reading,
     show_value,
+    source_name,
 )
 from driftbayes.templates import template_paths, template_paths_arrow
 
 __all__ = ["check_input", "epoch_seconds", "iso_to_epoch", "map_unique", "open_input", "read_jsonl"]
 
 _CHUNK_BYTES = 1 << 20
+_DEEP_BYTES = 2048  # lines longer than this are checked for nesting orjson refuses (> 1024)
 _GZIP_MAGIC = b"\x1f\x8b"
 
 # Value kinds, from type(); bool is its own kind so True never passes as a number.
@@ -98,13 +102,90 @@ def open_input(path: str | PathLike[str]) -> Iterator[io.BufferedIOBase]:
         if not hasattr(raw, "peek"):
             raw = io.BufferedReader(raw)
         if raw.peek(2)[:2] == _GZIP_MAGIC:
-            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+            with io.BufferedReader(_GunzipStream(raw, source_name(path)), 1 << 16) as gz:
                 yield gz
         else:
             yield raw
     finally:
         if owned:
             raw.close()
+
+
+class _GunzipStream(io.RawIOBase):
+    """Decompresses a gzip stream (any number of members) and, where it ends early — a missing
+    trailer, a file cut anywhere — keeps everything that inflated and warns once naming the
+    file instead of raising. Corrupt data raises :class:`zlib.error` as before."""
+
+    def __init__(self, raw, source: str):
+        self.raw, self.source = raw, source
+        self.z = zlib.decompressobj(wbits=31)
+        self.carry = b""  # compressed bytes after a member's end: the next member
+        self.pending = b""
+        self.held = b""  # decompressed bytes after the last newline, not yet handed out
+        self.seen_newline = False
+        self.in_member = False
+        self.done = False
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self.raw.seekable()
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Rewind (the only seek supported: to the start) and decompress again."""
+        if (offset, whence) not in ((0, io.SEEK_SET), (0, io.SEEK_CUR)):
+            raise io.UnsupportedOperation("a gzip stream can only be rewound to its start")
+        if whence == io.SEEK_SET:
+            self.raw.seek(0)
+            self.z, self.carry, self.pending = zlib.decompressobj(wbits=31), b"", b""
+            self.held, self.seen_newline = b"", False
+            self.in_member = self.done = False
+            self.pos = 0
+        return self.pos
+
+    def readinto(self, buffer) -> int:
+        while not self.pending and not self.done:
+            data, self.carry = self.z.unconsumed_tail or self.carry or self.raw.read(
+                _CHUNK_BYTES), b""
+            if not data:
+                self.done = True
+                if self.in_member:  # cut inside a member: its last line is incomplete
+                    warnings.warn(f"{self.source}: compressed stream ends early (truncated "
+                                  ".gz); kept every complete record before the cut",
+                                  stacklevel=2)
+                    # the cut last line is dropped, but for a one-line JSON document (a
+                    # minified HAR), whose reader keeps the entries before the cut
+                    one_doc = not self.seen_newline and self.held.lstrip()[:1] == b"{"
+                    self.pending = self.held if one_doc else b""
+                else:
+                    self.pending = self.held
+                self.held = b""
+                break
+            self.in_member = True
+            out = self.held + self.z.decompress(data, _CHUNK_BYTES)
+            if self.z.eof:  # end of a member; another may follow (zero padding is ignored)
+                rest = self.z.unused_data
+                self.z = zlib.decompressobj(wbits=31)
+                self.in_member = False
+                self.carry = rest if rest.strip(b"\0") else b""
+            # hold back the bytes after the last newline until the stream is known complete
+            # (a line format's cut line could read as a shorter valid record)
+            cut = out.rfind(b"\n")
+            if cut >= 0:
+                self.seen_newline = True
+                self.pending, self.held = out[: cut + 1], out[cut + 1:]
+            else:
+                self.pending, self.held = b"", out
+        n = min(len(buffer), len(self.pending))
+        buffer[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        self.pos += n
+        return n
 
 
 def _line_batches(f: io.BufferedIOBase, batch_size: int) -> Iterator[tuple[int, list[bytes]]]:
@@ -149,15 +230,38 @@ def epoch_seconds(values: np.ndarray) -> np.ndarray:
 
 
 def iso_to_epoch(strings: list[str] | np.ndarray) -> np.ndarray:
-    """ISO 8601 strings → float epoch seconds (naive = UTC); NaN where unparseable."""
+    """ISO 8601 strings → float epoch seconds (naive = UTC); NaN where unparseable.
+
+    Years outside pandas' nanosecond range (1677–2262, e.g. 9999) still convert, through
+    :meth:`datetime.datetime.fromisoformat`, so that the caller can reject them by value.
+    """
     if len(strings) == 0:
         return np.empty(0, dtype=np.float64)
-    dt = pd.to_datetime(
-        pd.Series(strings, dtype=object), utc=True, format="ISO8601", errors="coerce"
-    )
-    return ((dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(
-        dtype=np.float64, na_value=np.nan
-    )
+    try:
+        dt = pd.to_datetime(
+            pd.Series(strings, dtype=object), utc=True, format="ISO8601", errors="coerce"
+        )
+        return ((dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+    except (pd.errors.OutOfBoundsDatetime, OverflowError, ValueError, TypeError):
+        return map_unique(np.asarray(strings, dtype=object), _iso_one).astype(np.float64)
+
+
+def _iso_one(text: object) -> float:
+    """One ISO 8601 string → epoch seconds (naive = UTC), NaN when it is not one."""
+    if not isinstance(text, str):
+        return math.nan
+    try:
+        stamp = pd.Timestamp(text)
+        return float((stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).timestamp())
+    except (ValueError, OverflowError, TypeError, pd.errors.OutOfBoundsDatetime):
+        pass
+    try:
+        t = dt.datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        return math.nan
+    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def map_unique(values: np.ndarray, fn) -> np.ndarray:
@@ -298,23 +402,47 @@ def _explain_json(line: bytes, error: Exception | None, obj: object) -> str:
 # parsing one batch
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _big_int(text: str) -> int | float:
+    return int(text) if len(text) < 300 else float(text)  # beyond ~1e308: inf, rejected later
+
+
+def loads_lenient(line: bytes) -> object:
+    """Decode one JSON value: :func:`orjson.loads`, else (numbers orjson cannot hold in a double,
+    such as a 400-digit integer) the standard library, whose overflowing numbers become
+    ``inf`` for the field checks to reject; raises :class:`ValueError` when neither decodes it
+    (invalid JSON, NaN/Infinity, nesting deeper than 1024 levels)."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        if "number" not in str(exc):
+            raise
+        try:
+            return json.loads(line, parse_int=_big_int, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            raise exc from None
+
+
 def _parse_lines(lines: list[bytes]) -> tuple[list, np.ndarray, dict[int, Exception | None]]:
     """orjson-decode ``lines``: (objects, kept positions, {position: error} of bad lines).
 
     Blank lines are neither kept nor bad. Non-objects are bad with error ``None``.
     """
-    loads = orjson.loads
+    loads = loads_lenient
     try:  # fast path: every line is one JSON value (no blank, no broken lines)
         objs = list(map(loads, lines))
         kept = np.arange(len(lines))
         bad: dict[int, Exception | None] = {}
-    except orjson.JSONDecodeError:
+    except ValueError:
         objs, keep_list, bad = [], [], {}
         for i, line in enumerate(lines):
             try:
                 objs.append(loads(line))
                 keep_list.append(i)
-            except orjson.JSONDecodeError as exc:
+            except ValueError as exc:
                 if line.isspace() or not line:
                     continue
                 bad[i] = exc
@@ -429,7 +557,8 @@ def _arrow_buffer(lines: list[bytes]) -> bytes | None:
     the line-by-line orjson path (which then handles the batch).
 
     Arrow is trusted only when every line is exactly one JSON object (``{`` … ``}``, no blank
-    lines), the bytes are valid UTF-8 (Arrow does not check) and there is no ``NaN`` or
+    lines) that :func:`loads_lenient` decodes too (nesting beyond 1024 levels is refused), the
+    bytes are valid UTF-8 (Arrow does not check) and there is no ``NaN`` or
     ``Infinity`` (Arrow accepts them, JSON does not). Type mismatches (a string status, a
     numeric path, a duplicated key...) make Arrow raise, see :func:`_arrow_table`.
     """
@@ -439,6 +568,13 @@ def _arrow_buffer(lines: list[bytes]) -> bytes | None:
             buf.decode("utf-8")
         except UnicodeDecodeError:
             return None
+    if max(map(len, lines)) > _DEEP_BYTES:  # only a long line can nest 1024 levels deep
+        for line in lines:
+            if len(line) > _DEEP_BYTES:
+                try:
+                    loads_lenient(line)
+                except ValueError:
+                    return None  # orjson rejects it: so must the batch's other path
     if (buf[:1] != b"{" or not lines[-1].rstrip(b"\r").endswith(b"}")
             or buf.count(b"}\n{") + buf.count(b"}\r\n{") != len(lines) - 1
             or b"NaN" in buf or b"Infinity" in buf):
@@ -540,12 +676,12 @@ def _read_batch(
         cols = {k: v[fine] for k, v in cols.items()}
     batch = EventBatch(**cols, line=kept[fine] + first_line, source=source)
     bad: list[tuple[int, str, str]] = [
-        (i, "json", _explain_json(lines[i], err, None if err else orjson.loads(lines[i])))
+        (i, "json", _explain_json(lines[i], err, None if err else loads_lenient(lines[i])))
         for i, err in json_bad.items()
     ]
     for j in np.flatnonzero(~fine):
         field = _FIELDS[bad_codes[j]]
-        obj = objs[j] if table is None else orjson.loads(lines[kept[j]])
+        obj = objs[j] if table is None else loads_lenient(lines[kept[j]])
         reason = _explain(field, obj, persona_field)
         bad.append((int(kept[j]), persona_field if field == "persona" else field, reason))
     bad.sort()
@@ -601,13 +737,14 @@ def _iter_jsonl(
     report: BadRecordReport | None,
     persona_field: str,
 ) -> Iterator[EventBatch]:
-    with reading(path, report) as (source, report):
+    with reading(path, report) as scope:
+        source = scope.source
         ts_types = list(_ARROW_TS_TYPES)
         with open_input(path) as f:
             for first, lines in _line_batches(f, batch_size):
                 if first == 1 and lines and lines[0].startswith(b"\xef\xbb\xbf"):
                     lines[0] = lines[0][3:]  # UTF-8 byte-order mark
                 batch, bad = _read_batch(lines, first, source, persona_field, ts_types)
-                handle_bad_records(bad, strict=strict, report=report)
+                batch = scope.accept(batch, bad, strict=strict)
                 if len(batch):
                     yield batch

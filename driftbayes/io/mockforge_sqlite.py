@@ -62,7 +62,6 @@ from driftbayes.events import (
     BadRecord,
     BadRecordReport,
     EventBatch,
-    handle_bad_records,
     reading,
     show_value,
 )
@@ -388,7 +387,8 @@ def _iter_sqlite(
     strict: bool,
     report: BadRecordReport | None,
 ) -> Iterator[EventBatch]:
-    with reading(path, report) as (source, report):
+    with reading(path, report) as scope:
+        source = scope.source
         uri = Path(os.fspath(path)).resolve().as_uri() + "?mode=ro"
         con = sqlite3.connect(uri, uri=True)
         try:
@@ -398,7 +398,7 @@ def _iter_sqlite(
                 raise ValueError(f"{source}: cannot read as an SQLite database: {exc}") from exc
             while rows := cur.fetchmany(batch_size):
                 batch, bad = _columns(rows, source)
-                handle_bad_records(bad, strict=strict, report=report)
+                batch = scope.accept(batch, bad, strict=strict)
                 if len(batch):
                     yield batch
         finally:

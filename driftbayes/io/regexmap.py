@@ -46,7 +46,6 @@ from driftbayes.events import (
     BadRecord,
     BadRecordReport,
     EventBatch,
-    handle_bad_records,
     reading,
 )
 from driftbayes.io.accesslog import (
@@ -351,11 +350,12 @@ def _iter_regex(
     strict: bool,
     report: BadRecordReport | None,
 ) -> Iterator[EventBatch]:
-    with reading(path, report) as (source, report):
+    with reading(path, report) as scope:
+        source = scope.source
         with open_input(path) as f:
             for first, lines in text_batches(f, batch_size):
                 with no_gc():
                     batch, bad = _read_batch(lines, first, mapping, source)
-                handle_bad_records(bad, strict=strict, report=report)
+                batch = scope.accept(batch, bad, strict=strict)
                 if len(batch):
                     yield batch

@@ -480,7 +480,8 @@ def _iter_documents(
     strict: bool,
     report: BadRecordReport | None,
 ) -> Iterator[EventBatch]:
-    with reading(path, report) as (source, report):
+    with reading(path, report) as scope:
+        source, report = scope
         rows: list[tuple] = []
         for line, doc, bad_doc in _documents(path, source):
             if bad_doc is None:
@@ -490,10 +491,14 @@ def _iter_documents(
                 bad = [bad_doc]
             handle_bad_records(bad, strict=strict, report=report)
             while len(rows) >= batch_size:
-                yield _build(rows[:batch_size], source)
+                batch = scope.accept(_build(rows[:batch_size], source), [], strict=strict)
                 del rows[:batch_size]
+                if len(batch):
+                    yield batch
         if rows:
-            yield _build(rows, source)
+            batch = scope.accept(_build(rows, source), [], strict=strict)
+            if len(batch):
+                yield batch
 
 
 def read_otlp_json(
@@ -815,7 +820,8 @@ def _iter_trainticket(
     nrows: int | None,
     horizon_s: float,
 ) -> Iterator[EventBatch]:
-    with reading(path, report) as (source, report):
+    with reading(path, report) as scope:
+        source = scope.source
         traces = _TraceAssembler(source, int(horizon_s * _NS))
         with open_input(path) as f:
             for chunk, lines, bad, final in csv_chunks(f, source, batch_size, dtype=object,
@@ -830,7 +836,10 @@ def _iter_trainticket(
                     traces.add(spans)
                 batch, trace_bad = traces.flush(final=final)
                 bad.sort(key=lambda b: b.line)
-                handle_bad_records(bad + sorted(trace_bad, key=lambda b: b.line),
-                                   strict=strict, report=report)
-                if batch is not None:
+                bad = bad + sorted(trace_bad, key=lambda b: b.line)
+                if batch is None:
+                    handle_bad_records(bad, strict=strict, report=scope.report)
+                    continue
+                batch = scope.accept(batch, bad, strict=strict)
+                if len(batch):
                     yield batch

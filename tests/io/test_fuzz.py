@@ -311,8 +311,6 @@ def test_truncated_gzip_never_raises_and_never_applies_a_partial_record(
         tmp_path_factory, fmt, records, cut):
     import gzip
 
-    from driftbayes.events import BadRecordError
-
     spec = LINE_FORMATS[fmt]
     need(spec.module)
     tmp = tmp_path_factory.mktemp("gz")
@@ -324,13 +322,21 @@ def test_truncated_gzip_never_raises_and_never_applies_a_partial_record(
     data = gzip.compress(plain.read_bytes())
     broken = tmp / "a.gz"
     broken.write_bytes(data[: max(20, int(len(data) * cut))])
+    # issue 12: a stream that ends early keeps what it read, warns, and drops its cut last
+    # line (unless the cut comes before any newline in a '{' line: it might be a one-line JSON
+    # document, and that line is then a bad record)
     report = BadRecordReport()
-    got = event_rows(read_events(broken, report=report, batch_size=7, **kwargs))
+    with pytest.warns(UserWarning, match=r"a\.gz: compressed stream ends early"):
+        try:
+            got = event_rows(read_events(broken, report=report, batch_size=7, prefetch=False,
+                                         **kwargs))
+        except ValueError as exc:  # the cut went through the CSV header: one clear line
+            assert "not in the header" in str(exc) and spec.header
+            got = []
     assert got == expected[: len(got)]  # a prefix: nothing partial, nothing invented
-    assert report.count >= 1 and any(b.field == "gzip" for b in report.first)
-    with pytest.raises(BadRecordError, match="gzip"):
-        for _ in read_events(broken, strict=True, batch_size=7, **kwargs):
-            pass
+    # at most one bad record: a first line cut before any newline, or (TrainTicket) the trace
+    # whose later span lines were cut off
+    assert report.count == 0 or (report.count == 1 and (not got or fmt == "trainticket-spans"))
 
 
 def test_csv_first_row_with_too_many_fields_is_bad_like_the_others(tmp_path):
