@@ -57,7 +57,7 @@ from starlette.routing import Route
 
 from driftbayes.bodies import MAX_BODY_BYTES, is_text_type, redact_body
 from driftbayes.config import Config
-from driftbayes.events import COLUMNS, DEFAULT_PERSONA, EventBatch
+from driftbayes.events import COLUMNS, DEFAULT_PERSONA, EventBatch, Screen
 from driftbayes.io.enrich import Enricher
 from driftbayes.learner import DriftLearner
 from driftbayes.redact import RedactionPolicy, redact_headers, redact_query, redact_text, redact_url
@@ -170,6 +170,8 @@ class RecordProxy:
         self.flush_every = float(flush_every)
         self.body_limit = int(body_limit)
         self.policy = RedactionPolicy.from_config(self.config)
+        # live traffic carries the proxy's own clock: only the per-record limits apply
+        self._screen = Screen(self.config.limits, track_clock=False)
         self.enricher = Enricher(self.config).resume_from(learner)
         self._rng = np.random.default_rng(seed)
         self._seed = seed
@@ -299,14 +301,12 @@ class RecordProxy:
         self.save_error = None
 
     def _drop_bad(self, batch: EventBatch) -> EventBatch:
-        """The batch minus events whose endpoint, persona or session has control characters."""
-        bad = np.zeros(len(batch), dtype=bool)
-        for col in (batch.endpoint, batch.persona, batch.session):
-            bad |= np.fromiter((_bad_name(v) for v in col), dtype=bool, count=len(batch))
-        if not bad.any():
-            return batch
-        self._count_bad(int(bad.sum()), "a persona or session with a control character")
-        return batch.take(np.flatnonzero(~bad))
+        """The batch minus its bad records, by the readers' one policy (the ``limits`` config:
+        control characters in names, oversized fields, implausible times or latencies)."""
+        good, bad = self._screen.check(batch)
+        if bad:
+            self._count_bad(len(bad), f"{bad[0].field}: {bad[0].reason}")
+        return good
 
     def _count_bad(self, n: int, why: str) -> None:
         self.counts["bad_records"] += n
