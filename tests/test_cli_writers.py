@@ -171,7 +171,7 @@ def _nan_in(var):
     ("nan.nc", _nan_in("lat_hist"), "'lat_hist' holds non-finite"),
     ("inf.nc", _nan_in("status_count"), "non-finite"),
     ("attr.nc", _set_attr("n_events", "many"), "'n_events'"),
-    ("missing-var.nc", lambda ds: ds.drop_vars("gate"), "damaged"),
+    ("missing-var.nc", lambda ds: ds.drop_vars("gate_latency"), "damaged"),
 ])
 def test_damaged_state_is_one_line_in_every_command(base, name, edit, expect):
     tmp_path, _ = base
