@@ -24,7 +24,14 @@ Examples
 
 from __future__ import annotations
 
-from driftbayes.bench.scenarios import END, HOUR, Change, Profile, Scenario, build_scenario
+from driftbayes.bench.scenarios import (
+    HOUR,
+    Change,
+    Profile,
+    Scenario,
+    build_scenario,
+    shipping_detour,
+)
 from driftbayes.config import Config
 
 __all__ = ["DEMO_CONFIG", "DEMO_ENDPOINTS", "DEMO_PERSONA", "demo_scenario", "truth_frame"]
@@ -48,14 +55,7 @@ def _modify(s) -> None:
         c_err = float(s.cell("C", p).error_rate(s.t0))
         s.set_cell("C", p, scale=Profile((s.t0, t_burst, t_rec), (1.0, 2.0, 1.0)),
                    error_rate=Profile((s.t0, t_burst, t_rec), (c_err, 0.30, c_err)))
-    after = {}
-    for p, chain in s.phases[0][1].items():
-        chain = {k: dict(v) for k, v in chain.items()}
-        cart = chain["C"]
-        cart["S"] = cart.get("S", 0.0) + cart.pop("K")
-        chain["S"] = {"K": 0.9, END: 0.1}
-        after[p] = chain
-    s.phases.append((t_burst, after))
+    s.phases.append((t_burst, shipping_detour(s.phases[0][1])))
     d, c = s.template("D"), s.template("C")
     s.changes += [
         Change(t_reg, "latency", d, None, "latency regression: median latency x3"),

@@ -491,16 +491,22 @@ def _persona_mix_change(s: _Spec) -> None:
     s.steady = s.segments(tc)
 
 
-def _flow_change(s: _Spec) -> None:
-    tc = s.at(0.5)
+def shipping_detour(phase: dict) -> dict:
+    """A flow phase's chains with cart → checkout rerouted through shipping
+    (cart → shipping → checkout, shipping ending a tenth of sessions)."""
     after = {}
-    for p, chain in s.phases[0][1].items():
+    for p, chain in phase.items():
         chain = {k: dict(v) for k, v in chain.items()}
         cart = chain["C"]
         cart["S"] = cart.get("S", 0.0) + cart.pop("K")
         chain["S"] = {"K": 0.9, END: 0.1}
         after[p] = chain
-    s.phases.append((tc, after))
+    return after
+
+
+def _flow_change(s: _Spec) -> None:
+    tc = s.at(0.5)
+    s.phases.append((tc, shipping_detour(s.phases[0][1])))
     s.changes.append(Change(tc, "flow", s.template("C"), None,
                             "cart -> checkout becomes cart -> shipping -> checkout"))
     s.steady = s.segments(tc)
