@@ -29,15 +29,6 @@ def key_width(kind: str, prm, statuses: list[int], mass: float) -> np.ndarray:
     return REGISTRY[kind].width(prm, statuses, mass)
 
 
-def transition_prior_widths(prior_rows: np.ndarray, mass: float) -> np.ndarray:
-    """Prior widths per source row ``(E+1, 2)``: toward any endpoint (all share one prior
-    mass) and toward END."""
-    E = prior_rows.shape[-1] - 1
-    alpha = prior_rows[:, [0, E]] if E else np.zeros((1, 2))
-    total = prior_rows.sum(-1, keepdims=True)
-    return cj.beta_width_stabilised(alpha, total - alpha, mass=mass)
-
-
 def gate_report(pooled: Stats, post, *, prior_widths: dict, ends, rows, latency_quantiles,
                 enabled: dict, prior_rate, n_endpoints: int, statuses: list[int],
                 min_samples: float, threshold: float, mass: float) -> dict:
@@ -58,10 +49,10 @@ def gate_report(pooled: Stats, post, *, prior_widths: dict, ends, rows, latency_
             w_post = np.log(lat_q[..., 2] / lat_q[..., 0])
             w_prior = prior_widths[kind][ends]
         elif kind == "transitions":  # the row's most likely next state
-            top = np.argmax(post.trans_alpha, axis=-1)[..., None]
-            w_post = component_width(post.trans_alpha, top, mass)
+            top, top_alpha = post.transitions.top()
+            w_post = component_width(top_alpha, post.transitions.totals(), mass)
             to_end, to_endpoint = prior_widths[kind][rows, 1], prior_widths[kind][rows, 0]
-            w_prior = np.where(top[..., 0] == n_endpoints, to_end, to_endpoint)
+            w_prior = np.where(top == n_endpoints, to_end, to_endpoint)
         else:
             w_post, w_prior = key_width(kind, post, statuses, mass), prior_widths[kind][ends]
         conf[kind] = cj.contraction(w_post, w_prior)

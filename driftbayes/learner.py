@@ -34,6 +34,9 @@ from driftbayes.config import Config, GateUnreachableWarning, gate_reachable
 from driftbayes.events import EventBatch
 from driftbayes.globs import match_glob
 from driftbayes.history import HISTORY_COLUMNS, history_frame, window_rows
+from driftbayes.kinds import REGISTRY
+from driftbayes.kinds.transitions import TransitionParams, transition_prior
+from driftbayes.kinds.transitions import prior_widths as transition_prior_widths
 from driftbayes.open_sessions import OpenSessions
 from driftbayes.pooling import kind_count, pool_personas
 from driftbayes.stats import KIND_STATS, KINDS, N_HOURS, STAT_DIMS, Sizes, Stats, broadcast_gate
@@ -67,7 +70,7 @@ class CellParams:
     think_nig: tuple  # (E, P) log think time (ms)
     rate_a: np.ndarray  # (E, P) Gamma shape of the request rate (events/s)
     rate_b: np.ndarray  # (E, P) Gamma rate (exposure seconds)
-    trans_alpha: np.ndarray  # (P, E+1, E+1) Dirichlet rows: src (endpoints, START) → dst (…, END)
+    transitions: TransitionParams  # Dirichlet rows: src (endpoints, START) → dst (…, END)
 
 
 class DriftLearner:
@@ -148,7 +151,7 @@ class DriftLearner:
         for name, dims in STAT_DIMS.items():
             if dims[0] == "endpoint":
                 self._touched_e |= pend[name].reshape(E, -1).any(axis=1)
-        self._touched_r = pend["trans_count"].any(axis=(0, 2))
+        self._touched_r = pend["trans_count"].rows_with_data()
         self._hot_e = np.zeros(E, bool)
         self._hot_r = np.zeros(E + 1, bool)
         self._stale = False
@@ -271,7 +274,7 @@ class DriftLearner:
             # transition rows' prior spreads over the endpoints, the status prior over codes
             minimum = float(self.config.min_samples)
             if new:
-                self._touched_r |= self._ev["trans_count"].sum(axis=(0, 2)) >= minimum
+                self._touched_r |= self._ev["trans_count"].row_totals() >= minimum
             if statuses_grew:
                 self._touched_e |= self._ev["status_count"].sum(axis=(1, 2)) >= minimum
 
@@ -317,16 +320,8 @@ class DriftLearner:
             median_ms=col("think_time_median_ms"), sigma=col("think_time_sigma"), strength=strength
         )
         rate_a, rate_b = cj.gamma_prior(rate=col("rate_per_s"), strength=strength)
-        # transition rows: endpoint rows end with prob 1/session_length, START rows never end
-        g = cfg.synthetic
-        trans = np.zeros((E + 1, E + 1))
-        if E:
-            p_end = 1.0 / col("session_length")
-            trans[:E, :E] = (strength * (1 - p_end) / E)[:, None]
-            trans[:E, E] = strength * p_end
-            trans[E, :E] = g.prior_strength / E
-        trans = np.maximum(trans, 0.0) + cj._ALPHA_FLOOR * (trans == 0) * (E > 0)
-        trans[E, E] = 0.0  # an empty session is impossible
+        trans = transition_prior(strength, 1.0 / col("session_length"),
+                                 float(cfg.synthetic.prior_strength))
         self._prior_cache = (lat_alpha, lat_nig, status, think_nig, rate_a, rate_b, trans)
         return self._prior_cache
 
@@ -428,9 +423,9 @@ class DriftLearner:
         src = np.where(cont, prev_e, E)  # START when the session (re)starts here
         self._touched_r[src] = True
         self._touched_r[prev_e[broke]] = True
-        np.add.at(trans, (p, src, e), 1.0)  # cost follows the events, not E²
+        trans.add(p, src, e)  # cost follows the events, not E²
         if broke.any():  # the previous session ended before this request
-            np.add.at(trans, (prev_p[broke], prev_e[broke], E), 1.0)
+            trans.add(prev_p[broke], prev_e[broke], np.full(int(broke.sum()), E))
         if cont.any():
             self._touched_e[prev_e[cont]] = True  # think time belongs to the source endpoint
             c = prev_e[cont] * P + p[cont]
@@ -448,7 +443,7 @@ class DriftLearner:
         end = (window + 1) * float(self.config.update_interval)
         p, e = self.sessions.end_before(end, float(self.config.session_gap))
         if len(e):
-            np.add.at(stats["trans_count"], (p, e, len(self.endpoints_)), 1.0)
+            stats["trans_count"].add(p, e, np.full(len(e), len(self.endpoints_)))
             self._touched_r[e] = True
 
     # ------------------------------------------------------------------ window boundaries
@@ -512,7 +507,7 @@ class DriftLearner:
                                                  float(self.config.session_gap), T)
         if len(e):
             wt = (1.0 - lam) ** (first + count - 1 - np.maximum(wend, first))
-            np.add.at(ev["trans_count"], (p, e, len(self.endpoints_)), wt)
+            ev["trans_count"].add(p, e, np.full(len(e), len(self.endpoints_)), wt)
         self._ev = ev
         self._app = self._app.scaled(keep)
         self.n_windows_ += count
@@ -551,9 +546,9 @@ class DriftLearner:
         for kind, names in KIND_STATS.items():
             g = report["gate"][kind]
             for name in names:
-                gb = broadcast_gate(g, name)
                 a = app[name]
-                app[name] = np.where(gb, a + s * (pooled[name] - a), (1.0 - lam) * a)
+                app[name] = REGISTRY[kind].where(g, name, a + (pooled[name] - a) * s,
+                                                 a * (1.0 - lam))
         self._ev.assign(A, R, ev)
         self._app.assign(A, R, app)
         for kind, g in report["gate"].items():
@@ -586,9 +581,8 @@ class DriftLearner:
             for kind in ("latency", "errors", "think_time"):
                 own = kind_count(ev.subset(A, R, names=KIND_STATS[kind]), kind)
                 hot |= gate[kind][A].any(axis=1) | (own.sum(axis=1) >= minimum)
-            rows = ev["trans_count"][:, R]
             self._hot_r[R] = gate["transitions"][:, R].any(axis=0) | (
-                rows.sum(axis=(0, 2)) >= minimum)
+                ev["trans_count"].row_totals()[R] >= minimum)
         else:
             self._hot_r[R] = False
         z = float(cfg.changepoint_z)
@@ -723,17 +717,18 @@ class DriftLearner:
         lam, q = float(cfg.decay), 1.0 - float(cfg.sensitivity)
         ev, app = self._ev["trans_count"], self._app["trans_count"]
         if lam > 0:
-            f = ((1.0 - lam) ** k.astype(float))[None, :, None]
-            ev[:, R] *= f
-            app[:, R] *= f
+            f = (1.0 - lam) ** k.astype(float)
+            ev.scale_rows(R, f)
+            app.scale_rows(R, f)
             return
         g = self._gate["transitions"][:, R]
         if g.any():
             post = self.pooled_evidence(self._ev.subset(None, R, names=("trans_count",)),
                                         kinds=("transitions",))["trans_count"]
-            f = (q ** k.astype(float))[None, :, None]
-            a = app[:, R]
-            app[:, R] = np.where(g[..., None], post + f * (a - post), a)
+            a, post = app.subset_rows(R).aligned(post)
+            f = a.per_pair(np.broadcast_to((q ** k.astype(float))[None, :], g.shape))
+            moved = a.with_values(post.val + f * (a.val - post.val))
+            app.assign_rows(R, REGISTRY["transitions"].where(g, "trans_count", moved, a))
 
     def _sync_all(self) -> None:
         """Bring every cell up to date with the last closed window (before any read)."""
@@ -831,7 +826,7 @@ class DriftLearner:
         prior = self.params_from(Stats.zeros(Sizes(E, 1, len(self.statuses_))))
         widths = {k: gating.key_width(k, prior, self.statuses_, mass)
                   for k in KINDS if k != "transitions"}
-        widths["transitions"] = gating.transition_prior_widths(prior.trans_alpha[0], mass)
+        widths["transitions"] = transition_prior_widths(*self._prior()[6], mass)
         self._prior_width_cache = (key, widths)
         return widths
 
@@ -841,7 +836,6 @@ class DriftLearner:
         (of endpoints ``A`` and transition rows ``R`` when ``evidence`` is such a subset)."""
         lat_alpha, lat_nig, status, think_nig, rate_a, rate_b, trans = self._prior()
         ends = slice(None) if A is None else A
-        rows = slice(None) if R is None else R
         ev = evidence if evidence is not None else Stats.zeros(self.sizes)
         E, P = ev["lat_n"].shape
 
@@ -864,7 +858,7 @@ class DriftLearner:
             think_nig=tuple(np.broadcast_to(x, (E, P)) for x in nig(think_nig, "think")),
             rate_a=np.broadcast_to(a, (E, P)),
             rate_b=np.broadcast_to(b, (E, P)),
-            trans_alpha=dirichlet(alpha0=trans[None, rows, :], counts=ev["trans_count"]),
+            transitions=TransitionParams(*trans, ev["trans_count"]),
         )
 
     def snapshot(self) -> DriftLearner:
@@ -946,8 +940,10 @@ class DriftLearner:
         rows = np.r_[e_mask, endpoint is None][None, :] & p_mask[:, None]
         for stats in (self.evidence_, self.applied_, self.pending_):
             for name, dims in STAT_DIMS.items():
-                mask = rows if dims[0] == "persona" else cells
-                stats[name] = np.where(broadcast_gate(mask, name), 0.0, stats[name])
+                if dims[0] == "persona":
+                    stats[name].zero_cells(rows)
+                else:
+                    stats[name] = np.where(broadcast_gate(cells, name), 0.0, stats[name])
         for kind, g in self.gate_.items():
             g &= ~(rows if kind == "transitions" else cells)
         if endpoint is not None:
@@ -1006,6 +1002,9 @@ class DriftLearner:
             src = getattr(b, attr)
             dst = Stats.zeros(remapped.sizes)
             for name, dims in STAT_DIMS.items():
+                if dims[0] == "persona":
+                    dst[name] = src[name].remapped(isrc, ip, len(a.personas_), E + 1)
+                    continue
                 idx = tuple(maps.get(d, np.arange(src[name].shape[i])) for i, d in enumerate(dims))
                 dst[name][np.ix_(*idx)] = src[name]
             setattr(remapped, attr, dst)

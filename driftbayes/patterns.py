@@ -49,7 +49,6 @@ def patterns(learner: DriftLearner, layer: str = "applied") -> list[dict]:
     tmu, tk, ta, tb = prm.think_nig
     t_lo, t_hi = cj.nig_mean_interval(mu=tmu, kappa=tk, alpha=ta, beta=tb, mass=mass)
     r_lo, r_hi = cj.gamma_interval(prm.rate_a, prm.rate_b, mass=mass)
-    trans_p = cj.dirichlet_mean(prm.trans_alpha)
     # rate by UTC hour of day: the prior spread evenly over the 24 hours, plus that hour's data
     ev = {"prior": None, "posterior": pooled, "applied": snap.applied_}[layer]
     a0, b0 = (prm.rate_a - (0 if ev is None else ev["freq_count"].sum(-1)),
@@ -107,18 +106,14 @@ def patterns(learner: DriftLearner, layer: str = "applied") -> list[dict]:
             row(ei, pi, "frequency", prm.rate_a[ei, pi] / prm.rate_b[ei, pi],
                 r_lo[ei, pi], r_hi[ei, pi],
                 hourly_rate=[round(float(x), 6) for x in hourly[ei, pi]])
-    trans_own = own["trans_count"].sum(-1)
-    for pi in range(P):
-        for si in range(E + 1):
-            if trans_own[pi, si] <= 0:
-                continue
-            top = int(np.argmax(prm.trans_alpha[pi, si]))
-            a = prm.trans_alpha[pi, si, top]
-            lo, hi = cj.beta_interval(a, prm.trans_alpha[pi, si].sum() - a, mass=mass)
-            order = np.argsort(-trans_p[pi, si])[:5]
-            row(si, pi, "transitions", trans_p[pi, si, top], lo, hi,
-                next=dst_names[top],
-                top_next={dst_names[j]: round(float(trans_p[pi, si, j]), 6) for j in order})
+    trans = prm.transitions
+    top, top_alpha = trans.top()
+    total = trans.totals()
+    lo, hi = cj.beta_interval(top_alpha, total - top_alpha, mass=mass)
+    for pi, si in zip(*np.nonzero(own["trans_count"].row_sums() > 0)):
+        row(si, pi, "transitions", top_alpha[pi, si] / total[pi, si], lo[pi, si], hi[pi, si],
+            next=dst_names[top[pi, si]],
+            top_next={dst_names[j]: round(p, 6) for j, p in trans.top_next(pi, si, 5)})
     return rows
 
 

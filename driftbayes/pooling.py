@@ -14,7 +14,7 @@ import numpy as np
 
 from driftbayes.kinds import REGISTRY
 from driftbayes.kinds.base import split_by
-from driftbayes.stats import KIND_STATS, KINDS, Stats, broadcast_gate
+from driftbayes.stats import KIND_STATS, KINDS, Stats
 
 
 def pool_personas(ev: Stats, *, strength: float, adaptation: bool, statuses: list[int],
@@ -36,12 +36,9 @@ def pool_personas(ev: Stats, *, strength: float, adaptation: bool, statuses: lis
             borrow = np.minimum(np.maximum(strength - own, 0.0),
                                 consistent_borrowing(ev, kind, axis, statuses))
             w = np.where(others > 0, np.minimum(1.0, borrow / others), 0.0)
+        kd = REGISTRY[kind]
         for name in names:
-            total = ev[name].sum(axis=axis, keepdims=True)
-            if adaptation:
-                out[name] = ev[name] + broadcast_gate(w, name) * (total - ev[name])
-            else:
-                out[name] = np.broadcast_to(total, ev[name].shape).copy()
+            out[name] = kd.blend(ev[name], name, w) if adaptation else kd.share(ev[name], name)
     return out
 
 

@@ -50,7 +50,7 @@ def to_inference_data(
     t_sigma2 = tb / rng.gamma(ta, 1.0, n)
     think_mu = rng.normal(tmu, np.sqrt(t_sigma2 / tk))
     rate = rng.gamma(prm.rate_a[e, p], 1.0 / prm.rate_b[e, p], n)
-    row = np.maximum(prm.trans_alpha[p, e], 1e-12)
+    row = np.maximum(prm.transitions.row(p, e), 1e-12)
     nxt = rng.dirichlet(row, n)
     posterior = {
         "latency_median_ms": shape(lat_q[:, 0]),

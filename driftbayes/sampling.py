@@ -98,7 +98,6 @@ def sample_sessions(
         p = cj.sample_categorical(np.broadcast_to(share / share.sum(), (k, len(share))), rng)
     else:
         p = np.full(k, snap.resolve_persona(persona))
-    trans = cj.dirichlet_mean(prm.trans_alpha)
     status_p = cj.dirichlet_mean(prm.status_alpha)
     lat_p = cj.dirichlet_mean(prm.lat_alpha)
     tmu, tk, ta, tb = prm.think_nig
@@ -110,7 +109,7 @@ def sample_sessions(
         idx = np.flatnonzero(alive)
         if not len(idx):
             break
-        nxt = cj.sample_categorical(trans[p[idx], state[idx]], rng)
+        nxt = prm.transitions.sample_next(p[idx], state[idx], rng)
         ended = nxt == E
         alive[idx[ended]] = False
         idx, nxt = idx[~ended], nxt[~ended]

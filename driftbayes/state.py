@@ -1,15 +1,17 @@
 """A learner's state as an ``xarray.Dataset`` of sufficient statistics, saved as NetCDF.
 
-Layout (schema ``driftbayes-state`` version 2), each part written by its own module: one
+Layout (schema ``driftbayes-state`` version 3), each part written by its own module: one
 variable per sufficient statistic with a leading ``store`` dim (``evidence``, ``applied``,
 ``pending``; :mod:`driftbayes.stats`) and named dims ``endpoint``, ``persona``, ``status``,
-``lat_bin``, ``hour``, ``src``/``dst`` (endpoints plus START/END); one ``gate_<kind>`` per kind
+``lat_bin``, ``hour``; the transition counts are sparse, on a ``pair`` dim
+(``trans_count_src`` / ``trans_count_dst`` hold each pair's codes in the ``src`` / ``dst``
+coords: endpoints plus START/END); one ``gate_<kind>`` per kind
 (:mod:`driftbayes.gating`); the open-session table on an ``open_session`` dim
 (:mod:`driftbayes.open_sessions`); recorded response bodies (redacted, one per endpoint
 × status) on a ``body`` dim (:mod:`driftbayes.bodies`); knobs and clocks in the
-attributes. Version-1 files load through :func:`migrate`. Saving is atomic: a temporary file
-in the same folder is written, flushed and renamed over the target, so a crash mid-save never
-leaves a broken state.
+attributes. Version-1 and version-2 files load through :func:`migrate`. Saving is atomic: a
+temporary file in the same folder is written, flushed and renamed over the target, so a crash
+mid-save never leaves a broken state.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ from driftbayes.open_sessions import OpenSessions
 from driftbayes.stats import KINDS, N_HOURS, stores_from_dataset, stores_to_dataset
 
 SCHEMA = "driftbayes-state"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Versions :func:`migrate` converts from.
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 STORES = ("evidence", "applied", "pending")
 
 
@@ -93,7 +95,7 @@ def from_dataset(ds: xr.Dataset, config: Config | None = None) -> DriftLearner:
     L.endpoints_ = [str(x) for x in ds["endpoint"].values]
     L.personas_ = [str(x) for x in ds["persona"].values]
     L.statuses_ = [int(x) for x in ds["status"].values]
-    for store, stats in stores_from_dataset(ds).items():
+    for store, stats in stores_from_dataset(ds, L.sizes).items():
         setattr(L, f"{store}_", stats)
     L.gate_ = gates_from_dataset(ds)
     L.sessions = OpenSessions.from_dataset(ds)
@@ -117,7 +119,8 @@ def migrate(ds: xr.Dataset) -> xr.Dataset:
 
     Version 1 kept the gates of every kind but transitions on one ``kind`` dim (``gate``, with
     an all-zero transitions slot) and the transitions gate apart; version 2 has one
-    ``gate_<kind>`` per kind with its own dims.
+    ``gate_<kind>`` per kind with its own dims. Version 2 kept the transition counts dense
+    ``(store, persona, src, dst)``; version 3 keeps the observed pairs only.
     """
     version = int(np.asarray(ds.attrs.get("schema_version", SCHEMA_VERSION)).item())
     if version == 1:
@@ -127,6 +130,15 @@ def migrate(ds: xr.Dataset) -> xr.Dataset:
         ds = (ds.drop_vars(["gate", "gate_transitions", "kind"])
               .merge(gates_to_dataset({k: gates[k] for k in KINDS}))
               .assign_attrs(schema_version=2))
+        version = 2
+    if version == 2:
+        dense = ds["trans_count"].values  # (store, persona, src, dst)
+        src, dst = np.nonzero(dense.any(axis=(0, 1)))
+        ds = ds.drop_vars("trans_count").assign(
+            trans_count=(("store", "pair", "persona"), dense[:, :, src, dst].transpose(0, 2, 1)),
+            trans_count_src=("pair", src.astype(np.int64)),
+            trans_count_dst=("pair", dst.astype(np.int64)),
+        ).assign_attrs(schema_version=3)
     return ds
 
 

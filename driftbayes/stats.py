@@ -3,6 +3,8 @@
 One :class:`Stats` holds every model's statistics for all cells. The learner keeps three:
 ``evidence`` (decay-weighted data behind the posterior), ``applied`` (what the mock serves,
 relative to the synthetic prior) and ``pending`` (the open ``update_interval`` window).
+Statistics are dense arrays, except the transition counts: a sparse
+:class:`~driftbayes.kinds.transitions.TransitionCounts` of the observed pairs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 
 from driftbayes.conjugate import N_LATENCY_BINS
 from driftbayes.kinds import REGISTRY
+from driftbayes.kinds.transitions import TransitionCounts
 
 N_HOURS = 24
 
@@ -58,9 +61,7 @@ class Stats:
 
     @classmethod
     def zeros(cls, sizes: Sizes) -> Stats:
-        return cls(
-            {n: np.zeros(tuple(sizes.dim(d) for d in dims)) for n, dims in STAT_DIMS.items()}
-        )
+        return cls({n: _zeros(dims, sizes) for n, dims in STAT_DIMS.items()})
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
@@ -89,14 +90,14 @@ class Stats:
             idx = rows if by_row else endpoints
             if idx is not None:
                 a = self.arrays[n]
-                out[n] = a[:, idx] if by_row else a[idx]
+                out[n] = a.subset_rows(idx) if by_row else a[idx]
         return Stats(out)
 
     def assign(self, endpoints, rows, sub: Stats) -> None:
         """Write back a :meth:`subset`."""
         for n, a in sub.arrays.items():
             if STAT_DIMS[n][0] == "persona":
-                self.arrays[n][:, rows] = a
+                self.arrays[n].assign_rows(rows, a)
             else:
                 self.arrays[n][endpoints] = a
 
@@ -104,18 +105,28 @@ class Stats:
         """Zero some endpoints and transition source rows."""
         for n, a in self.arrays.items():
             if STAT_DIMS[n][0] == "persona":
-                a[:, rows] = 0.0
+                a.clear_rows(rows)
             else:
                 a[endpoints] = 0.0
 
     def grown(self, sizes: Sizes) -> Stats:
         """Zero-padded to new vocabulary sizes (START/END slots stay last)."""
-        return Stats({n: _grow(a, STAT_DIMS[n], sizes) for n, a in self.arrays.items()})
+        return Stats({n: a.grown(sizes.persona, sizes.endpoint + 1)
+                      if isinstance(a, TransitionCounts) else _grow(a, STAT_DIMS[n], sizes)
+                      for n, a in self.arrays.items()})
 
     def equals(self, other: Stats, rtol: float = 1e-9, atol: float = 1e-9) -> bool:
         return all(
-            np.allclose(a, other.arrays[n], rtol=rtol, atol=atol) for n, a in self.arrays.items()
+            a.equals(other.arrays[n], rtol=rtol, atol=atol) if isinstance(a, TransitionCounts)
+            else np.allclose(a, other.arrays[n], rtol=rtol, atol=atol)
+            for n, a in self.arrays.items()
         )
+
+
+def _zeros(dims: tuple[str, ...], sizes: Sizes):
+    if dims == ("persona", "src", "dst"):  # sparse: only observed pairs are stored
+        return TransitionCounts.empty(sizes.persona, sizes.endpoint + 1)
+    return np.zeros(tuple(sizes.dim(d) for d in dims))
 
 
 def _grow(arr: np.ndarray, dims: tuple[str, ...], sizes: Sizes) -> np.ndarray:
@@ -147,12 +158,30 @@ def stores_to_dataset(stores: dict[str, Stats]):
     import xarray as xr
 
     names = list(stores)
-    data = {n: (("store",) + dims, np.stack([stores[k][n] for k in names]))
-            for n, dims in STAT_DIMS.items()}
+    data = {}
+    for n, dims in STAT_DIMS.items():
+        first = stores[names[0]][n]
+        if isinstance(first, TransitionCounts):  # one ``pair`` dim over every store's pairs
+            aligned = first.aligned(*(stores[k][n] for k in names[1:]))
+            data[f"{n}_src"] = ("pair", aligned[0].src)
+            data[f"{n}_dst"] = ("pair", aligned[0].dst)
+            data[n] = (("store", "pair", "persona"), np.stack([a.val for a in aligned]))
+        else:
+            data[n] = (("store",) + dims, np.stack([stores[k][n] for k in names]))
     return xr.Dataset(data, coords={"store": names})
 
 
-def stores_from_dataset(ds) -> dict[str, Stats]:
-    """Inverse of :func:`stores_to_dataset`."""
-    return {str(store): Stats({n: np.array(ds[n].values[i], dtype=float) for n in STAT_DIMS})
-            for i, store in enumerate(ds["store"].values)}
+def stores_from_dataset(ds, sizes: Sizes) -> dict[str, Stats]:
+    """Inverse of :func:`stores_to_dataset` (``sizes``: the vocabulary sizes)."""
+    out = {}
+    for i, store in enumerate(ds["store"].values):
+        arrays = {}
+        for n, dims in STAT_DIMS.items():
+            if "pair" in ds[n].dims:
+                arrays[n] = TransitionCounts(ds[f"{n}_src"].values, ds[f"{n}_dst"].values,
+                                             np.array(ds[n].values[i], dtype=float),
+                                             sizes.endpoint + 1)
+            else:
+                arrays[n] = np.array(ds[n].values[i], dtype=float)
+        out[str(store)] = Stats(arrays)
+    return out

@@ -312,8 +312,8 @@ def test_transition_row_dirichlet_matches_nuts(sessions):
     snap, from_a = sessions["snap"], sessions["from_a"]
     ia = snap.resolve_endpoint("/a")
     order = [snap.resolve_endpoint(p) for p in ("/a", "/b", "/c")] + [len(snap.endpoints_)]
-    prior = np.asarray(snap.layer("prior").trans_alpha[0, ia], dtype=float)[order]
-    post = np.asarray(snap.layer("posterior").trans_alpha[0, ia], dtype=float)[order]
+    prior = np.asarray(snap.layer("prior").transitions.row(0, ia), dtype=float)[order]
+    post = np.asarray(snap.layer("posterior").transitions.row(0, ia), dtype=float)[order]
     # synthetic rows: session_length 5 -> END w.p. 1/5, the rest spread over 3 endpoints
     np.testing.assert_allclose(prior, [8 / 3, 8 / 3, 8 / 3, 2.0], rtol=1e-9)
     np.testing.assert_allclose(post, prior + np.bincount(from_a, minlength=4), rtol=1e-12)

@@ -33,7 +33,8 @@ def test_round_trip_and_continue(tmp_path):
 def test_dataset_has_named_dims():
     ds = to_dataset(DriftLearner().learn_many(traffic(500, seed=2)))
     assert ds["lat_hist"].dims == ("store", "endpoint", "persona", "lat_bin")
-    assert ds["trans_count"].dims == ("store", "persona", "src", "dst")
+    assert ds["trans_count"].dims == ("store", "pair", "persona")
+    assert ds["trans_count_src"].dims == ds["trans_count_dst"].dims == ("pair",)
     assert list(ds["store"].values) == ["evidence", "applied", "pending"]
     assert ds["src"].values[-1] == "START" and ds["dst"].values[-1] == "END"
     assert ds.attrs["schema"] == "driftbayes-state"

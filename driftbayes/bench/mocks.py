@@ -299,7 +299,7 @@ def served_from_learner(learner: DriftLearner, vocab: Vocabulary, default: Serve
     scale = np.sqrt(beta * (kappa + 1.0) / (alpha * kappa))
     out.think_q[ix] = mu[..., None] + scale[..., None] * stats.t.ppf(_LEVELS, 2 * alpha[..., None])
     E = len(vocab.endpoints)
-    trans = cj.dirichlet_mean(prm.trans_alpha)  # (P', E'+1, E'+1)
+    trans = cj.dirichlet_mean(prm.transitions.dense())  # (P', E'+1, E'+1)
     src = np.r_[e_map, E]
     for j, pj in enumerate(p_map):
         rows = np.zeros((len(src), E + 1))

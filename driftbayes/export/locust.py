@@ -68,35 +68,30 @@ _GRID = 256
 # numbers
 
 
-def transition_weights(model: ExportModel, scale: float = 1000) -> np.ndarray:
-    """(P, E+1, E+1) integer ``@transitions`` weights: each row of ``model.transitions``
-    apportioned to exactly ``round(scale)`` (START row last, END column last).
+def row_weights(model: ExportModel, p: int, src: int, total: int) -> np.ndarray:
+    """(E+1,) integer ``@transitions`` weights of one row (persona ``p``, source ``src``,
+    START = E): its next-state probabilities apportioned to exactly ``total`` (END last).
 
     A row with no mass (never the case for a Dirichlet mean) goes to END.
     """
+    w = largest_remainder(model.next_probs(p, src), total)
+    if w.sum() == 0:
+        w[-1] = total
+    return w
+
+
+def transition_weights(model: ExportModel, scale: float = 1000) -> np.ndarray:
+    """(P, E+1, E+1) integer ``@transitions`` weights, every row (:func:`row_weights`; dense:
+    for small vocabularies and tests)."""
     total = _scale(scale)
-    T = np.asarray(model.transitions, dtype=float)
-    out = np.zeros(T.shape, dtype=np.int64)
-    for p in range(T.shape[0]):
-        for s in range(T.shape[1]):
-            w = largest_remainder(T[p, s], total)
-            if w.sum() == 0:
-                w[-1] = total
-            out[p, s] = w
-    return out
-
-
-def _visits(model: ExportModel, p: int) -> np.ndarray:
-    """(E,) expected visits of each endpoint per session (absorbing chain from START)."""
-    E = len(model.endpoints)
-    q = np.asarray(model.transitions[p, :E, :E], dtype=float)
-    return np.linalg.solve(np.eye(E) - q.T, model.transitions[p, E, :E])
+    P, S = len(model.personas), len(model.endpoints) + 1
+    return np.array([[row_weights(model, p, s, total) for s in range(S)] for p in range(P)])
 
 
 def _latency_probs(model: ExportModel, e: int, p: int) -> np.ndarray | None:
     """Served latency histogram of a cell; a cell never seen borrows its endpoint's average."""
     endpoint, persona = model.endpoints[e], model.personas[p]
-    same = [c for c in model.cells if c.endpoint == endpoint]
+    same = model.cells_by_endpoint.get(endpoint, [])
     for c in same:
         if c.persona == persona:
             return c.latency_p
@@ -120,7 +115,7 @@ def session_durations(model: ExportModel, think_scale: float = 1.0) -> np.ndarra
     z = stats.norm.ppf(u)
     out = np.zeros(P)
     for p in range(P):
-        visits = _visits(model, p)
+        visits = model.visits(p)
         total = 0.0
         for e in range(E):
             if visits[e] <= 0:
@@ -131,7 +126,7 @@ def session_durations(model: ExportModel, think_scale: float = 1.0) -> np.ndarra
             think = (think_scale * model.think_median_ms[e, p] / 1000.0
                      * np.exp(model.think_sigma[e, p] * z))
             gap = float(np.maximum(think[:, None], lat[None, :]).mean())
-            p_end = float(model.transitions[p, e, E])
+            p_end = float(model.next_probs(p, e)[E])
             total += visits[e] * ((1.0 - p_end) * gap + p_end * float(lat.mean()))
         out[p] = total
     return out
@@ -271,7 +266,6 @@ def render_locustfile(model: ExportModel, *, host: str = "http://127.0.0.1:8000"
     E, P = len(model.endpoints), len(model.personas)
     if E == 0 or P == 0:
         raise ValueError("nothing to export: the model has no endpoints or no personas")
-    W = transition_weights(model, total)
     pw = persona_weights(model, total)
     durations = session_durations(model)
     users = np.asarray(model.session_rate_per_s, dtype=float) * durations
@@ -379,7 +373,8 @@ def render_locustfile(model: ExportModel, *, host: str = "http://127.0.0.1:8000"
         rows = [(START_TASK, E, "self._begin_session()")]
         rows += [(tasks[e], e, f"self._request({e})") for e in range(E)]
         for name, src, body in rows:
-            weights = {dests[d]: int(W[p, src, d]) for d in range(E + 1) if W[p, src, d] > 0}
+            w = row_weights(model, p, src, total)
+            weights = {dests[d]: int(w[d]) for d in np.flatnonzero(w)}
             add("")
             add(f"    @transitions({weights!r})")
             add(f"    def {name}(self):")
@@ -436,4 +431,4 @@ def write_locust(model: ExportModel, out: Path, *, host: str = "http://127.0.0.1
 
 __all__ = ["LOCUST_VERSION", "class_names", "expected_users",
            "persona_weights", "render_locustfile", "session_durations", "task_names",
-           "transition_weights", "write_locust"]
+           "row_weights", "transition_weights", "write_locust"]

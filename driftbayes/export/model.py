@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy import special, stats
 
 from driftbayes import __version__
 from driftbayes import conjugate as cj
+from driftbayes.kinds.transitions import TransitionParams
 from driftbayes.learner import END, START, DriftLearner, split_endpoint
 
 #: Normal quantile of +1 σ (84.13%).
@@ -71,27 +73,37 @@ class ExportModel:
     personas: list[str]
     cells: list[CellModel]
     persona_share: np.ndarray  # (P,) share of the request rate
-    transitions: np.ndarray  # (P, E+1, E+1) Dirichlet mean, src START = E, dst END = E
+    transitions: TransitionParams  # Dirichlet rows, src START = E, dst END = E (sparse)
     think_median_ms: np.ndarray  # (E, P) log-normal think time after each source endpoint
     think_sigma: np.ndarray  # (E, P)
     session_rate_per_s: np.ndarray  # (P,) new sessions per second
     provenance: dict
 
-    def cell(self, endpoint: str, persona: str) -> CellModel:
+    @cached_property
+    def cells_by_endpoint(self) -> dict[str, list[CellModel]]:
+        """The exported cells of each endpoint key."""
+        out: dict[str, list[CellModel]] = {}
         for c in self.cells:
-            if c.endpoint == endpoint and c.persona == persona:
+            out.setdefault(c.endpoint, []).append(c)
+        return out
+
+    def cell(self, endpoint: str, persona: str) -> CellModel:
+        for c in self.cells_by_endpoint.get(endpoint, []):
+            if c.persona == persona:
                 return c
         raise KeyError(f"no exported cell {endpoint!r} × {persona!r}")
 
+    def next_probs(self, p: int, src: int) -> np.ndarray:
+        """(E+1,) next-state probabilities of persona ``p`` after ``src`` (START = E)."""
+        return self.transitions.mean_row(p, src)
+
+    def visits(self, p: int) -> np.ndarray:
+        """(E,) expected visits of each endpoint per session of persona ``p``."""
+        return self.transitions.visits(p)
+
     def session_lengths(self) -> np.ndarray:
         """(P,) expected requests per session (absorbing chain from START)."""
-        E = len(self.endpoints)
-        out = np.zeros(len(self.personas))
-        for p in range(len(self.personas)):
-            q = self.transitions[p, :E, :E]
-            visits = np.linalg.solve(np.eye(E) - q.T, self.transitions[p, E, :E])
-            out[p] = visits.sum()
-        return out
+        return np.array([self.visits(p).sum() for p in range(len(self.personas))])
 
 
 def default_persona(model: ExportModel) -> str:
@@ -177,7 +189,7 @@ def export_model(learner: DriftLearner, layer: str = "applied", *, openapi=None)
     model = ExportModel(
         layer=layer, persona_header=snap.config.persona_header,
         endpoints=list(snap.endpoints_), personas=list(snap.personas_), cells=cells,
-        persona_share=share, transitions=cj.dirichlet_mean(prm.trans_alpha),
+        persona_share=share, transitions=prm.transitions,
         think_median_ms=np.exp(loc), think_sigma=np.asarray(think_sigma),
         session_rate_per_s=np.zeros(P), provenance=provenance(snap, layer))
     per_persona = (rate * seen).sum(0)

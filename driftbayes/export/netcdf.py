@@ -64,7 +64,7 @@ def posterior_dataset(learner: DriftLearner, layer: str = "applied", *, draws: i
               "persona": np.array(snap.personas_, dtype=object), "status": codes}
     if E <= MAX_TRANSITION_ENDPOINTS:
         data["transition_p"] = (("persona", "src", "dst"),
-                                _dirichlet_draws(prm.trans_alpha, draws, rng))
+                                _dirichlet_draws(prm.transitions.dense(), draws, rng))
         coords["src"] = np.array(snap.endpoints_ + [START], dtype=object)
         coords["dst"] = np.array(snap.endpoints_ + [END], dtype=object)
     ds = xr.Dataset({k: (("chain", "draw") + dims, v[None]) for k, (dims, v) in data.items()},

@@ -43,6 +43,24 @@ class Kind:
         personas', its own standard error and sample count (``split(x)`` gives own, others)."""
         raise NotImplementedError
 
+    # -- the kind's statistics, cell-wise (dense arrays here; sparse kinds override)
+    def cells(self, gate: np.ndarray, x) -> np.ndarray:
+        """A per-cell array broadcast to statistic ``x``'s shape."""
+        return gate.reshape(gate.shape + (1,) * (np.ndim(x) - gate.ndim))
+
+    def blend(self, x, name: str, w: np.ndarray):
+        """``x + w · (all personas' total − x)``: a persona cell borrowing share ``w``."""
+        total = x.sum(axis=self.persona_axis, keepdims=True)
+        return x + self.cells(w, x) * (total - x)
+
+    def share(self, x, name: str):
+        """Every persona cell holds the all-persona total."""
+        return np.broadcast_to(x.sum(axis=self.persona_axis, keepdims=True), x.shape).copy()
+
+    def where(self, gate: np.ndarray, name: str, yes, no):
+        """``yes`` in the cells where ``gate`` is true, else ``no``."""
+        return np.where(self.cells(gate, yes), yes, no)
+
     def changed(self, ev, pend, statuses: list[int], z: float):
         """Cells whose window ``pend`` contradicts their evidence ``ev``; ``None`` when the
         window cannot trigger the test (too few observations anywhere)."""

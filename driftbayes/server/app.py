@@ -31,6 +31,7 @@ import numpy as np
 from driftbayes import conjugate as cj
 from driftbayes.bodies import response_example
 from driftbayes.config import Config
+from driftbayes.kinds.transitions import TransitionParams
 from driftbayes.learner import DriftLearner, split_endpoint
 from driftbayes.redact import RedactionPolicy
 from driftbayes.server.sessions import SessionFlows, session_id
@@ -112,8 +113,7 @@ class _Tables:
     confidence: np.ndarray  # (E, P) the latency gate's confidence (NaN: no latency data)
     pattern_header: list[list[str]]  # (E, P) X-Driftbayes-Pattern values
     recorded: dict[tuple[int, int], tuple[str, bytes]]  # (e, status) -> (type, redacted body)
-    trans_alpha: np.ndarray  # (P, E+1, E+1) applied transition Dirichlet (src START = E)
-    trans_count: np.ndarray  # (P, E+1, E+1) the applied layer's transition counts
+    transitions: TransitionParams  # applied transition rows (src START = E), sparse
     flow_rows: dict = field(default_factory=dict)  # (p, src) -> _FlowRow, filled on demand
 
 
@@ -234,8 +234,7 @@ class MockEngine:
             status_p=status_p, status_cdf=np.cumsum(status_p, axis=-1),
             lat_p=lat_p, lat_cdf=np.cumsum(lat_p, axis=-1),
             default_persona=default, confidence=conf, pattern_header=header,
-            recorded=recorded, trans_alpha=prm.trans_alpha,
-            trans_count=snap.applied_["trans_count"],
+            recorded=recorded, transitions=prm.transitions,
         )
         self._bodies = {}
         self.n_windows = int(learner.n_windows_)
@@ -444,10 +443,10 @@ class MockEngine:
         if row is None:
             from scipy.special import betaincinv
 
-            alpha = t.trans_alpha[p, src]
+            alpha = t.transitions.row(p, src)
             total = alpha.sum()
             prob = alpha / total if total > 0 else np.full(len(alpha), 1.0 / len(alpha))
-            c = t.trans_count[p, src]
+            c = t.transitions.row_counts(p, src)
             upper = betaincinv(c[:-1] + 0.5, c.sum() - c[:-1] + 0.5, FLOW_CREDIBILITY)
             ruled_out = upper < FLOW_MIN_PROBABILITY
             names = t.endpoints + ["END"]

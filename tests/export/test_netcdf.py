@@ -65,7 +65,7 @@ def test_draws_match_the_conjugate_posteriors(idata, learned):
     draws = post.latency_median_ms.values[0, :, e, p]
     assert np.quantile(draws, 0.01) <= med <= np.quantile(draws, 0.99)
     t = post.transition_p.values[0, :, p, -1, :].mean(0)  # START row (START → END: alpha 0)
-    row = prm.trans_alpha[p, -1]
+    row = prm.transitions.row(p, len(snap.endpoints_))
     live = row > 0
     sd = np.sqrt(stats.dirichlet.var(row[live]) / DRAWS)
     assert np.all(np.abs(t[live] - stats.dirichlet.mean(row[live])) <= 4 * sd + 1e-12)

@@ -35,7 +35,15 @@ from driftbayes import conjugate as cj
 from driftbayes.config import Config, GateUnreachableWarning, gate_reachable
 from driftbayes.events import EventBatch
 from driftbayes.globs import match_glob
-from driftbayes.stats import KIND_STATS, KINDS, N_HOURS, STAT_DIMS, Sizes, Stats, broadcast_gate
+from tests.reference.dense_stats import (
+    KIND_STATS,
+    KINDS,
+    N_HOURS,
+    STAT_DIMS,
+    Sizes,
+    Stats,
+    broadcast_gate,
+)
 
 LAYERS = ("prior", "posterior", "applied")
 START, END = "START", "END"

@@ -68,8 +68,8 @@ def test_flow_probabilities_and_rule_match_the_transition_posterior(learner):
     eng = _engine(learner)
     snap = learner.snapshot()
     web = snap.resolve_persona("web")
-    alpha = snap.layer("applied").trans_alpha[web]
-    counts = snap.applied_["trans_count"][web]
+    alpha = snap.layer("applied").transitions.dense()[web]
+    counts = snap.applied_["trans_count"].to_dense()[web]
     E = len(snap.endpoints_)
     for previous, src in [(None, E)] + [(k, i) for i, k in enumerate(snap.endpoints_)]:
         row, c = alpha[src], counts[src]
