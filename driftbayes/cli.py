@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from driftbayes.config import ConfigError, load_config
+from driftbayes.config import ConfigError, GateUnreachableWarning, load_config
 from driftbayes.events import BadRecordError, BadRecordReport
 
 
@@ -235,8 +235,7 @@ def learn(
         learner.warn_unreachable()
     elapsed = time.perf_counter() - started
     _save(learner, state)
-    for w in caught:
-        err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+    _print_warnings(caught)
     err.print(
         f"learned {n:,} events in {elapsed:.2f} s ({n / max(elapsed, 1e-9):,.0f} ev/s) → {state}  "
         f"[{len(learner.endpoints_)} endpoints, {len(learner.personas_)} personas, "
@@ -262,6 +261,26 @@ def _pattern_table(rows: list[dict], layer: str) -> Table:
                   "[green]yes[/]" if r["applied"] else ("no" if r["enabled"] else "[dim]off[/]"),
                   fmt(r["estimate"]), f"[{fmt(iv['lower'])}, {fmt(iv['upper'])}]", r["unit"])
     return t
+
+
+#: Beyond this many cells whose gate can never open, ``learn`` prints a summary, not a list.
+_MAX_UNREACHABLE_LINES = 5
+
+
+def _print_warnings(caught) -> None:
+    """Warnings of a run; cells whose gate can never open are summarised past a few."""
+    unreachable = [w for w in caught if issubclass(w.category, GateUnreachableWarning)
+                   and str(w.message).startswith("gate can never open for ")]
+    for w in caught:
+        if w in unreachable and len(unreachable) > _MAX_UNREACHABLE_LINES:
+            continue
+        err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+    if len(unreachable) > _MAX_UNREACHABLE_LINES:
+        for w in unreachable[:3]:
+            err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+        err.print(f"[yellow]warning:[/] … and {len(unreachable) - 3:,} more cells whose gate can "
+                  "never open at their observed request rate (`driftbayes patterns` shows each "
+                  "cell's n_eff and confidence)", highlight=False)
 
 
 @app.command()

@@ -15,8 +15,9 @@ done per window for cells that saw nothing (24 numbers each).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy.signal import lfilter
 
 N_HOURS = 24
 
@@ -60,6 +61,25 @@ def follow_sum(q: float, r: float, n, offset) -> np.ndarray:
         return np.where(n >= 1, q ** (n - 1) * r**offset * ratio, 0.0)
 
 
+def first_order(x: np.ndarray, a: float, y0: np.ndarray) -> np.ndarray:
+    """``y[n] = a·y[n-1] + x[n]`` along axis 0, from ``y[-1] = y0`` (``0 ≤ a ≤ 1``).
+
+    Closed form per block, ``y[k] = a^(k+1)·(y0 + Σ_{j≤k} x[j]·a^-(j+1))``, with blocks short
+    enough that ``a^-block`` stays below e^200.
+    """
+    if a == 0.0:
+        return x.copy()
+    out = np.empty_like(x, dtype=float)
+    block = len(x) if a == 1.0 else max(1, int(200.0 / -math.log(a)))
+    prev = np.asarray(y0, dtype=float)
+    for lo in range(0, len(x), block):
+        chunk = x[lo:lo + block]
+        pw = a ** np.arange(1, len(chunk) + 1, dtype=float)[:, None]
+        out[lo:lo + block] = pw * (prev + np.cumsum(chunk / pw, axis=0))
+        prev = out[lo + len(chunk) - 1]
+    return out
+
+
 class ExposureClock:
     """The global exposure series ``G`` and its applied-layer follower ``H``, per window.
 
@@ -93,8 +113,8 @@ class ExposureClock:
         if count <= 0:
             return
         h = window_exposure(self.last + 1, count, self.interval)
-        g, _ = lfilter([1.0], [1.0, -self.r], h, axis=0, zi=self.r * self._g[-1:])
-        hh, _ = lfilter([self.s], [1.0, -self.q], g, axis=0, zi=self.q * self._h[-1:])
+        g = first_order(h, self.r, self._g[-1])
+        hh = first_order(self.s * g, self.q, self._h[-1])
         self._g = np.concatenate([self._g, g])
         self._h = np.concatenate([self._h, hh])
 
