@@ -94,10 +94,21 @@ class DriftLearner:
     ['GET /api/users/{id}']
     """
 
-    def __init__(self, config: Config | None = None, *, track_history: bool = False):
+    def __init__(self, config: Config | None = None, *, track_history: bool = False,
+                 collect_windows: bool = False):
         self.config = config if config is not None else Config()
         self.track_history = track_history
+        self.collect_windows = collect_windows
         self._clear()
+
+    @classmethod
+    def shard(cls, config: Config | None = None) -> DriftLearner:
+        """A learner that only *maps* events to per-(cell, window) sums: each closed window's
+        statistics (with the session ends that fall in it) are kept in ``window_sums_`` rather
+        than learned. Shards of one stream split by session key merge exactly with ``+`` in
+        any order; :meth:`learn_sums` then runs the sequential scan (decay, change tests,
+        gates, applied layer) over the merged sums."""
+        return cls(config, collect_windows=True)
 
     # ------------------------------------------------------------------ state
     def _clear(self) -> None:
@@ -121,6 +132,8 @@ class DriftLearner:
         self.history_: list[tuple] = []
         #: (endpoint key, status) -> (content type, redacted body text), the latest recorded
         self.bodies_: dict[tuple[str, int], tuple[str, str]] = {}
+        #: window → its closed statistics (shards only, see :meth:`shard`)
+        self.window_sums_: dict[int, Stats] | None = {} if self.collect_windows else None
         self._prior_cache: tuple | None = None
         self._warned_cells: set = set()
         self._lazy_reset()
@@ -458,7 +471,7 @@ class DriftLearner:
         self._close_window(self.window_)
         w = self.window_ + 1
         empty = target - w
-        if empty > _EXACT_EMPTY_WINDOWS:
+        if empty > _EXACT_EMPTY_WINDOWS and self.window_sums_ is None:
             skipped = empty - _EXACT_EMPTY_WINDOWS
             self._sync(np.arange(len(self.endpoints_)), np.arange(len(self.endpoints_) + 1),
                        w - 1)
@@ -523,6 +536,14 @@ class DriftLearner:
         cfg = self.config
         pend = self.pending_
         self._expire_sessions(window, pend)
+        if self.window_sums_ is not None:  # a shard keeps the window's sums for the scan
+            if pend.has_data():
+                self.window_sums_[window] = pend
+                self.pending_ = Stats.zeros(self.sizes)
+            self._touched_e[:] = False
+            self._touched_r[:] = False
+            self.n_windows_ += 1
+            return
         if self.track_history:
             A, R = np.arange(len(self.endpoints_)), np.arange(len(self.endpoints_) + 1)
         else:
@@ -606,7 +627,7 @@ class DriftLearner:
           n_eff and confidence rise), at a window found by bisection; the applied layer fades
           until then and follows the posterior after it.
         """
-        if self._stale:
+        if self._stale or self.window_sums_ is not None:  # a shard learns nothing to sync
             return
         for units, done, fn in ((A, self._done_e, self._sync_units),
                                 (R, self._done_r, self._sync_rows)):
@@ -979,7 +1000,52 @@ class DriftLearner:
         out.t_first_ = float(np.nanmin([a.t_first_, b.t_first_]))
         out.t_last_ = float(np.nanmax([a.t_last_, b.t_last_]))
         out.sessions.merge(b.sessions)
+        if a.window_sums_ is not None or b.window_sums_ is not None:
+            out.window_sums_ = dict(a.window_sums_ or {})
+            for w, s in (b.window_sums_ or {}).items():
+                out.window_sums_[w] = out.window_sums_[w].grown(a.sizes) + s if (
+                    w in out.window_sums_) else s
         return out
+
+    def learn_sums(self, shard: DriftLearner) -> DriftLearner:
+        """Run the sequential scan over a shard's (or merged shards') per-window sums: the
+        same result as learning the shards' events in one process (see :meth:`shard`)."""
+        if shard.window_sums_ is None:
+            raise ValueError("learn_sums needs a shard (DriftLearner.shard()), not a learner")
+        if shard.window_ is None:
+            return self
+        self._encode(np.asarray(shard.endpoints_, dtype=object), self.endpoint_vocab)
+        self._encode(np.asarray(shard.personas_, dtype=object), self.persona_vocab)
+        self._encode(np.asarray(shard.statuses_, dtype=np.int64), self.status_vocab)
+        ie = self.endpoint_vocab.remap(shard.endpoint_vocab)
+        ip = self.persona_vocab.remap(shard.persona_vocab)
+        isrc = np.r_[ie, len(self.endpoints_)]
+        maps = {"endpoint": ie, "persona": ip, "status": self.status_vocab.remap(
+            shard.status_vocab), "src": isrc, "dst": isrc}
+        sums = [(w, s.grown(shard.sizes)) for w, s in sorted(shard.window_sums_.items())]
+        for w, stats in sums + [(shard.window_, shard.pending_)]:
+            if self.window_ is None:
+                self.window_ = w
+            self._lazy_init()
+            if w > self.window_:
+                self._advance(w)
+            self._add_pending(stats.remapped(maps, self.sizes))
+        self.sessions.merge(shard.sessions.remapped(ie, ip))
+        self.bodies_ = {**shard.bodies_, **self.bodies_}
+        self.n_events_ += shard.n_events_
+        self.n_late_ += shard.n_late_
+        self.t_first_ = float(np.nanmin([self.t_first_, shard.t_first_]))
+        self.t_last_ = float(np.nanmax([self.t_last_, shard.t_last_]))
+        return self
+
+    def _add_pending(self, stats: Stats) -> None:
+        """Add statistics to the open window and mark the cells they touch."""
+        self.pending_ = self.pending_ + stats
+        E = len(self.endpoints_)
+        for name, dims in STAT_DIMS.items():
+            if dims[0] == "endpoint":
+                self._touched_e |= stats[name].reshape(E, -1).any(axis=1)
+        self._touched_r |= stats["trans_count"].rows_with_data()
 
     @staticmethod
     def _aligned(x: DriftLearner, y: DriftLearner) -> tuple[DriftLearner, DriftLearner]:
@@ -999,15 +1065,10 @@ class DriftLearner:
         isrc = np.r_[ie, E]
         maps = {"endpoint": ie, "persona": ip, "status": is_, "src": isrc, "dst": isrc}
         for attr in ("evidence_", "applied_", "pending_"):
-            src = getattr(b, attr)
-            dst = Stats.zeros(remapped.sizes)
-            for name, dims in STAT_DIMS.items():
-                if dims[0] == "persona":
-                    dst[name] = src[name].remapped(isrc, ip, len(a.personas_), E + 1)
-                    continue
-                idx = tuple(maps.get(d, np.arange(src[name].shape[i])) for i, d in enumerate(dims))
-                dst[name][np.ix_(*idx)] = src[name]
-            setattr(remapped, attr, dst)
+            setattr(remapped, attr, getattr(b, attr).remapped(maps, remapped.sizes))
+        if b.window_sums_ is not None:
+            remapped.window_sums_ = {w: s.grown(b.sizes).remapped(maps, remapped.sizes)
+                                     for w, s in b.window_sums_.items()}
         remapped.gate_ = remapped._closed_gates()
         for k, g in b.gate_.items():
             idx = (ip, isrc) if k == "transitions" else (ie, ip)

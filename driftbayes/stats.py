@@ -115,6 +115,24 @@ class Stats:
                       if isinstance(a, TransitionCounts) else _grow(a, STAT_DIMS[n], sizes)
                       for n, a in self.arrays.items()})
 
+    def remapped(self, maps: dict[str, np.ndarray], sizes: Sizes) -> Stats:
+        """Codes mapped into a larger vocabulary: ``maps`` gives, per dim (``endpoint``,
+        ``persona``, ``status``, ``src``/``dst`` with START/END last), each old code's new one."""
+        out = Stats.zeros(sizes)
+        for name, dims in STAT_DIMS.items():
+            a = self.arrays[name]
+            if isinstance(a, TransitionCounts):
+                out[name] = a.remapped(maps["src"], maps["persona"], sizes.persona,
+                                       sizes.endpoint + 1)
+                continue
+            idx = tuple(maps.get(d, np.arange(a.shape[i])) for i, d in enumerate(dims))
+            out[name][np.ix_(*idx)] = a
+        return out
+
+    def has_data(self) -> bool:
+        """Whether any event (or session end) was counted."""
+        return bool(self.arrays["freq_count"].any() or self.arrays["trans_count"].any())
+
     def equals(self, other: Stats, rtol: float = 1e-9, atol: float = 1e-9) -> bool:
         return all(
             a.equals(other.arrays[n], rtol=rtol, atol=atol) if isinstance(a, TransitionCounts)

@@ -1,0 +1,93 @@
+"""Per-(cell, window) sums are the mergeable unit: shards of one stream split by session key,
+merged in any order and scanned, give exactly what one learner gives on the whole stream."""
+
+from __future__ import annotations
+
+import functools
+import operator
+import zlib
+
+import numpy as np
+import pytest
+
+from driftbayes.config import Config
+from driftbayes.learner import DriftLearner
+from driftbayes.patterns import patterns
+from driftbayes.stats import STAT_DIMS
+from tests.test_lazy_equivalence import CONFIGS, assert_close, dense, stream
+
+
+def by_session(batch, k: int) -> list:
+    """``k`` shards: whole sessions stay together (sessionless events by line)."""
+    key = [zlib.crc32((s or f"line-{i}").encode()) % k
+           for i, s in enumerate(batch.session.tolist())]
+    key = np.asarray(key)
+    return [batch.take(np.flatnonzero(key == j)) for j in range(k)]
+
+
+def reindexed(learner: DriftLearner, names: DriftLearner) -> dict:
+    """``learner``'s statistics and gates in ``names``' vocabulary order."""
+    ie = np.array([learner.endpoint_index[n] for n in names.endpoints_])
+    ip = np.array([learner.persona_index[n] for n in names.personas_])
+    is_ = np.array([learner.status_vocab.codes[c] for c in names.statuses_])
+    isrc = np.r_[ie, len(ie)]
+    idx = {"endpoint": ie, "persona": ip, "status": is_, "src": isrc, "dst": isrc}
+    out = {}
+    for attr in ("evidence_", "applied_", "pending_"):
+        for name, dims in STAT_DIMS.items():
+            a = dense(getattr(learner, attr)[name])
+            sel = tuple(idx.get(d, np.arange(a.shape[i])) for i, d in enumerate(dims))
+            out[f"{attr}{name}"] = a[np.ix_(*sel)]
+    for kind, g in learner.gate_.items():
+        sel = (ip, isrc) if kind == "transitions" else (ie, ip)
+        out[f"gate_{kind}"] = g[np.ix_(*sel)]
+    return out
+
+
+def keyed(rows: list[dict]) -> dict:
+    """Pattern rows by cell and kind; destinations of tied probability may be named in
+    another vocabulary order, so ``top_next`` compares as its sorted probabilities."""
+    out = {}
+    for r in rows:
+        r = dict(r)
+        if r["kind"] == "transitions":
+            r["top_next"] = sorted(r["top_next"].values())
+            r.pop("next")
+        out[(r["method"], r["endpoint"], r["persona"], r["kind"])] = r
+    return out
+
+
+@pytest.mark.parametrize("name", ["defaults", "no-decay", "eager", "fast-decay"])
+@pytest.mark.parametrize("k", [2, 3])
+def test_scan_of_merged_shards_equals_one_learner(name, k):
+    cfg = Config(**CONFIGS[name])
+    batch = stream(5 + k, 8, max_gap=40, late=0.0)
+    one = DriftLearner(cfg).learn_many(batch)
+    shards = [DriftLearner.shard(cfg).learn_many(part) for part in by_session(batch, k)]
+    for order in (shards, shards[::-1]):
+        merged = functools.reduce(operator.add, order)
+        scan = DriftLearner(cfg).learn_sums(merged)
+        assert sorted(scan.endpoints_) == sorted(one.endpoints_)
+        assert scan.window_ == one.window_ and scan.n_events_ == one.n_events_
+        got, want = reindexed(scan, one), reindexed(one, one)
+        for key, arr in want.items():
+            np.testing.assert_allclose(got[key], arr, rtol=1e-9, atol=1e-9, err_msg=key)
+        for layer in ("prior", "posterior", "applied"):
+            assert_close(keyed(patterns(scan, layer)), keyed(patterns(one, layer)), (layer,))
+
+
+def test_a_shard_keeps_an_endpoint_only_it_saw():
+    cfg = Config()
+    batch = stream(41, 4, max_gap=5, late=0.0)
+    parts = by_session(batch, 2)
+    a, b = (DriftLearner.shard(cfg).learn_many(p) for p in parts)
+    merged = a + b
+    assert set(merged.endpoints_) == set(a.endpoints_) | set(b.endpoints_)
+    total = sum(s["freq_count"].sum() for s in merged.window_sums_.values())
+    total += merged.pending_["freq_count"].sum()
+    assert total == len(batch)
+
+
+def test_learn_sums_needs_a_shard():
+    with pytest.raises(ValueError, match="needs a shard"):
+        DriftLearner().learn_sums(DriftLearner())
