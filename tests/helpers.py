@@ -144,3 +144,8 @@ def hold_state_lock(state: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, text=True, env=child_env())
     assert proc.stdout.readline().strip() == "locked"
     return proc
+
+
+def dense(x):
+    """A statistic as a dense array (sparse transition counts become ``(P, E+1, E+1)``)."""
+    return x.to_dense() if hasattr(x, "to_dense") else x

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from driftbayes.config import Config
 from driftbayes.events import EventBatch
-from driftbayes.kinds.transitions import TransitionCounts
 from driftbayes.learner import DriftLearner
 from driftbayes.patterns import patterns
+from tests.helpers import dense
 from tests.reference.patterns import patterns as reference_patterns
 from tests.reference.window_learner import DriftLearner as WindowLearner
 
@@ -83,11 +83,6 @@ def assert_same(lazy: DriftLearner, ref: WindowLearner) -> None:
                                        err_msg=f"{attr}[{name}]")
     for kind, g in ref.gate_.items():
         np.testing.assert_array_equal(lazy.gate_[kind], g, err_msg=f"gate {kind}")
-
-
-def dense(x):
-    """Sparse transition counts as the reference's dense array."""
-    return x.to_dense() if isinstance(x, TransitionCounts) else x
 
 
 def assert_close(got, want, where=()) -> None:

@@ -14,7 +14,8 @@ from driftbayes.config import Config
 from driftbayes.learner import DriftLearner
 from driftbayes.patterns import patterns
 from driftbayes.stats import STAT_DIMS
-from tests.test_lazy_equivalence import CONFIGS, assert_close, dense, stream
+from tests.helpers import dense
+from tests.test_lazy_equivalence import CONFIGS, assert_close, stream
 
 
 def by_session(batch, k: int) -> list:
