@@ -80,19 +80,43 @@ def test_version_1_state_migrates_to_the_same_patterns():
     """tests/data/state-v1.nc was saved by driftbayes' schema-1 writer from these events."""
     from driftbayes.patterns import patterns
     from tests.helpers import concat, traffic
+    from tests.test_lazy_equivalence import assert_close
 
     old = state_mod.load_state(Path(__file__).parent / "data" / "state-v1.nc")
     fresh = DriftLearner(Config()).learn_many(
         concat(traffic(600, seed=3, t0=0.0), traffic(300, seed=4, t0=7200.0)))
     fresh.bodies_[("GET /api/cart", 200)] = ("application/json", '{"items": []}')
+    # to 1e-9 relative, the equality standard of the learner core: the v1 file's applied
+    # transition counts were computed dense, the fresh ones sparse (1 ulp apart)
     for layer in ("prior", "posterior", "applied"):
-        assert patterns(old, layer) == patterns(fresh, layer)
+        assert_close(patterns(old, layer), patterns(fresh, layer), (layer,))
     assert old.bodies_ == fresh.bodies_
     assert [s.session for s in old.sessions.open()] == [s.session for s in fresh.sessions.open()]
     for kind, g in fresh.gate_.items():
         np.testing.assert_array_equal(old.gate_[kind], g)
-    # saved again, it is a version-2 file with one gate variable per kind
+    # saved again, it is a version-3 file with one gate variable per kind
     ds = state_mod.to_dataset(old)
-    assert ds.attrs["schema_version"] == 2 and "gate" not in ds
+    assert ds.attrs["schema_version"] == 3 and "gate" not in ds
     assert ds["gate_transitions"].dims == ("persona", "src")
     assert ds["gate_latency"].dims == ("endpoint", "persona")
+
+
+def test_version_2_dense_transitions_migrate_to_sparse(tmp_path):
+    """Version 2 kept the transition counts dense ``(store, persona, src, dst)``."""
+    from driftbayes.patterns import patterns
+    from tests.test_lazy_equivalence import assert_close
+
+    learner = DriftLearner(Config()).learn_many(traffic(2000, seed=5))
+    ds = state_mod.to_dataset(learner)
+    dense = np.zeros((3, len(learner.personas_), len(ds["src"]), len(ds["dst"])))
+    for i, store in enumerate(("evidence_", "applied_", "pending_")):
+        dense[i] = getattr(learner, store)["trans_count"].to_dense()
+    v2 = ds.drop_vars(["trans_count", "trans_count_src", "trans_count_dst"]).assign(
+        trans_count=(("store", "persona", "src", "dst"), dense)).assign_attrs(schema_version=2)
+    path = tmp_path / "v2.nc"
+    v2.to_netcdf(path, engine="h5netcdf")
+    old = state_mod.load_state(path)
+    assert old.evidence_.equals(learner.evidence_) and old.applied_.equals(learner.applied_)
+    for layer in ("prior", "posterior", "applied"):
+        assert_close(patterns(old, layer), patterns(learner, layer), (layer,))
+    assert len(old.evidence_["trans_count"]) == int(dense.any(axis=(0, 1)).sum())
