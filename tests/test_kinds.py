@@ -130,3 +130,15 @@ def test_a_state_saved_without_it_loads_with_it_empty(tmp_path):
 def test_registering_a_name_twice_is_refused(response_size):
     with pytest.raises(ValueError, match="already registered"):
         register(extra_kind.KIND)
+
+
+@pytest.mark.parametrize("size,n", [(100, 1000), (200_000, 50), (4_340_000, 300)])
+def test_add_bincount_equals_a_dense_bincount(size, n):
+    from driftbayes.kinds.base import add_bincount
+
+    rng = np.random.default_rng(size)
+    idx, w = rng.integers(0, size, n), rng.normal(size=n)
+    for weights in (w, None):
+        got = {"x": np.ones(size)}
+        add_bincount(got, "x", idx, weights)
+        np.testing.assert_array_equal(got["x"], 1 + np.bincount(idx, weights, minlength=size))

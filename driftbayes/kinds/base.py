@@ -67,9 +67,14 @@ class SessionSteps:
 
 
 def add_bincount(pend, name: str, index: np.ndarray, weights=None) -> None:
-    """Add per-index counts (or weights) to a dense statistic, in place."""
+    """Add per-index counts (or weights) to a dense statistic, in place; the cost follows the
+    events, not the statistic's size (a window touches few of many cells)."""
     arr = pend[name]
-    arr += np.bincount(index, weights=weights, minlength=arr.size).reshape(arr.shape)
+    if arr.size <= 4 * len(index) + 4096:
+        arr += np.bincount(index, weights=weights, minlength=arr.size).reshape(arr.shape)
+        return
+    touched, inverse = np.unique(index, return_inverse=True)
+    arr.reshape(-1)[touched] += np.bincount(inverse.ravel(), weights=weights)
 
 
 @dataclass(frozen=True)
