@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from driftbayes import applied, gating
 from driftbayes import conjugate as cj
-from driftbayes import gating
 from driftbayes.changepoint import forget_contradicted, silence_contradicts
 from driftbayes.config import Config, GateUnreachableWarning, gate_reachable
 from driftbayes.events import EventBatch
@@ -549,14 +549,12 @@ class DriftLearner:
         ev = ev + psub
         pooled = self.pooled_evidence(ev)
         report = self._gates(pooled, A, R)
-        s = float(cfg.sensitivity)
         app = self._app.subset(A, R)
         for kind, names in KIND_STATS.items():
-            g = report["gate"][kind]
             for name in names:
-                a = app[name]
-                app[name] = REGISTRY[kind].where(g, name, a + (pooled[name] - a) * s,
-                                                 a * (1.0 - lam))
+                app[name] = applied.step(REGISTRY[kind], report["gate"][kind], name, app[name],
+                                         pooled[name], sensitivity=float(cfg.sensitivity),
+                                         decay=lam)
         self._ev.assign(A, R, ev)
         self._app.assign(A, R, app)
         for kind, g in report["gate"].items():
@@ -637,7 +635,7 @@ class DriftLearner:
         lam, s = float(cfg.decay), float(cfg.sensitivity)
         r, q = 1.0 - lam, 1.0 - s
         ev, app = self._ev, self._app
-        rk = r ** k.astype(float)
+        rk = applied.fade(k, lam)
         kinds = self._silent_decay_kinds()
         if lam > 0:
             for kind in kinds:
@@ -653,7 +651,7 @@ class DriftLearner:
                 for name in KIND_STATS[kind]:
                     a, post = app[name][A], pooled[name]
                     f = qk.reshape((-1,) + (1,) * (a.ndim - 1))
-                    app[name][A] = np.where(broadcast_gate(g, name), post + f * (a - post), a)
+                    app[name][A] = REGISTRY[kind].where(g, name, applied.follow(a, post, f), a)
         # frequency: never pooled, one cell at a time
         d = upto - k
         c, x = ev["freq_count"][A], ev["freq_exposure"][A]
@@ -731,7 +729,7 @@ class DriftLearner:
         lam, q = float(cfg.decay), 1.0 - float(cfg.sensitivity)
         ev, app = self._ev["trans_count"], self._app["trans_count"]
         if lam > 0:
-            f = (1.0 - lam) ** k.astype(float)
+            f = applied.fade(k, lam)
             ev.scale_rows(R, f)
             app.scale_rows(R, f)
             return
@@ -741,7 +739,7 @@ class DriftLearner:
                                         kinds=("transitions",))["trans_count"]
             a, post = app.subset_rows(R).aligned(post)
             f = a.per_pair(np.broadcast_to((q ** k.astype(float))[None, :], g.shape))
-            moved = a.with_values(post.val + f * (a.val - post.val))
+            moved = a.with_values(applied.follow(a.val, post.val, f))
             app.assign_rows(R, REGISTRY["transitions"].where(g, "trans_count", moved, a))
 
     def _sync_all(self) -> None:
