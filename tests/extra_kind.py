@@ -9,9 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from driftbayes import conjugate as cj
 from driftbayes.kinds import lognormal
-from driftbayes.kinds.base import Kind
 
 #: The synthetic mock's response size: median 2 KiB, log-scale spread 1.
 PRIOR_MEDIAN_BYTES = 2048.0
@@ -19,11 +17,9 @@ PRIOR_SIGMA = 1.0
 
 
 @dataclass(frozen=True)
-class SizeParams:
-    nig: cj.NIG  # each (E, P): log response size (bytes)
+class ResponseSize(lognormal.LogNormalKind):
+    prefix: str = "size"
 
-
-class ResponseSize(Kind):
     def accumulate(self, pend, events):
         size = events.extra.get("response_bytes")
         if size is None:
@@ -32,32 +28,9 @@ class ResponseSize(Kind):
         ok = np.isfinite(size) & (size > 0)
         lognormal.accumulate(pend, "size", events.cell[ok], np.log(size[ok]))
 
-    def prior(self, ctx):
+    def prior_median_sigma(self, ctx):
         n = len(ctx.synthetic)
-        return SizeParams(cj.nig_prior(median_ms=np.full(n, PRIOR_MEDIAN_BYTES),
-                                       sigma=np.full(n, PRIOR_SIGMA),
-                                       strength=ctx.col("prior_strength")))
-
-    def params(self, prior, ev, ends):
-        return SizeParams(lognormal.posterior(prior.nig, ev, "size", ends))
-
-    def count(self, stats):
-        return stats["size_n"]
-
-    def key(self, prm, statuses, mass):
-        return lognormal.median_interval(prm.nig, mass)
-
-    def width(self, prm, statuses, mass):
-        return lognormal.log_width(prm.nig, mass)
-
-    def predictive(self, prm, e, p, rng, statuses):
-        return lognormal.sample(prm.nig, e, p, rng)
-
-    def borrow_terms(self, ev, statuses, split):
-        return lognormal.borrow_terms(ev, "size", split)
-
-    def changed(self, ev, pend, statuses, z):
-        return lognormal.changed(ev, pend, "size", z)
+        return np.full(n, PRIOR_MEDIAN_BYTES), np.full(n, PRIOR_SIGMA)
 
 
 KIND = ResponseSize("response_size", lognormal.stats("size"), unit="bytes",

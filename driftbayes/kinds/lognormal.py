@@ -5,10 +5,12 @@ mean-shift change test and the pooling distance."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from driftbayes import conjugate as cj
-from driftbayes.kinds.base import add_bincount
+from driftbayes.kinds.base import Kind, add_bincount
 
 
 def stats(prefix: str) -> dict[str, tuple[str, ...]]:
@@ -70,3 +72,48 @@ def sample(nig: cj.NIG, e, p, rng: np.random.Generator) -> np.ndarray:
     """Log-normal predictive draws (Student-t on the log), one per cell ``(e[i], p[i])``."""
     return cj.sample_lognormal_nig(mu=nig.mu[e, p], kappa=nig.kappa[e, p],
                                    alpha=nig.alpha[e, p], beta=nig.beta[e, p], rng=rng)
+
+
+@dataclass(frozen=True)
+class LogNormalParams:
+    """Posterior of a log-normal kind per cell."""
+
+    nig: cj.NIG  # each (E, P): location and scale of the log values
+
+
+class LogNormalKind(Kind):
+    """A kind whose cells hold a log-normal quantity under a NIG prior, with statistics
+    ``<prefix>_n``, ``_sx``, ``_sxx`` (see :func:`stats`) and the median as key quantity; a
+    subclass says how events add to them and what the prior is (:meth:`prior_median_sigma`)."""
+
+    prefix: str = ""
+
+    def prior_median_sigma(self, ctx) -> tuple[np.ndarray, np.ndarray]:
+        """The synthetic median and log-scale spread per endpoint."""
+        raise NotImplementedError
+
+    def prior(self, ctx):
+        median, sigma = self.prior_median_sigma(ctx)
+        return LogNormalParams(cj.nig_prior(median_ms=median, sigma=sigma,
+                                            strength=ctx.col("prior_strength")))
+
+    def params(self, prior, ev, ends):
+        return LogNormalParams(posterior(prior.nig, ev, self.prefix, ends))
+
+    def count(self, stats):
+        return stats[f"{self.prefix}_n"]
+
+    def key(self, prm, statuses, mass):
+        return median_interval(prm.nig, mass)
+
+    def width(self, prm, statuses, mass):
+        return log_width(prm.nig, mass)
+
+    def predictive(self, prm, e, p, rng, statuses):
+        return sample(prm.nig, e, p, rng)
+
+    def borrow_terms(self, ev, statuses, split):
+        return borrow_terms(ev, self.prefix, split)
+
+    def changed(self, ev, pend, statuses, z):
+        return changed(ev, pend, self.prefix, z)
