@@ -30,6 +30,7 @@ def patterns(learner: DriftLearner, layer: str = "applied") -> list[dict]:
         return []
     pooled = snap.pooled_evidence()
     report = snap.gate_report()
+    gate = snap.gate_  # read once: each read brings every cell up to date
     prm = snap.layer(layer)
     mass = float(snap.config.credible_mass)
     lo_q, hi_q = cj.tail_probs(mass)
@@ -65,7 +66,7 @@ def patterns(learner: DriftLearner, layer: str = "applied") -> list[dict]:
             "layer": layer,
             "n_eff": float(report["n_eff"][kind][gate_idx]),
             "confidence": float(report["confidence"][kind][gate_idx]),
-            "applied": bool(snap.gate_[kind][gate_idx]),
+            "applied": bool(gate[kind][gate_idx]),
             "enabled": bool(report["enabled"][kind][gate_idx]),
             "estimate": float(estimate),
             "interval": {"lower": float(lower), "upper": float(upper), "mass": mass},
