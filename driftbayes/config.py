@@ -34,16 +34,6 @@ BLOCK = "drift_learning"
 MODES = ("behavioral", "statistical", "hybrid")
 #: Where sessions are cut from when an event carries no session id (see driftbayes.io.enrich).
 SESSION_KEYS = ("auto", "client", "user", "trace", "none")
-#: Model kinds each mode learns (``hybrid`` learns all of them).
-def _mode_kinds() -> dict[str, tuple[str, ...]]:
-    from driftbayes.kinds import REGISTRY
-
-    return {"statistical": tuple(k.name for k in REGISTRY.values() if not k.behavioral),
-            "behavioral": tuple(k.name for k in REGISTRY.values() if k.behavioral)}
-
-
-#: Which kinds each ``mode`` applies (from each kind's own ``behavioral`` flag).
-MODE_KINDS = _mode_kinds()
 
 
 class ConfigError(ValueError):
@@ -563,10 +553,11 @@ class Config:
     def learns(self, kind: str) -> bool:
         """Whether the mode learns a model ``kind`` (``latency``, ``errors``, ``frequency``,
         ``transitions``, ``think_time``); False when ``enabled`` is false."""
-        group = next((g for g, kinds in MODE_KINDS.items() if kind in kinds), None)
-        if group is None:
-            valid = [k for kinds in MODE_KINDS.values() for k in kinds]
-            raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(valid)}")
+        from driftbayes.kinds import REGISTRY
+
+        if kind not in REGISTRY:
+            raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(REGISTRY)}")
+        group = "behavioral" if REGISTRY[kind].behavioral else "statistical"
         return self.enabled and self.mode in (group, "hybrid")
 
     def diagnostics(self) -> list[str]:

@@ -18,6 +18,8 @@ Models
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy import special
 
@@ -277,6 +279,15 @@ def sample_histogram(probs, rng: np.random.Generator, *, log_edges=LOG_EDGES):
 
 
 # --------------------------------------------------------------------------- Normal-Inverse-Gamma
+class NIG(NamedTuple):
+    """Normal-Inverse-Gamma parameters of a log-normal's log location and scale."""
+
+    mu: np.ndarray
+    kappa: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+
+
 def nig_prior(*, median_ms, sigma, strength):
     """NIG hyper-parameters ``(mu, kappa, alpha, beta)`` for a synthetic log-normal.
 
@@ -286,7 +297,7 @@ def nig_prior(*, median_ms, sigma, strength):
     strength = np.asarray(strength, dtype=float)
     mu = np.log(np.asarray(median_ms, dtype=float))
     sigma = np.asarray(sigma, dtype=float)
-    return mu, strength, strength / 2.0, strength * sigma**2 / 2.0
+    return NIG(mu, strength, strength / 2.0, strength * sigma**2 / 2.0)
 
 
 def normal_nig_posterior(*, mu0, kappa0, alpha0, beta0, n, sx, sxx):
@@ -300,7 +311,7 @@ def normal_nig_posterior(*, mu0, kappa0, alpha0, beta0, n, sx, sxx):
     mu = (kappa0 * mu0 + sx) / kappa
     alpha = alpha0 + n / 2.0
     beta = beta0 + 0.5 * np.maximum(sxx + kappa0 * mu0**2 - kappa * mu**2, 0.0)
-    return mu, kappa, alpha, beta
+    return NIG(mu, kappa, alpha, beta)
 
 
 def nig_mean_interval(*, mu, kappa, alpha, beta, mass):

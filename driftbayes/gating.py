@@ -26,7 +26,7 @@ __all__ = ["component_width", "error_split", "frequency_width", "gate_report", "
 
 def key_width(kind: str, prm, statuses: list[int], mass: float) -> np.ndarray:
     """Width of the credible interval of a kind's key quantity (``prm``: a ``CellParams``)."""
-    return REGISTRY[kind].width(prm, statuses, mass)
+    return REGISTRY[kind].width(prm[kind], statuses, mass)
 
 
 def gate_report(pooled: Stats, post, *, prior_widths: dict, ends, rows, latency_quantiles,
@@ -49,8 +49,8 @@ def gate_report(pooled: Stats, post, *, prior_widths: dict, ends, rows, latency_
             w_post = np.log(lat_q[..., 2] / lat_q[..., 0])
             w_prior = prior_widths[kind][ends]
         elif kind == "transitions":  # the row's most likely next state
-            top, top_alpha = post.transitions.top()
-            w_post = component_width(top_alpha, post.transitions.totals(), mass)
+            top, top_alpha = post["transitions"].top()
+            w_post = component_width(top_alpha, post["transitions"].totals(), mass)
             to_end, to_endpoint = prior_widths[kind][rows, 1], prior_widths[kind][rows, 0]
             w_prior = np.where(top == n_endpoints, to_end, to_endpoint)
         else:
@@ -68,19 +68,24 @@ def confidence_ceiling(n_eff: float, prior_strength: float) -> float:
     return 1.0 if math.isinf(n_eff) else 1.0 - math.sqrt(prior_strength / (prior_strength + n_eff))
 
 
-#: Dims of each kind's gate: endpoint × persona cells, transitions per persona × source row.
-GATE_DIMS = {k: ("persona", "src") if k == "transitions" else ("endpoint", "persona")
-             for k in KINDS}
+def closed_gates(sizes) -> dict[str, np.ndarray]:
+    """Every gate closed: per kind, one flag per cell of its own dims (endpoint × persona;
+    transitions per persona × source row)."""
+    return {k: np.zeros(tuple(sizes.dim(d) for d in REGISTRY[k].cell_dims), bool) for k in KINDS}
 
 
 def gates_to_dataset(gate: dict[str, np.ndarray]):
     """The gates as one ``gate_<kind>`` variable per kind, with that kind's own dims."""
     import xarray as xr
 
-    return xr.Dataset({f"gate_{k}": (GATE_DIMS[k], np.asarray(g, dtype=np.int8))
+    return xr.Dataset({f"gate_{k}": (REGISTRY[k].cell_dims, np.asarray(g, dtype=np.int8))
                        for k, g in gate.items()})
 
 
-def gates_from_dataset(ds) -> dict[str, np.ndarray]:
-    """Inverse of :func:`gates_to_dataset`."""
-    return {k: ds[f"gate_{k}"].values.astype(bool) for k in KINDS}
+def gates_from_dataset(ds, sizes) -> dict[str, np.ndarray]:
+    """Inverse of :func:`gates_to_dataset` (a kind the file lacks starts closed)."""
+    gates = closed_gates(sizes)
+    for k in KINDS:
+        if f"gate_{k}" in ds:
+            gates[k] = ds[f"gate_{k}"].values.astype(bool)
+    return gates

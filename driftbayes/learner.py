@@ -23,19 +23,21 @@ import difflib
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from driftbayes import applied, gating
 from driftbayes import conjugate as cj
-from driftbayes import gating
 from driftbayes.changepoint import forget_contradicted, silence_contradicts
 from driftbayes.config import Config, GateUnreachableWarning, gate_reachable
 from driftbayes.events import EventBatch
 from driftbayes.globs import match_glob
 from driftbayes.history import HISTORY_COLUMNS, history_frame, window_rows
 from driftbayes.kinds import REGISTRY
-from driftbayes.kinds.transitions import TransitionParams, transition_prior
+from driftbayes.kinds.base import EventCells, PriorContext, SessionSteps
+from driftbayes.kinds.transitions import TransitionParams
 from driftbayes.kinds.transitions import prior_widths as transition_prior_widths
 from driftbayes.open_sessions import OpenSessions
 from driftbayes.pooling import kind_count, pool_personas
@@ -62,15 +64,49 @@ def split_endpoint(name: str) -> tuple[str, str]:
 
 @dataclass
 class CellParams:
-    """Conjugate parameters of one layer for every cell (the predictive the mock samples)."""
+    """Conjugate parameters of one layer for every cell (the predictive the mock samples):
+    each kind's own typed parameters, by kind name (``params["latency"]``), with the built-in
+    kinds' arrays also as attributes."""
 
-    lat_alpha: np.ndarray  # (E, P, B) Dirichlet over latency bins
-    lat_nig: tuple  # (mu, kappa, alpha, beta), each (E, P), log-latency summary
-    status_alpha: np.ndarray  # (E, P, S) Dirichlet over status codes
-    think_nig: tuple  # (E, P) log think time (ms)
-    rate_a: np.ndarray  # (E, P) Gamma shape of the request rate (events/s)
-    rate_b: np.ndarray  # (E, P) Gamma rate (exposure seconds)
-    transitions: TransitionParams  # Dirichlet rows: src (endpoints, START) → dst (…, END)
+    kinds: dict[str, Any]
+
+    def __getitem__(self, kind: str):
+        return self.kinds[kind]
+
+    @property
+    def lat_alpha(self) -> np.ndarray:
+        """(E, P, B) Dirichlet over latency bins."""
+        return self.kinds["latency"].alpha
+
+    @property
+    def lat_nig(self) -> cj.NIG:
+        """(mu, kappa, alpha, beta), each (E, P): the log-latency summary."""
+        return self.kinds["latency"].nig
+
+    @property
+    def status_alpha(self) -> np.ndarray:
+        """(E, P, S) Dirichlet over status codes."""
+        return self.kinds["errors"].alpha
+
+    @property
+    def think_nig(self) -> cj.NIG:
+        """(E, P) log think time (ms) after each source endpoint."""
+        return self.kinds["think_time"].nig
+
+    @property
+    def rate_a(self) -> np.ndarray:
+        """(E, P) Gamma shape of the request rate (events/s)."""
+        return self.kinds["frequency"].a
+
+    @property
+    def rate_b(self) -> np.ndarray:
+        """(E, P) Gamma rate (exposure seconds)."""
+        return self.kinds["frequency"].b
+
+    @property
+    def transitions(self) -> TransitionParams:
+        """Dirichlet rows: src (endpoints, START) → dst (…, END)."""
+        return self.kinds["transitions"]
 
 
 class DriftLearner:
@@ -245,12 +281,7 @@ class DriftLearner:
         return Sizes(len(self.endpoints_), len(self.personas_), len(self.statuses_))
 
     def _closed_gates(self) -> dict[str, np.ndarray]:
-        s = self.sizes
-        return {
-            k: np.zeros((s.persona, s.endpoint + 1) if k == "transitions"
-                        else (s.endpoint, s.persona), bool)
-            for k in KINDS
-        }
+        return gating.closed_gates(self.sizes)
 
     def _grow(self, *, statuses_grew: bool = False) -> None:
         old_e = len(self._ev["lat_n"])
@@ -261,7 +292,7 @@ class DriftLearner:
         old = self._gate
         self._gate = self._closed_gates()
         for k, g in old.items():
-            if k == "transitions":  # src rows: endpoints, then START last
+            if "src" in REGISTRY[k].cell_dims:  # src rows: endpoints, then START last
                 self._gate[k][: g.shape[0], : g.shape[1] - 1] = g[:, :-1]
                 self._gate[k][: g.shape[0], -1] = g[:, -1]
             else:
@@ -305,37 +336,13 @@ class DriftLearner:
         return vocab.encode(values)
 
     # ------------------------------------------------------------------ priors
-    def _prior(self):
-        """Synthetic pseudo-statistics per endpoint (cached until the vocabulary grows)."""
-        if self._prior_cache is not None:
-            return self._prior_cache
-        cfg = self.config
-        E, S = len(self.endpoints_), len(self.statuses_)
-        syns = [cfg.synthetic_for(e) for e in self.endpoints_]
-
-        def col(attr):
-            return np.array([getattr(s, attr) for s in syns], dtype=float)
-
-        strength = col("prior_strength")
-        lat_alpha = cj.dirichlet_prior_alpha(
-            median_ms=col("latency_median_ms"), sigma=col("latency_sigma"), strength=strength
-        ).reshape(E, cj.N_LATENCY_BINS)
-        lat_nig = cj.nig_prior(
-            median_ms=col("latency_median_ms"), sigma=col("latency_sigma"), strength=strength
-        )
-        status = np.zeros((E, S))
-        for i, s in enumerate(syns):
-            codes = self.status_vocab.codes
-            status[i, codes[int(s.status)]] += s.prior_strength * (1 - s.error_rate)
-            status[i, codes[int(s.error_status)]] += s.prior_strength * s.error_rate
-        status = np.maximum(status, 0.0) + cj._ALPHA_FLOOR  # codes the synthetic mock never serves
-        think_nig = cj.nig_prior(
-            median_ms=col("think_time_median_ms"), sigma=col("think_time_sigma"), strength=strength
-        )
-        rate_a, rate_b = cj.gamma_prior(rate=col("rate_per_s"), strength=strength)
-        trans = transition_prior(strength, 1.0 / col("session_length"),
-                                 float(cfg.synthetic.prior_strength))
-        self._prior_cache = (lat_alpha, lat_nig, status, think_nig, rate_a, rate_b, trans)
+    def _prior(self) -> dict:
+        """Each kind's prior from the synthetic defaults, per endpoint (cached until the
+        vocabulary grows)."""
+        if self._prior_cache is None:
+            ctx = PriorContext([self.config.synthetic_for(e) for e in self.endpoints_],
+                               self.config.synthetic, self.statuses_, self.status_vocab.codes)
+            self._prior_cache = {name: kind.prior(ctx) for name, kind in REGISTRY.items()}
         return self._prior_cache
 
     # ------------------------------------------------------------------ learning
@@ -389,38 +396,21 @@ class DriftLearner:
 
     def _accumulate(self, b: EventBatch, e, p, s, rows, sl: slice) -> None:
         """Add one window's events to the pending statistics (vectorised)."""
-        e, p, s = e[sl], p[sl], s[sl]
-        ts, lat = b.ts[sl], b.latency_ms[sl]
+        e, p = e[sl], p[sl]
         self._touched_e[e] = True
-        E, P, S = len(self.endpoints_), len(self.personas_), len(self.statuses_)
-        B = cj.N_LATENCY_BINS
-        pend = self.pending_
-        cell = e * P + p
-        ok = np.isfinite(lat) & (lat >= 0)
-        if ok.any():
-            c, x = cell[ok], np.log(np.maximum(lat[ok], 1e-3))
-            bins = cj.latency_bin_index(lat[ok])
-            pend["lat_hist"] += np.bincount(c * B + bins, minlength=E * P * B).reshape(E, P, B)
-            pend["lat_n"] += np.bincount(c, minlength=E * P).reshape(E, P)
-            pend["lat_sx"] += np.bincount(c, weights=x, minlength=E * P).reshape(E, P)
-            pend["lat_sxx"] += np.bincount(c, weights=x * x, minlength=E * P).reshape(E, P)
-        ok = s >= 0
-        if ok.any():
-            pend["status_count"] += np.bincount(
-                cell[ok] * S + s[ok], minlength=E * P * S
-            ).reshape(E, P, S)
-        hour = (np.floor(ts / 3600.0).astype(np.int64)) % N_HOURS
-        pend["freq_count"] += np.bincount(cell * N_HOURS + hour, minlength=E * P * N_HOURS).reshape(
-            E, P, N_HOURS
-        )
+        events = EventCells(e, p, s[sl], b.ts[sl], b.latency_ms[sl],
+                            {k: v[sl] for k, v in b.extra.items()}, self.sizes)
+        for kind in REGISTRY.values():
+            kind.accumulate(self.pending_, events)
         rows = rows[sl]
         has = rows >= 0
         if has.any():
-            self._accumulate_sessions(rows[has], e[has], p[has], ts[has])
+            self._accumulate_sessions(rows[has], e[has], p[has], events.ts[has])
 
     def _accumulate_sessions(self, row, e, p, ts) -> None:
-        """Transitions and think times from consecutive requests of each session."""
-        E, P = len(self.endpoints_), len(self.personas_)
+        """Transitions (START, END and steps) and the kinds' session steps (think time) from
+        consecutive requests of each session."""
+        E = len(self.endpoints_)
         gap = float(self.config.session_gap)
         order = np.argsort(row, kind="stable")
         row, e, p, ts = row[order], e[order], p[order], ts[order]
@@ -440,13 +430,10 @@ class DriftLearner:
         if broke.any():  # the previous session ended before this request
             trans.add(prev_p[broke], prev_e[broke], np.full(int(broke.sum()), E))
         if cont.any():
-            self._touched_e[prev_e[cont]] = True  # think time belongs to the source endpoint
-            c = prev_e[cont] * P + p[cont]
-            x = np.log(np.maximum(dt[cont] * 1000.0, 1.0))
-            pend = self.pending_
-            pend["think_n"] += np.bincount(c, minlength=E * P).reshape(E, P)
-            pend["think_sx"] += np.bincount(c, weights=x, minlength=E * P).reshape(E, P)
-            pend["think_sxx"] += np.bincount(c, weights=x * x, minlength=E * P).reshape(E, P)
+            self._touched_e[prev_e[cont]] = True  # a step belongs to its source endpoint
+            steps = SessionSteps(prev_e[cont], e[cont], p[cont], dt[cont], self.sizes)
+            for kind in REGISTRY.values():
+                kind.accumulate_steps(self.pending_, steps)
         last = np.r_[np.flatnonzero(first)[1:] - 1, len(row) - 1]
         r = row[last]
         self.sessions.touch(r, e[last], p[last], ts[last])
@@ -562,14 +549,12 @@ class DriftLearner:
         ev = ev + psub
         pooled = self.pooled_evidence(ev)
         report = self._gates(pooled, A, R)
-        s = float(cfg.sensitivity)
         app = self._app.subset(A, R)
         for kind, names in KIND_STATS.items():
-            g = report["gate"][kind]
             for name in names:
-                a = app[name]
-                app[name] = REGISTRY[kind].where(g, name, a + (pooled[name] - a) * s,
-                                                 a * (1.0 - lam))
+                app[name] = applied.step(REGISTRY[kind], report["gate"][kind], name, app[name],
+                                         pooled[name], sensitivity=float(cfg.sensitivity),
+                                         decay=lam)
         self._ev.assign(A, R, ev)
         self._app.assign(A, R, app)
         for kind, g in report["gate"].items():
@@ -590,6 +575,11 @@ class DriftLearner:
         self._update_hot(A, R)
         self.n_windows_ += 1
 
+    @staticmethod
+    def _silent_decay_kinds() -> list[str]:
+        """Kinds whose statistics a silent window only decays (advanced as ``(1-λ)^k``)."""
+        return [name for name, kind in REGISTRY.items() if kind.silent_decay]
+
     def _update_hot(self, A: np.ndarray, R: np.ndarray) -> None:
         """Which of these up-to-date cells a silent window could change beyond closed form."""
         cfg = self.config
@@ -599,7 +589,7 @@ class DriftLearner:
         if lam > 0:
             # under decay a gate may close (or, while n_eff ≥ min_samples, open) in silence;
             # pooled n_eff never exceeds the endpoint's all-persona count
-            for kind in ("latency", "errors", "think_time"):
+            for kind in self._silent_decay_kinds():
                 own = kind_count(ev.subset(A, R, names=KIND_STATS[kind]), kind)
                 hot |= gate[kind][A].any(axis=1) | (own.sum(axis=1) >= minimum)
             self._hot_r[R] = gate["transitions"][:, R].any(axis=0) | (
@@ -645,8 +635,8 @@ class DriftLearner:
         lam, s = float(cfg.decay), float(cfg.sensitivity)
         r, q = 1.0 - lam, 1.0 - s
         ev, app = self._ev, self._app
-        rk = r ** k.astype(float)
-        kinds = ("latency", "errors", "think_time")
+        rk = applied.fade(k, lam)
+        kinds = self._silent_decay_kinds()
         if lam > 0:
             for kind in kinds:
                 for name in KIND_STATS[kind]:
@@ -661,7 +651,7 @@ class DriftLearner:
                 for name in KIND_STATS[kind]:
                     a, post = app[name][A], pooled[name]
                     f = qk.reshape((-1,) + (1,) * (a.ndim - 1))
-                    app[name][A] = np.where(broadcast_gate(g, name), post + f * (a - post), a)
+                    app[name][A] = REGISTRY[kind].where(g, name, applied.follow(a, post, f), a)
         # frequency: never pooled, one cell at a time
         d = upto - k
         c, x = ev["freq_count"][A], ev["freq_exposure"][A]
@@ -722,7 +712,8 @@ class DriftLearner:
         """Frequency n_eff and confidence gate of cells silent since window ``d``, ``j``
         windows later (``e`` their endpoints; every argument of one shape)."""
         cfg = self.config
-        rate_a, rate_b = self._prior()[4:6]
+        rate = self._prior()["frequency"]
+        rate_a, rate_b = rate.a, rate.b
         r = 1.0 - float(cfg.decay)
         rj = r ** j.astype(float)
         x_tot = self._clock.g(d + j).sum(-1) + rj * off_tot
@@ -738,7 +729,7 @@ class DriftLearner:
         lam, q = float(cfg.decay), 1.0 - float(cfg.sensitivity)
         ev, app = self._ev["trans_count"], self._app["trans_count"]
         if lam > 0:
-            f = (1.0 - lam) ** k.astype(float)
+            f = applied.fade(k, lam)
             ev.scale_rows(R, f)
             app.scale_rows(R, f)
             return
@@ -748,7 +739,7 @@ class DriftLearner:
                                         kinds=("transitions",))["trans_count"]
             a, post = app.subset_rows(R).aligned(post)
             f = a.per_pair(np.broadcast_to((q ** k.astype(float))[None, :], g.shape))
-            moved = a.with_values(post.val + f * (a.val - post.val))
+            moved = a.with_values(applied.follow(a.val, post.val, f))
             app.assign_rows(R, REGISTRY["transitions"].where(g, "trans_count", moved, a))
 
     def _sync_all(self) -> None:
@@ -803,13 +794,13 @@ class DriftLearner:
         mass = float(cfg.credible_mass)
         ends = slice(None) if A is None else A
         rows = slice(None) if R is None else R
-        rate_a, rate_b = self._prior()[4:6]
+        rate = self._prior()["frequency"]
         return gating.gate_report(
             pooled, post, prior_widths=self._prior_widths(mass), ends=ends, rows=rows,
             latency_quantiles=self._latency_quantiles(post.lat_alpha, pooled["lat_n"], ends,
                                                       mass),
             enabled={k: self._enabled_kind(k, A, R) for k in KINDS},
-            prior_rate=(rate_a / rate_b)[ends, None], n_endpoints=len(self.endpoints_),
+            prior_rate=(rate.a / rate.b)[ends, None], n_endpoints=len(self.endpoints_),
             statuses=self.statuses_, min_samples=float(cfg.min_samples),
             threshold=float(cfg.confidence_threshold), mass=mass)
 
@@ -826,7 +817,7 @@ class DriftLearner:
         key = (mass, self.sizes.endpoint)
         cache = getattr(self, "_prior_latq_cache", None)
         if cache is None or cache[0] != key:
-            lat_alpha0 = self._prior()[0]
+            lat_alpha0 = self._prior()["latency"].alpha
             cache = (key, cj.dirichlet_median_quantiles(lat_alpha0, [lo_q, 0.5, hi_q]))
             self._prior_latq_cache = cache
         out = np.broadcast_to(cache[1][ends, None, :], lat_alpha.shape[:-1] + (3,)).copy()
@@ -847,7 +838,7 @@ class DriftLearner:
         prior = self.params_from(Stats.zeros(Sizes(E, 1, len(self.statuses_))))
         widths = {k: gating.key_width(k, prior, self.statuses_, mass)
                   for k in KINDS if k != "transitions"}
-        widths["transitions"] = transition_prior_widths(*self._prior()[6], mass)
+        widths["transitions"] = transition_prior_widths(*self._prior()["transitions"], mass)
         self._prior_width_cache = (key, widths)
         return widths
 
@@ -855,32 +846,11 @@ class DriftLearner:
     def params_from(self, evidence: Stats | None, A=None, R=None) -> CellParams:
         """Synthetic prior plus ``evidence`` (relative to it) → conjugate parameters per cell
         (of endpoints ``A`` and transition rows ``R`` when ``evidence`` is such a subset)."""
-        lat_alpha, lat_nig, status, think_nig, rate_a, rate_b, trans = self._prior()
+        prior = self._prior()
         ends = slice(None) if A is None else A
         ev = evidence if evidence is not None else Stats.zeros(self.sizes)
-        E, P = ev["lat_n"].shape
-
-        def nig(prior, prefix):
-            mu0, k0, a0, b0 = (np.asarray(x)[ends, None] for x in prior)
-            return cj.normal_nig_posterior(
-                mu0=mu0, kappa0=k0, alpha0=a0, beta0=b0,
-                n=ev[f"{prefix}_n"], sx=ev[f"{prefix}_sx"], sxx=ev[f"{prefix}_sxx"],
-            )
-
-        a, b = cj.poisson_gamma_posterior(
-            a0=rate_a[ends, None], b0=rate_b[ends, None],
-            count=ev["freq_count"].sum(-1), exposure=ev["freq_exposure"].sum(-1),
-        )
-        dirichlet = cj.dirichlet_categorical_posterior
-        return CellParams(
-            lat_alpha=dirichlet(alpha0=lat_alpha[ends, None, :], counts=ev["lat_hist"]),
-            lat_nig=tuple(np.broadcast_to(x, (E, P)) for x in nig(lat_nig, "lat")),
-            status_alpha=dirichlet(alpha0=status[ends, None, :], counts=ev["status_count"]),
-            think_nig=tuple(np.broadcast_to(x, (E, P)) for x in nig(think_nig, "think")),
-            rate_a=np.broadcast_to(a, (E, P)),
-            rate_b=np.broadcast_to(b, (E, P)),
-            transitions=TransitionParams(*trans, ev["trans_count"]),
-        )
+        return CellParams({name: kind.params(prior[name], ev, ends)
+                           for name, kind in REGISTRY.items()})
 
     def snapshot(self) -> DriftLearner:
         """A copy with the open window closed, so every event seen so far is in the layers."""

@@ -6,15 +6,12 @@ import numpy as np
 
 from driftbayes import conjugate as cj
 from driftbayes.gating import error_split
+from driftbayes.kinds import REGISTRY
 from driftbayes.learner import END, START, DriftLearner, split_endpoint
 
-UNITS = {
-    "latency": "ms",
-    "errors": "probability",
-    "transitions": "probability",
-    "think_time": "ms",
-    "frequency": "req/s",
-}
+#: Kinds whose rows carry more than the key quantity (written out below); any other
+#: registered kind gets a row per cell with data: its key quantity and interval.
+BUILT_IN = ("latency", "errors", "think_time", "frequency", "transitions")
 
 
 def patterns(learner: DriftLearner, layer: str = "applied") -> list[dict]:
@@ -26,29 +23,26 @@ def patterns(learner: DriftLearner, layer: str = "applied") -> list[dict]:
     ``latency``, P(status ≥ 500) for ``errors``, the most likely next endpoint's probability for
     ``transitions`` (probabilities are posterior means, i.e. what the mock serves), median
     think time (ms) for ``think_time``, request rate (req/s) for
-    ``frequency``.
+    ``frequency``; a registered extra kind's own key quantity (``unit`` says which).
     """
     snap = learner.snapshot()
     if not snap.endpoints_:
         return []
     pooled = snap.pooled_evidence()
     report = snap.gate_report()
+    gate = snap.gate_  # read once: each read brings every cell up to date
     prm = snap.layer(layer)
     mass = float(snap.config.credible_mass)
     lo_q, hi_q = cj.tail_probs(mass)
     own = snap.evidence_
 
-    lat_q = cj.dirichlet_median_quantiles(prm.lat_alpha, [lo_q, 0.5, hi_q])
+    statuses = snap.statuses_
+    key = {name: kind.key(prm[name], statuses, mass) for name, kind in REGISTRY.items()}
     lat_pred = cj.histogram_quantiles(cj.dirichlet_mean(prm.lat_alpha), [0.9, 0.99])
     mu, kappa, alpha, beta = prm.lat_nig
-    a5, rest5 = error_split(prm.status_alpha, snap.statuses_, 500)
-    e5 = (a5 / (a5 + rest5), *cj.beta_interval(a5, rest5, mass=mass))
     a4, rest4 = error_split(prm.status_alpha, snap.statuses_, 400)
     e4 = (a4 / (a4 + rest4), *cj.beta_interval(a4, rest4, mass=mass))
     status_p = cj.dirichlet_mean(prm.status_alpha)
-    tmu, tk, ta, tb = prm.think_nig
-    t_lo, t_hi = cj.nig_mean_interval(mu=tmu, kappa=tk, alpha=ta, beta=tb, mass=mass)
-    r_lo, r_hi = cj.gamma_interval(prm.rate_a, prm.rate_b, mass=mass)
     # rate by UTC hour of day: the prior spread evenly over the 24 hours, plus that hour's data
     ev = {"prior": None, "posterior": pooled, "applied": snap.applied_}[layer]
     a0, b0 = (prm.rate_a - (0 if ev is None else ev["freq_count"].sum(-1)),
@@ -72,15 +66,21 @@ def patterns(learner: DriftLearner, layer: str = "applied") -> list[dict]:
             "layer": layer,
             "n_eff": float(report["n_eff"][kind][gate_idx]),
             "confidence": float(report["confidence"][kind][gate_idx]),
-            "applied": bool(snap.gate_[kind][gate_idx]),
+            "applied": bool(gate[kind][gate_idx]),
             "enabled": bool(report["enabled"][kind][gate_idx]),
             "estimate": float(estimate),
             "interval": {"lower": float(lower), "upper": float(upper), "mass": mass},
-            "unit": UNITS[kind],
+            "unit": REGISTRY[kind].unit,
             **extra,
         })
 
     E, P = len(snap.endpoints_), len(snap.personas_)
+    mu, alpha, beta = prm.lat_nig.mu, prm.lat_nig.alpha, prm.lat_nig.beta
+    extra = {name: REGISTRY[name].count(own) > 0 for name in REGISTRY if name not in BUILT_IN}
+
+    def at(name, ei, pi):
+        return (x[ei, pi] for x in key[name])
+
     # a kind is listed for a cell once that cell has had data for it (faded evidence included)
     seen = own["freq_count"].sum(-1) > 0
     for ei in range(E):
@@ -88,30 +88,29 @@ def patterns(learner: DriftLearner, layer: str = "applied") -> list[dict]:
             if not seen[ei, pi]:
                 continue
             if own["lat_n"][ei, pi] > 0:
-                row(ei, pi, "latency", *lat_q[ei, pi, [1, 0, 2]],
+                row(ei, pi, "latency", *at("latency", ei, pi),
                     p90_ms=float(lat_pred[ei, pi, 0]), p99_ms=float(lat_pred[ei, pi, 1]),
                     lognormal={"median_ms": float(np.exp(mu[ei, pi])),
                                "sigma": float(np.sqrt(beta[ei, pi]
                                                       / max(alpha[ei, pi] - 1, 1e-9)))})
             if own["status_count"][ei, pi].sum() > 0:
-                row(ei, pi, "errors", *(x[ei, pi] for x in e5),
+                row(ei, pi, "errors", *at("errors", ei, pi),
                     p_4xx={"estimate": float(e4[0][ei, pi]), "lower": float(e4[1][ei, pi]),
                            "upper": float(e4[2][ei, pi])},
                     status_mix={str(c): round(float(status_p[ei, pi, k]), 6)
-                                for k, c in enumerate(snap.statuses_)
+                                for k, c in enumerate(statuses)
                                 if status_p[ei, pi, k] > 1e-6})
             if own["think_n"][ei, pi] > 0:
-                row(ei, pi, "think_time", np.exp(tmu[ei, pi]), np.exp(t_lo[ei, pi]),
-                    np.exp(t_hi[ei, pi]))
-            row(ei, pi, "frequency", prm.rate_a[ei, pi] / prm.rate_b[ei, pi],
-                r_lo[ei, pi], r_hi[ei, pi],
+                row(ei, pi, "think_time", *at("think_time", ei, pi))
+            row(ei, pi, "frequency", *at("frequency", ei, pi),
                 hourly_rate=[round(float(x), 6) for x in hourly[ei, pi]])
+            for name, has in extra.items():
+                if has[ei, pi]:
+                    row(ei, pi, name, *at(name, ei, pi))
     trans = prm.transitions
-    top, top_alpha = trans.top()
-    total = trans.totals()
-    lo, hi = cj.beta_interval(top_alpha, total - top_alpha, mass=mass)
+    top = trans.top()[0]
     for pi, si in zip(*np.nonzero(own["trans_count"].row_sums() > 0)):
-        row(si, pi, "transitions", top_alpha[pi, si] / total[pi, si], lo[pi, si], hi[pi, si],
+        row(si, pi, "transitions", *(x[pi, si] for x in key["transitions"]),
             next=dst_names[top[pi, si]],
             top_next={dst_names[j]: round(p, 6) for j, p in trans.top_next(pi, si, 5)})
     return rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from driftbayes import conjugate as cj
+from driftbayes.kinds import REGISTRY
 from driftbayes.learner import DriftLearner, split_endpoint
 
 
@@ -41,7 +42,8 @@ def sample(
 
     Returns
     -------
-    dict of arrays ``endpoint``, ``method``, ``persona``, ``status``, ``latency_ms``.
+    dict of arrays ``endpoint``, ``method``, ``persona``, ``status``, ``latency_ms`` (and one
+    per registered extra kind that draws a value, named by its ``observable``).
     """
     snap = learner.snapshot()
     if not snap.endpoints_:
@@ -52,17 +54,20 @@ def sample(
     ei, pi, w = _cells(snap, endpoint, persona, rate)
     pick = cj.sample_categorical(np.broadcast_to(w / w.sum(), (n, len(w))), rng)
     e, p = ei[pick], pi[pick]
-    status_p = cj.dirichlet_mean(prm.status_alpha)[e, p]
-    status = np.asarray(snap.statuses_)[cj.sample_categorical(status_p, rng)]
-    lat = cj.sample_histogram(cj.dirichlet_mean(prm.lat_alpha)[e, p], rng)
     names = [split_endpoint(x) for x in snap.endpoints_]
-    return {
+    out = {
         "endpoint": np.array([names[i][1] for i in e], dtype=object),
         "method": np.array([names[i][0] for i in e], dtype=object),
         "persona": np.array(snap.personas_, dtype=object)[p],
-        "status": status.astype(int),
-        "latency_ms": lat,
     }
+    # each kind's predictive: status, latency, then any registered kind that draws a value
+    drawn = ["errors", "latency"] + [k for k, kind in REGISTRY.items()
+                                     if kind.observable and k not in ("errors", "latency")]
+    for name in drawn:
+        kind = REGISTRY[name]
+        out[kind.observable] = kind.predictive(prm[name], e, p, rng, snap.statuses_)
+    out["status"] = out["status"].astype(int)
+    return out
 
 
 def sample_sessions(
@@ -98,9 +103,6 @@ def sample_sessions(
         p = cj.sample_categorical(np.broadcast_to(share / share.sum(), (k, len(share))), rng)
     else:
         p = np.full(k, snap.resolve_persona(persona))
-    status_p = cj.dirichlet_mean(prm.status_alpha)
-    lat_p = cj.dirichlet_mean(prm.lat_alpha)
-    tmu, tk, ta, tb = prm.think_nig
     names = [split_endpoint(x) for x in snap.endpoints_]
     state = np.full(k, E)  # START
     alive = np.ones(k, bool)
@@ -118,11 +120,10 @@ def sample_sessions(
         if step == 0:
             think = np.zeros(len(idx))
         else:
-            src, pp = state[idx], p[idx]
-            think = cj.sample_lognormal_nig(mu=tmu[src, pp], kappa=tk[src, pp],
-                                            alpha=ta[src, pp], beta=tb[src, pp], rng=rng)
-        status = np.asarray(snap.statuses_)[cj.sample_categorical(status_p[nxt, p[idx]], rng)]
-        lat = cj.sample_histogram(lat_p[nxt, p[idx]], rng)
+            think = REGISTRY["think_time"].predictive(prm["think_time"], state[idx], p[idx],
+                                                      rng, snap.statuses_)
+        status = REGISTRY["errors"].predictive(prm["errors"], nxt, p[idx], rng, snap.statuses_)
+        lat = REGISTRY["latency"].predictive(prm["latency"], nxt, p[idx], rng, snap.statuses_)
         for j, i in enumerate(idx):
             out.append({
                 "session": int(i), "step": step, "endpoint": names[nxt[j]][1],

@@ -97,7 +97,7 @@ def from_dataset(ds: xr.Dataset, config: Config | None = None) -> DriftLearner:
     L.statuses_ = [int(x) for x in ds["status"].values]
     for store, stats in stores_from_dataset(ds, L.sizes).items():
         setattr(L, f"{store}_", stats)
-    L.gate_ = gates_from_dataset(ds)
+    L.gate_ = gates_from_dataset(ds, L.sizes)
     L.sessions = OpenSessions.from_dataset(ds)
     L.bodies_ = recorded_bodies_from_dataset(ds)
     w = int(ds.attrs["window"])

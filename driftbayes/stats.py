@@ -13,21 +13,36 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from driftbayes.conjugate import N_LATENCY_BINS
-from driftbayes.kinds import REGISTRY
+from driftbayes.kinds import REGISTRY, on_change
+from driftbayes.kinds.frequency import N_HOURS
 from driftbayes.kinds.transitions import TransitionCounts
 
-N_HOURS = 24
+__all__ = ["KINDS", "KIND_STATS", "N_HOURS", "STAT_DIMS", "Sizes", "Stats"]
 
 #: statistic → dims. ``src`` rows are endpoints then START; ``dst`` columns endpoints then END.
 #: Built from the kinds' registry (:mod:`driftbayes.kinds`).
-STAT_DIMS: dict[str, tuple[str, ...]] = {
-    name: dims for kind in REGISTRY.values() for name, dims in kind.stats.items()}
-
+STAT_DIMS: dict[str, tuple[str, ...]] = {}
 #: Which statistics each learned pattern kind owns (gating acts on a kind as a whole).
-KIND_STATS: dict[str, tuple[str, ...]] = {
-    kind.name: tuple(kind.stats) for kind in REGISTRY.values()}
-KINDS = tuple(KIND_STATS)
+KIND_STATS: dict[str, tuple[str, ...]] = {}
+#: The registered kinds' names, in registry order.
+KINDS: list[str] = []
+#: Sizes of the kinds' own dims (``lat_bin``, ``hour``, …).
+FIXED_DIMS: dict[str, int] = {}
+
+
+def _rebuild() -> None:
+    """Derive the tables above from the registry (in place: importers hold these objects)."""
+    STAT_DIMS.clear()
+    STAT_DIMS.update({n: d for k in REGISTRY.values() for n, d in k.stats.items()})
+    KIND_STATS.clear()
+    KIND_STATS.update({k.name: tuple(k.stats) for k in REGISTRY.values()})
+    KINDS[:] = list(REGISTRY)
+    FIXED_DIMS.clear()
+    FIXED_DIMS.update({n: s for k in REGISTRY.values() for n, s in k.fixed_dims.items()})
+
+
+_rebuild()
+on_change(_rebuild)
 
 #: Dims whose last slot is a fixed state (START / END) that must stay last when growing.
 _TAILED = {"src", "dst"}
@@ -42,15 +57,9 @@ class Sizes:
     status: int = 0
 
     def dim(self, name: str) -> int:
-        return {
-            "endpoint": self.endpoint,
-            "persona": self.persona,
-            "status": self.status,
-            "lat_bin": N_LATENCY_BINS,
-            "hour": N_HOURS,
-            "src": self.endpoint + 1,
-            "dst": self.endpoint + 1,
-        }[name]
+        vocab = {"endpoint": self.endpoint, "persona": self.persona, "status": self.status,
+                 "src": self.endpoint + 1, "dst": self.endpoint + 1}
+        return vocab[name] if name in vocab else FIXED_DIMS[name]
 
 
 @dataclass
@@ -195,7 +204,9 @@ def stores_from_dataset(ds, sizes: Sizes) -> dict[str, Stats]:
     for i, store in enumerate(ds["store"].values):
         arrays = {}
         for n, dims in STAT_DIMS.items():
-            if "pair" in ds[n].dims:
+            if n not in ds:  # a kind registered after the state was written starts empty
+                arrays[n] = _zeros(dims, sizes)
+            elif "pair" in ds[n].dims:
                 arrays[n] = TransitionCounts(ds[f"{n}_src"].values, ds[f"{n}_dst"].values,
                                              np.array(ds[n].values[i], dtype=float),
                                              sizes.endpoint + 1)

@@ -3,10 +3,19 @@ aggregation, on the arcsin √p scale."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from driftbayes import conjugate as cj
-from driftbayes.kinds.base import Kind
+from driftbayes.kinds.base import Kind, add_bincount
+
+
+@dataclass(frozen=True)
+class ErrorParams:
+    """Status-code posterior per cell."""
+
+    alpha: np.ndarray  # (E, P, S) Dirichlet over the status codes
 
 
 def error_split(alpha: np.ndarray, statuses: list[int], threshold: int):
@@ -17,12 +26,38 @@ def error_split(alpha: np.ndarray, statuses: list[int], threshold: int):
 
 
 class Errors(Kind):
+    def accumulate(self, pend, events):
+        ok = events.status >= 0
+        if ok.any():
+            add_bincount(pend, "status_count",
+                         events.cell[ok] * events.sizes.status + events.status[ok])
+
+    def prior(self, ctx):
+        status = np.zeros((len(ctx.synthetic), len(ctx.statuses)))
+        for i, s in enumerate(ctx.synthetic):
+            status[i, ctx.status_codes[int(s.status)]] += s.prior_strength * (1 - s.error_rate)
+            status[i, ctx.status_codes[int(s.error_status)]] += s.prior_strength * s.error_rate
+        # codes the synthetic mock never serves keep a floor
+        return ErrorParams(np.maximum(status, 0.0) + cj._ALPHA_FLOOR)
+
+    def params(self, prior, ev, ends):
+        return ErrorParams(cj.dirichlet_categorical_posterior(alpha0=prior.alpha[ends, None, :],
+                                                              counts=ev["status_count"]))
+
     def count(self, stats):
         return stats["status_count"].sum(-1)
 
+    def key(self, prm, statuses, mass):
+        a5, rest = error_split(prm.alpha, statuses, 500)
+        return (a5 / (a5 + rest), *cj.beta_interval(a5, rest, mass=mass))
+
     def width(self, prm, statuses, mass):
-        a5, rest = error_split(prm.status_alpha, statuses, 500)
+        a5, rest = error_split(prm.alpha, statuses, 500)
         return cj.beta_width_stabilised(a5, rest, mass=mass)
+
+    def predictive(self, prm, e, p, rng, statuses):
+        probs = cj.dirichlet_mean(prm.alpha)[e, p]
+        return np.asarray(statuses)[cj.sample_categorical(probs, rng)]
 
     def borrow_terms(self, ev, statuses, split):
         err = ev["status_count"][..., np.asarray(statuses) >= 500].sum(-1)
@@ -41,4 +76,5 @@ class Errors(Kind):
             pend["status_count"][..., codes >= 500].sum(-1), n_w, z=z)
 
 
-KIND = Errors("errors", {"status_count": ("endpoint", "persona", "status")})
+KIND = Errors("errors", {"status_count": ("endpoint", "persona", "status")},
+              unit="probability", observable="status")

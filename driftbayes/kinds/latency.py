@@ -3,50 +3,70 @@ latency (summary); key quantity the median latency, on the log scale."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from driftbayes import conjugate as cj
-from driftbayes.kinds.base import Kind
+from driftbayes.kinds import lognormal
+from driftbayes.kinds.base import Kind, add_bincount
 
 
-def log_mean_borrow_terms(ev, prefix: str, split):
-    """``(d, se, own)`` for a mean of log values (standard error from the cell's own spread;
-    a cell with one or two samples uses its endpoint's)."""
-    (n, n_o), (sx, sx_o), (sxx, sxx_o) = (split(ev[f"{prefix}_{k}"]) for k in ("n", "sx", "sxx"))
-    mean, mean_o = sx / n, sx_o / n_o
-    var = np.maximum(sxx / n - mean**2, 0.0)
-    pooled_var = np.maximum((sxx + sxx_o) / (n + n_o) - ((sx + sx_o) / (n + n_o))**2, 0.0)
-    var = np.where(n >= 3, var, pooled_var)
-    return np.abs(mean - mean_o), np.sqrt(var / n), n
+@dataclass(frozen=True)
+class LatencyParams:
+    """Latency posterior per cell."""
 
-
-def log_mean_changed(ev, pend, prefix: str, z: float):
-    """Two-sample z-test of the window's mean log value (needs 3 window observations)."""
-    if not (pend[f"{prefix}_n"] >= 3).any():
-        return None
-    return cj.mean_shift_changed(ev[f"{prefix}_n"], ev[f"{prefix}_sx"], ev[f"{prefix}_sxx"],
-                                 pend[f"{prefix}_n"], pend[f"{prefix}_sx"], z=z)
+    alpha: np.ndarray  # (E, P, B) Dirichlet over latency bins
+    nig: cj.NIG  # each (E, P): log-latency location and scale
 
 
 class Latency(Kind):
+    def accumulate(self, pend, events):
+        lat = events.latency_ms
+        ok = np.isfinite(lat) & (lat >= 0)
+        if not ok.any():
+            return
+        cell, x = events.cell[ok], np.log(np.maximum(lat[ok], 1e-3))
+        add_bincount(pend, "lat_hist", cell * cj.N_LATENCY_BINS + cj.latency_bin_index(lat[ok]))
+        lognormal.accumulate(pend, "lat", cell, x)
+
+    def prior(self, ctx):
+        median, sigma = ctx.col("latency_median_ms"), ctx.col("latency_sigma")
+        strength = ctx.col("prior_strength")
+        alpha = cj.dirichlet_prior_alpha(median_ms=median, sigma=sigma, strength=strength)
+        return LatencyParams(alpha.reshape(len(strength), cj.N_LATENCY_BINS),
+                             cj.nig_prior(median_ms=median, sigma=sigma, strength=strength))
+
+    def params(self, prior, ev, ends):
+        return LatencyParams(
+            cj.dirichlet_categorical_posterior(alpha0=prior.alpha[ends, None, :],
+                                               counts=ev["lat_hist"]),
+            lognormal.posterior(prior.nig, ev, "lat", ends))
+
     def count(self, stats):
         return stats["lat_n"]
 
+    def key(self, prm, statuses, mass):
+        lo_q, hi_q = cj.tail_probs(mass)
+        q = cj.dirichlet_median_quantiles(prm.alpha, [lo_q, 0.5, hi_q])
+        return q[..., 1], q[..., 0], q[..., 2]
+
     def width(self, prm, statuses, mass):
         lo_q, hi_q = cj.tail_probs(mass)
-        q = cj.dirichlet_median_quantiles(prm.lat_alpha, [lo_q, hi_q])
+        q = cj.dirichlet_median_quantiles(prm.alpha, [lo_q, hi_q])
         return np.log(q[..., 1]) - np.log(q[..., 0])
 
+    def predictive(self, prm, e, p, rng, statuses):
+        return cj.sample_histogram(cj.dirichlet_mean(prm.alpha)[e, p], rng)
+
     def borrow_terms(self, ev, statuses, split):
-        return log_mean_borrow_terms(ev, "lat", split)
+        return lognormal.borrow_terms(ev, "lat", split)
 
     def changed(self, ev, pend, statuses, z):
-        return log_mean_changed(ev, pend, "lat", z)
+        return lognormal.changed(ev, pend, "lat", z)
 
 
 KIND = Latency("latency", {
     "lat_hist": ("endpoint", "persona", "lat_bin"),
-    "lat_n": ("endpoint", "persona"),
-    "lat_sx": ("endpoint", "persona"),
-    "lat_sxx": ("endpoint", "persona"),
-})
+    **lognormal.stats("lat"),
+}, fixed_dims={"lat_bin": cj.N_LATENCY_BINS}, unit="ms", observable="latency_ms")

@@ -4,29 +4,26 @@ scale."""
 
 from __future__ import annotations
 
-from driftbayes import conjugate as cj
-from driftbayes.kinds.base import Kind
-from driftbayes.kinds.latency import log_mean_borrow_terms, log_mean_changed
+from dataclasses import dataclass
+
+import numpy as np
+
+from driftbayes.kinds import lognormal
 
 
-class ThinkTime(Kind):
-    def count(self, stats):
-        return stats["think_n"]
+@dataclass(frozen=True)
+class ThinkTime(lognormal.LogNormalKind):
+    prefix: str = "think"
 
-    def width(self, prm, statuses, mass):
-        mu, kappa, alpha, beta = prm.think_nig
-        lo, hi = cj.nig_mean_interval(mu=mu, kappa=kappa, alpha=alpha, beta=beta, mass=mass)
-        return hi - lo
+    def accumulate_steps(self, pend, steps):
+        cell = steps.source * steps.sizes.persona + steps.persona
+        lognormal.accumulate(pend, "think", cell, np.log(np.maximum(steps.gap_s * 1000.0, 1.0)))
 
-    def borrow_terms(self, ev, statuses, split):
-        return log_mean_borrow_terms(ev, "think", split)
-
-    def changed(self, ev, pend, statuses, z):
-        return log_mean_changed(ev, pend, "think", z)
+    def prior_median_sigma(self, ctx):
+        return ctx.col("think_time_median_ms"), ctx.col("think_time_sigma")
 
 
-KIND = ThinkTime("think_time", {
-    "think_n": ("endpoint", "persona"),
-    "think_sx": ("endpoint", "persona"),
-    "think_sxx": ("endpoint", "persona"),
-}, behavioral=True)
+#: Think-time posterior per cell (source endpoint × persona): ``nig``, log think time (ms).
+ThinkTimeParams = lognormal.LogNormalParams
+
+KIND = ThinkTime("think_time", lognormal.stats("think"), behavioral=True, unit="ms")

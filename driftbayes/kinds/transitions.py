@@ -460,12 +460,26 @@ def prior_widths(base: np.ndarray, end: np.ndarray, mass: float) -> np.ndarray:
 
 
 class Transitions(Kind):
+    """Counted by the learner's session machinery (START, END, session expiry), not by
+    :meth:`accumulate`; rows, not endpoint cells, are its gate's unit."""
+
+    def prior(self, ctx):
+        return transition_prior(ctx.col("prior_strength"), 1.0 / ctx.col("session_length"),
+                                float(ctx.default.prior_strength))
+
+    def params(self, prior, ev, ends):
+        return TransitionParams(*prior, ev["trans_count"])
+
     def count(self, stats):
         return stats["trans_count"].row_sums()
 
+    def key(self, prm, statuses, mass):
+        _, top_alpha = prm.top()
+        total = prm.totals()
+        return (top_alpha / total, *cj.beta_interval(top_alpha, total - top_alpha, mass=mass))
+
     def width(self, prm, statuses, mass):
-        t = prm.transitions
-        return component_width(t.top()[1], t.totals(), mass)
+        return component_width(prm.top()[1], prm.totals(), mass)
 
     def borrow_terms(self, ev, statuses, split):
         # the largest difference between the own and the others' next-state probabilities
@@ -505,4 +519,5 @@ class Transitions(Kind):
         return a.with_values(np.where(a.per_pair(gate), a.val, b.val))
 
 
-KIND = Transitions("transitions", {"trans_count": ("persona", "src", "dst")}, behavioral=True)
+KIND = Transitions("transitions", {"trans_count": ("persona", "src", "dst")}, behavioral=True,
+                   silent_decay=False, unit="probability")
