@@ -199,7 +199,7 @@ class DriftLearner:
         self._touched_e = np.zeros(E, bool)
         for name, dims in STAT_DIMS.items():
             if dims[0] == "endpoint":
-                self._touched_e |= pend[name].reshape(E, -1).any(axis=1)
+                self._touched_e |= pend[name].any(axis=tuple(range(1, len(dims))))
         self._touched_r = pend["trans_count"].rows_with_data()
         self._hot_e = np.zeros(E, bool)
         self._hot_r = np.zeros(E + 1, bool)
@@ -322,18 +322,15 @@ class DriftLearner:
             if statuses_grew:
                 self._touched_e |= self._ev["status_count"].sum(axis=(1, 2)) >= minimum
 
-    def _encode(self, values: np.ndarray, vocab: Vocabulary) -> np.ndarray:
-        """Vocabulary codes of ``values``; new names join in order of first appearance."""
-        uniq = pd.unique(values)
-        new = vocab.missing(uniq.tolist())
-        if new:
-            if vocab is self.persona_vocab and not self._stale:
-                # new persona cells start with no exposure now, not at their endpoint's
-                # last update
-                self._sync_all()
-            vocab.add(new)
-            self._grow(statuses_grew=vocab is self.status_vocab)
-        return vocab.encode(values)
+    def _register(self, names: list, vocab: Vocabulary) -> None:
+        """New names join ``vocab`` now (their cells start in the open window)."""
+        if not names:
+            return
+        if vocab is self.persona_vocab and not self._stale:
+            # new persona cells start with no exposure now, not at their endpoint's last update
+            self._sync_all()
+        vocab.add(names)
+        self._grow(statuses_grew=vocab is self.status_vocab)
 
     # ------------------------------------------------------------------ priors
     def _prior(self) -> dict:
@@ -359,15 +356,18 @@ class DriftLearner:
         tc, tu = pd.factorize(batch.endpoint)
         pair, pairs = pd.factorize(mc * len(tu) + tc)
         keys = np.array([f"{mu[k // len(tu)]} {tu[k % len(tu)]}" for k in pairs], dtype=object)
-        e = self._encode(keys, self.endpoint_vocab)[pair]
         if "response_body" in batch.extra:
             self._remember_bodies(keys[pair], batch)
-        p = self._encode(batch.persona, self.persona_vocab)
-        has_status = batch.status > 0
+        # codes now; each new name joins the vocabulary in the window of its first event, so a
+        # new cell's exposure starts there whatever the batching
+        e, new_e, first_e = self.endpoint_vocab.plan(keys[pair])
+        p, new_p, first_p = self.persona_vocab.plan(batch.persona)
+        has_status = np.flatnonzero(batch.status > 0)
         s = np.full(len(batch), -1, dtype=np.int64)
-        if has_status.any():
-            s[has_status] = self._encode(batch.status[has_status].astype(np.int64),
-                                         self.status_vocab)
+        s[has_status], new_s, first_s = self.status_vocab.plan(
+            batch.status[has_status].astype(np.int64))
+        joining = [(self.endpoint_vocab, new_e, first_e), (self.persona_vocab, new_p, first_p),
+                   (self.status_vocab, new_s, has_status[first_s])]
         rows = self.sessions.rows(batch.session)
         win = np.floor(batch.ts / interval).astype(np.int64)
         if self.window_ is None:
@@ -380,6 +380,8 @@ class DriftLearner:
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(eff)]):
             if eff[lo] > self.window_:
                 self._advance(int(eff[lo]))
+            for vocab, names, first in joining:
+                self._register([n for n, i in zip(names, first) if lo <= i < hi], vocab)
             self._accumulate(batch, e, p, s, rows, slice(lo, hi))
         self.n_events_ += len(batch)
         self.t_last_ = float(np.nanmax([self.t_last_, batch.ts.max()]))
@@ -984,23 +986,38 @@ class DriftLearner:
             raise ValueError("learn_sums needs a shard (DriftLearner.shard()), not a learner")
         if shard.window_ is None:
             return self
-        self._encode(np.asarray(shard.endpoints_, dtype=object), self.endpoint_vocab)
-        self._encode(np.asarray(shard.personas_, dtype=object), self.persona_vocab)
-        self._encode(np.asarray(shard.statuses_, dtype=np.int64), self.status_vocab)
-        ie = self.endpoint_vocab.remap(shard.endpoint_vocab)
-        ip = self.persona_vocab.remap(shard.persona_vocab)
-        isrc = np.r_[ie, len(self.endpoints_)]
-        maps = {"endpoint": ie, "persona": ip, "status": self.status_vocab.remap(
-            shard.status_vocab), "src": isrc, "dst": isrc}
         sums = [(w, s.grown(shard.sizes)) for w, s in sorted(shard.window_sums_.items())]
-        for w, stats in sums + [(shard.window_, shard.pending_)]:
+        sums.append((shard.window_, shard.pending_))
+        vocabs = [(self.endpoint_vocab, shard.endpoint_vocab, (1, 2)),
+                  (self.persona_vocab, shard.persona_vocab, (0, 2))]
+        maps = None
+        for w, stats in sums:
             if self.window_ is None:
                 self.window_ = w
             self._lazy_init()
             if w > self.window_:
                 self._advance(w)
+            # each name joins in the window of its first event, as when learning the events
+            status_seen = stats["status_count"].sum(axis=(0, 1)) > 0
+            joined = False
+            for mine, theirs, other_axes in vocabs + [(self.status_vocab, shard.status_vocab,
+                                                       None)]:
+                seen = status_seen if other_axes is None else (
+                    stats["freq_count"].sum(axis=other_axes) > 0)
+                new = mine.missing([theirs.names[i] for i in np.flatnonzero(seen)])
+                self._register(new, mine)
+                joined |= bool(new)
+            if maps is None or joined:
+                ie, ip, is_ = (mine.codes_of(theirs.names)
+                               for mine, theirs in ((self.endpoint_vocab, shard.endpoint_vocab),
+                                                    (self.persona_vocab, shard.persona_vocab),
+                                                    (self.status_vocab, shard.status_vocab)))
+                isrc = np.r_[ie, len(self.endpoints_)]
+                maps = {"endpoint": ie, "persona": ip, "status": is_, "src": isrc, "dst": isrc}
             self._add_pending(stats.remapped(maps, self.sizes))
-        self.sessions.merge(shard.sessions.remapped(ie, ip))
+        ie = self.endpoint_vocab.remap(shard.endpoint_vocab)
+        self.sessions.merge(shard.sessions.remapped(ie, self.persona_vocab.remap(
+            shard.persona_vocab)))
         self.bodies_ = {**shard.bodies_, **self.bodies_}
         self.n_events_ += shard.n_events_
         self.n_late_ += shard.n_late_
@@ -1011,10 +1028,9 @@ class DriftLearner:
     def _add_pending(self, stats: Stats) -> None:
         """Add statistics to the open window and mark the cells they touch."""
         self.pending_ = self.pending_ + stats
-        E = len(self.endpoints_)
         for name, dims in STAT_DIMS.items():
             if dims[0] == "endpoint":
-                self._touched_e |= stats[name].reshape(E, -1).any(axis=1)
+                self._touched_e |= stats[name].any(axis=tuple(range(1, len(dims))))
         self._touched_r |= stats["trans_count"].rows_with_data()
 
     @staticmethod

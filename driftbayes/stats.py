@@ -125,8 +125,9 @@ class Stats:
                       for n, a in self.arrays.items()})
 
     def remapped(self, maps: dict[str, np.ndarray], sizes: Sizes) -> Stats:
-        """Codes mapped into a larger vocabulary: ``maps`` gives, per dim (``endpoint``,
-        ``persona``, ``status``, ``src``/``dst`` with START/END last), each old code's new one."""
+        """Codes mapped into another vocabulary: ``maps`` gives, per dim (``endpoint``,
+        ``persona``, ``status``, ``src``/``dst`` with START/END last), each old code's new one;
+        -1 drops a code (it must hold no data)."""
         out = Stats.zeros(sizes)
         for name, dims in STAT_DIMS.items():
             a = self.arrays[name]
@@ -134,8 +135,9 @@ class Stats:
                 out[name] = a.remapped(maps["src"], maps["persona"], sizes.persona,
                                        sizes.endpoint + 1)
                 continue
-            idx = tuple(maps.get(d, np.arange(a.shape[i])) for i, d in enumerate(dims))
-            out[name][np.ix_(*idx)] = a
+            idx = [maps.get(d, np.arange(a.shape[i])) for i, d in enumerate(dims)]
+            keep = [m >= 0 for m in idx]
+            out[name][np.ix_(*(m[k] for m, k in zip(idx, keep)))] = a[np.ix_(*keep)]
         return out
 
     def has_data(self) -> bool:

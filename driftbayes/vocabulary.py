@@ -45,12 +45,29 @@ class Vocabulary:
             self.names.append(n)
         return len(new)
 
+    def plan(self, values: np.ndarray) -> tuple[np.ndarray, list, np.ndarray]:
+        """Codes ``values`` will have, without adding anything: ``(codes, new, first)`` where
+        ``new`` are the unknown names in order of first appearance (they get the next codes)
+        and ``first`` the index in ``values`` where each first appears."""
+        codes, uniq = pd.factorize(values)
+        names = uniq.tolist()
+        mapped = np.fromiter((self._codes.get(u, -1) for u in names), dtype=np.int64,
+                             count=len(names))
+        fresh = np.flatnonzero(mapped < 0)
+        mapped[fresh] = len(self.names) + np.arange(len(fresh))
+        first = np.unique(codes, return_index=True)[1]  # factorize codes follow first sight
+        return mapped[codes], [names[i] for i in fresh], first[fresh]
+
     def encode(self, values: np.ndarray) -> np.ndarray:
         """Codes of ``values`` (all must be known: :meth:`add` them first)."""
         codes, uniq = pd.factorize(values)
         mapped = np.fromiter((self._codes[u] for u in uniq.tolist()), dtype=np.int64,
                              count=len(uniq))
         return mapped[codes]
+
+    def codes_of(self, names: Iterable[Hashable]) -> np.ndarray:
+        """Code of each name, -1 for names not in the vocabulary."""
+        return np.array([self._codes.get(n, -1) for n in names], dtype=np.int64)
 
     def remap(self, other: Vocabulary) -> np.ndarray:
         """Codes in this vocabulary of every name of ``other`` (all must be known)."""

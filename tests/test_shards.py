@@ -3,6 +3,7 @@ merged in any order and scanned, give exactly what one learner gives on the whol
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import operator
 import zlib
@@ -92,3 +93,38 @@ def test_a_shard_keeps_an_endpoint_only_it_saw():
 def test_learn_sums_needs_a_shard():
     with pytest.raises(ValueError, match="needs a shard"):
         DriftLearner().learn_sums(DriftLearner())
+
+
+@pytest.mark.parametrize("name", ["defaults", "eager"])
+def test_shards_split_in_time_at_a_session_boundary(name):
+    # split where every session has ended (a silence longer than session_gap): exact too
+    cfg = Config(**CONFIGS[name])
+    first, later = stream(51, 5, max_gap=10, late=0.0), stream(52, 5, max_gap=10, late=0.0)
+    gap = float(cfg.session_gap) + 600.0
+    later = dataclasses.replace(later, ts=later.ts - later.ts.min() + first.ts.max() + gap)
+    one = DriftLearner(cfg).learn_many(first).learn_many(later)
+    a, b = DriftLearner.shard(cfg).learn_many(first), DriftLearner.shard(cfg).learn_many(later)
+    for merged in (a + b, b + a):
+        scan = DriftLearner(cfg).learn_sums(merged)
+        got, want = reindexed(scan, one), reindexed(one, one)
+        for key, arr in want.items():
+            np.testing.assert_allclose(got[key], arr, rtol=1e-9, atol=1e-9, err_msg=key)
+        assert_close(keyed(patterns(scan, "applied")), keyed(patterns(one, "applied")))
+
+
+@pytest.mark.parametrize("name", ["defaults", "no-decay", "eager"])
+def test_how_events_are_batched_does_not_change_what_is_learned(name):
+    # a name joins in the window of its first event, so a cell's exposure starts there
+    # whichever batch brought it
+    cfg = Config(**CONFIGS[name])
+    batch = stream(61, 8, max_gap=30)
+    whole = DriftLearner(cfg).learn_many(batch)
+    chunked = DriftLearner(cfg)
+    for part in np.array_split(np.arange(len(batch)), 9):
+        chunked.learn_many(batch.take(part))
+    assert chunked.endpoints_ == whole.endpoints_
+    got, want = reindexed(chunked, whole), reindexed(whole, whole)
+    for key, arr in want.items():
+        np.testing.assert_allclose(got[key], arr, rtol=1e-9, atol=1e-9, err_msg=key)
+    for layer in ("prior", "posterior", "applied"):
+        assert_close(patterns(chunked, layer), patterns(whole, layer), (layer,))

@@ -235,10 +235,13 @@ class TransitionCounts:
     def remapped(self, state_map: np.ndarray, persona_map: np.ndarray, personas: int,
                  n_states: int) -> TransitionCounts:
         """Codes mapped into another vocabulary (``state_map`` for sources and destinations,
-        START/END included; ``persona_map`` for personas)."""
+        START/END included; ``persona_map`` for personas); -1 drops a code (it must hold no
+        counts)."""
         src, dst = state_map[self.src], state_map[self.dst]
+        kept = (src >= 0) & (dst >= 0)
+        src, dst = src[kept], dst[kept]
         val = np.zeros((len(src), personas))
-        val[:, persona_map] = self.val
+        val[:, persona_map[persona_map >= 0]] = self.val[kept][:, persona_map >= 0]
         keys = src * _SHIFT + dst
         order = np.argsort(keys, kind="stable")
         return TransitionCounts(src[order], dst[order], val[order], n_states)

@@ -1,6 +1,10 @@
 """REFERENCE (tests only): the window-by-window learner as it was before cells were advanced
 lazily, kept to prove the lazy learner equal. Do not change its maths.
 
+One deliberate change since: a new endpoint, persona or status code joins the vocabulary in the
+window of its first event (it used to join when its batch began, so a new cell's exposure
+depended on how events were cut into batches; shards could not be exact).
+
 The online drift learner: windows of event time, decay, gating and the applied layer.
 
 :class:`DriftLearner` is a thin stateful shell over the pure functions in
@@ -174,21 +178,33 @@ class DriftLearner:
         self._prior_cache = None
         self._prior_width_cache = None
 
-    def _index(self, values: np.ndarray, vocab: list, index: dict) -> np.ndarray:
-        """Vocabulary codes of ``values``; new names join in order of first appearance."""
+    def _index(self, values: np.ndarray, vocab: list, index: dict):
+        """Vocabulary codes of ``values`` and the new names with where each first appears
+        (:meth:`_join` adds them)."""
         codes, uniq = pd.factorize(values)
         mapped = np.empty(len(uniq), dtype=np.int64)
-        grew = False
+        new, first = [], np.unique(codes, return_index=True)[1]
+        where = []
         for i, u in enumerate(uniq.tolist()):
             j = index.get(u)
             if j is None:
-                j = index[u] = len(vocab)
-                vocab.append(u)
-                grew = True
+                j = len(vocab) + len(new)
+                new.append(u)
+                where.append(first[i])
             mapped[i] = j
+        return mapped[codes], (vocab, index, new, np.array(where, dtype=np.int64))
+
+    def _join(self, joining, lo: int, hi: int) -> None:
+        """Names whose first event is in ``[lo, hi)`` join their vocabularies."""
+        grew = False
+        for vocab, index, new, where in joining:
+            for u, i in zip(new, where):
+                if lo <= i < hi:
+                    index[u] = len(vocab)
+                    vocab.append(u)
+                    grew = True
         if grew:
             self._grow()
-        return mapped[codes]
 
     def _session_rows(self, sessions: np.ndarray) -> np.ndarray:
         """Rows of the open-session table for each event's session (-1 for no session)."""
@@ -281,15 +297,15 @@ class DriftLearner:
         tc, tu = pd.factorize(batch.endpoint)
         pair, pairs = pd.factorize(mc * len(tu) + tc)
         keys = np.array([f"{mu[k // len(tu)]} {tu[k % len(tu)]}" for k in pairs], dtype=object)
-        e = self._index(keys, self.endpoints_, self._endpoint_index)[pair]
+        e, join_e = self._index(keys[pair], self.endpoints_, self._endpoint_index)
         if "response_body" in batch.extra:
             self._remember_bodies(keys[pair], batch)
-        p = self._index(batch.persona, self.personas_, self._persona_index)
-        has_status = batch.status > 0
+        p, join_p = self._index(batch.persona, self.personas_, self._persona_index)
+        has_status = np.flatnonzero(batch.status > 0)
         s = np.full(len(batch), -1, dtype=np.int64)
-        if has_status.any():
-            s[has_status] = self._index(batch.status[has_status].astype(np.int64),
-                                        self.statuses_, self._status_index)
+        s[has_status], join_s = self._index(batch.status[has_status].astype(np.int64),
+                                            self.statuses_, self._status_index)
+        join_s = join_s[:3] + (has_status[join_s[3]],)
         rows = self._session_rows(batch.session)
         win = np.floor(batch.ts / interval).astype(np.int64)
         if self.window_ is None:
@@ -301,6 +317,7 @@ class DriftLearner:
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(eff)]):
             if eff[lo] > self.window_:
                 self._advance(int(eff[lo]))
+            self._join((join_e, join_p, join_s), lo, hi)
             self._accumulate(batch, e, p, s, rows, slice(lo, hi))
         self.n_events_ += len(batch)
         self.t_last_ = float(np.nanmax([self.t_last_, batch.ts.max()]))
