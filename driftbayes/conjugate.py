@@ -249,23 +249,27 @@ def _illinois_root(a, b, fa, fb, f, *, rtol=1e-5, ftol=1e-10, max_iter=60):
 def histogram_quantiles(probs, qs, *, log_edges=LOG_EDGES):
     """Quantiles (ms) of the histogram predictive with log-uniform mass inside each bin.
 
-    ``probs`` has shape (..., n_bins) and sums to one on the last axis.
+    ``probs`` has shape (..., n_bins) and sums to one on the last axis; every quantile of every
+    row at once (rows in chunks, so memory stays bounded).
     """
     probs = np.asarray(probs, dtype=float)
-    cdf = np.cumsum(probs, axis=-1)
-    cdf = cdf / cdf[..., -1:]
-    out = []
-    for q in qs:
-        k = np.minimum((cdf < q).sum(axis=-1), probs.shape[-1] - 1)
-        c_hi = np.take_along_axis(cdf, k[..., None], -1)[..., 0]
-        p_k = np.take_along_axis(probs, k[..., None], -1)[..., 0] / np.maximum(
-            np.sum(probs, axis=-1), 1e-300
-        )
+    qs = np.asarray(qs, dtype=float)
+    n_bins = probs.shape[-1]
+    flat = probs.reshape(-1, n_bins)
+    out = np.empty((len(flat), len(qs)))
+    step = max(1, 4_000_000 // max(len(qs) * n_bins, 1))
+    for lo in range(0, len(flat), step):
+        p = flat[lo:lo + step]
+        cdf = np.cumsum(p, axis=-1)
+        cdf = cdf / cdf[:, -1:]
+        k = np.minimum((cdf[:, None, :] < qs[None, :, None]).sum(axis=-1), n_bins - 1)
+        c_hi = np.take_along_axis(cdf, k, -1)
+        p_k = np.take_along_axis(p, k, -1) / np.maximum(np.sum(p, axis=-1), 1e-300)[:, None]
         c_lo = c_hi - p_k
         with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.clip(np.nan_to_num((q - c_lo) / p_k, nan=0.5), 0.0, 1.0)
-        out.append(np.exp(log_edges[k] + frac * (log_edges[k + 1] - log_edges[k])))
-    return np.stack(out, axis=-1)
+            frac = np.clip(np.nan_to_num((qs[None, :] - c_lo) / p_k, nan=0.5), 0.0, 1.0)
+        out[lo:lo + step] = np.exp(log_edges[k] + frac * (log_edges[k + 1] - log_edges[k]))
+    return out.reshape(probs.shape[:-1] + (len(qs),))
 
 
 def sample_histogram(probs, rng: np.random.Generator, *, log_edges=LOG_EDGES):

@@ -127,10 +127,18 @@ def largest_remainder(p, total: int) -> np.ndarray:
     return counts
 
 
+#: Quantiles of the latency histogram an export needs: ±1 σ (the log-normal fit), p50, p90, p99.
+_EXPORT_QS = np.array([1 - _Z1, 0.5, _Z1, 0.9, 0.99])
+
+
 def lognormal_fit(latency_p: np.ndarray) -> tuple[float, float]:
     """``(median_ms, σ)`` of the log-normal matching a latency histogram's median and ±1 σ
     quantiles (15.87%, 84.13%)."""
     lo, med, hi = cj.histogram_quantiles(latency_p, np.array([1 - _Z1, 0.5, _Z1]))
+    return _fit(lo, med, hi)
+
+
+def _fit(lo, med, hi) -> tuple[float, float]:
     return float(med), float(max((np.log(hi) - np.log(lo)) / 2.0, 1e-6))
 
 
@@ -163,14 +171,15 @@ def export_model(learner: DriftLearner, layer: str = "applied", *, openapi=None)
     engine = MockEngine(snap, snap.config, openapi=openapi, flow="off")
     seen = snap.evidence_["freq_count"].sum(-1) > 0
     cells = []
-    for e, p in zip(*np.nonzero(seen)):
+    ei, pi = np.nonzero(seen)
+    quantiles = cj.histogram_quantiles(lat_p[ei, pi], _EXPORT_QS)  # all cells at once
+    for (e, p), (q_lo, q50, q_hi, q90, q99) in zip(zip(ei, pi), quantiles):
         method, tmpl = split_endpoint(snap.endpoints_[e])
         order = np.argsort(-status_p[e, p], kind="stable")
         keep = order[status_p[e, p, order] > 1e-9]
         sp = status_p[e, p, keep] / status_p[e, p, keep].sum()
         codes = tuple(int(statuses[k]) for k in keep)
-        median, sigma = lognormal_fit(lat_p[e, p])
-        q50, q90, q99 = cj.histogram_quantiles(lat_p[e, p], np.array([0.5, 0.9, 0.99]))
+        median, sigma = _fit(q_lo, q50, q_hi)
         bodies = {}
         for code in codes:
             ctype, body = engine.body_and_type(int(e), code)
