@@ -83,9 +83,13 @@ def gates_to_dataset(gate: dict[str, np.ndarray]):
 
 
 def gates_from_dataset(ds, sizes) -> dict[str, np.ndarray]:
-    """Inverse of :func:`gates_to_dataset` (a kind the file lacks starts closed)."""
+    """Inverse of :func:`gates_to_dataset`. A kind registered after the file was written
+    (neither its gate nor its statistics are there) starts closed; a gate missing beside its
+    kind's statistics is a damaged file (``KeyError``)."""
     gates = closed_gates(sizes)
     for k in KINDS:
         if f"gate_{k}" in ds:
             gates[k] = ds[f"gate_{k}"].values.astype(bool)
+        elif any(name in ds for name in REGISTRY[k].stats):
+            raise KeyError(f"No variable named 'gate_{k}'")
     return gates
