@@ -237,7 +237,10 @@ def one_event(*, ts: float, state: str | None = None, learner: str = "new",
     The state is ``state`` (loaded with ``load_state``) or, for the reference learner, which
     has no state file of this schema, ``events`` synthetic events learned first.
     """
-    from driftbayes.patterns import patterns
+    if learner == "reference":  # the reference reads its dense statistics its own way
+        from tests.reference.patterns import patterns
+    else:
+        from driftbayes.patterns import patterns
 
     if state:
         from driftbayes.state import load_state
