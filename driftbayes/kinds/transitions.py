@@ -358,15 +358,14 @@ class TransitionParams:
         best_idx = np.where(n_seen < E, first_free, E)[None, :].repeat(P, 0)
         ep = np.flatnonzero(~is_end)
         if len(ep):
-            a = alpha[ep]  # (m, P)
-            for j in range(P):
-                # per row: the largest observed alpha, lowest dst among ties
-                order = np.lexsort((c.dst[ep], -a[:, j], pos[ep]))
-                first = order[_run_starts(pos[ep][order])]
-                r, val, d = pos[ep][first], a[first, j], c.dst[ep][first]
-                better = (val > best[j, r]) | ((val == best[j, r]) & (d < best_idx[j, r]))
-                best[j, r[better]] = val[better]
-                best_idx[j, r[better]] = d[better]
+            # per row (pairs are sorted by row, then dst): the largest observed alpha, the
+            # lowest dst among ties
+            r, val, first = _segment_argmax(alpha[ep], pos[ep])  # (rows seen, P) each
+            d = c.dst[ep][first]
+            cur, cur_idx = best[:, r].T, best_idx[:, r].T
+            better = (val > cur) | ((val == cur) & (d < cur_idx))
+            best[:, r] = np.where(better, val, cur).T
+            best_idx[:, r] = np.where(better, d, cur_idx).T
         to_end = end_alpha > best
         return np.where(to_end, E, best_idx), np.where(to_end, end_alpha, best)
 
@@ -428,6 +427,16 @@ class TransitionParams:
             out[who] = np.minimum((cdf[None, :] < (u[who] * cdf[-1])[:, None]).sum(-1),
                                   self.n_states - 1)
         return out
+
+
+def _segment_argmax(x: np.ndarray, pos: np.ndarray):
+    """Per run of equal ``pos`` (sorted) and per column of ``x`` (``(n, P)``): the run's row,
+    its maximum and the index of its first maximal element, each ``(runs, P)`` (row ``(runs,)``)."""
+    starts = _run_starts(pos)
+    top = np.maximum.reduceat(x, starts, axis=0)
+    at = np.where(x == np.repeat(top, np.diff(np.r_[starts, len(x)]), axis=0),
+                  np.arange(len(x))[:, None], len(x))
+    return pos[starts], top, np.minimum.reduceat(at, starts, axis=0)
 
 
 def _first_free(dst: np.ndarray, pos: np.ndarray, n_rows: int) -> np.ndarray:
@@ -499,12 +508,10 @@ class Transitions(Kind):
                              1e-3, 1 - 1e-3)
         d = np.zeros((P, R))
         p_j = np.full((P, R), 1e-3)
-        for j in range(P):
-            x = np.nan_to_num(diff[:, j], nan=0.0)
-            order = np.lexsort((c.dst, -x, pos))
-            first = order[_run_starts(pos[order])]
-            d[j, pos[first]] = x[first]
-            p_j[j, pos[first]] = pj_all[first, j]
+        if len(c):
+            r, top, first = _segment_argmax(np.nan_to_num(diff, nan=0.0), pos)
+            d[:, r] = top.T
+            p_j[:, r] = np.take_along_axis(pj_all, first, 0).T
         d = np.where(others > 0, d, np.nan)  # nobody else: no distance (no borrowing limit)
         with np.errstate(divide="ignore", invalid="ignore"):
             return d, np.sqrt(p_j * (1 - p_j) / own), own
