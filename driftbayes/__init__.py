@@ -8,3 +8,18 @@ times, request rate) with decay-weighted priors, credible-interval confidence ga
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+#: The notebook API (``import driftbayes as db``), loaded on first use so that importing the
+#: package stays light.
+_API = {"learn": "driftbayes.api", "save": "driftbayes.api", "load": "driftbayes.api",
+        "DriftLearner": "driftbayes.learner", "Config": "driftbayes.config",
+        "load_config": "driftbayes.config", "EventBatch": "driftbayes.events"}
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'driftbayes' has no attribute {name!r}")

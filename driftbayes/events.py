@@ -77,11 +77,16 @@ class EventBatch:
         """Build a batch from already-valid canonical dicts (tests and notebooks).
 
         ``endpoint`` defaults to the templated ``path``; missing optional fields get their
-        defaults. Use the readers in :mod:`driftbayes.io` for untrusted input.
+        defaults; any other field (``client``, ``user``, ``user_agent``, …) becomes an
+        ``extra`` column, so sessions are cut from it as for the readers. Use the readers in
+        :mod:`driftbayes.io` for untrusted input.
         """
         from driftbayes.templates import template_path
 
         cols: dict[str, list] = {n: [] for n in COLUMNS}
+        known = set(COLUMNS) | {"path"}
+        other = list(dict.fromkeys(k for r in records for k in r if k not in known))
+        extra = {k: np.array([r.get(k) for r in records], dtype=object) for k in other}
         for i, r in enumerate(records, start=1):
             cols["ts"].append(float(r["ts"]))
             cols["method"].append(str(r.get("method", "GET")).upper())
@@ -92,7 +97,7 @@ class EventBatch:
             cols["persona"].append(r.get("persona") or DEFAULT_PERSONA)
             cols["session"].append(r.get("session") or "")
             cols["line"].append(i)
-        return cls(**cols, source=source)
+        return cls(**cols, source=source, extra=extra)
 
     @classmethod
     def empty(cls, source: str = "<memory>") -> EventBatch:

@@ -877,6 +877,39 @@ class DriftLearner:
             return self.params_from(self.applied_)
         raise ValueError(f"unknown layer {name!r}; choose one of {', '.join(LAYERS)}")
 
+    # ------------------------------------------------------------------ notebook API
+    def learn(self, source, **options) -> DriftLearner:
+        """Learn more events from any source :func:`driftbayes.learn` takes (paths, named
+        recordings, event dicts, a DataFrame, an EventBatch), continuing this learner's open
+        sessions; returns ``self``."""
+        from driftbayes.api import learn
+
+        return learn(source, learner=self, **options)
+
+    def patterns(self, layer: str = "applied"):
+        """Every learned pattern as a pandas DataFrame (:func:`driftbayes.patterns.patterns`)."""
+        from driftbayes.patterns import patterns_frame
+
+        return patterns_frame(self, layer)
+
+    def sample(self, n: int, **options) -> dict:
+        """``n`` posterior-predictive responses (:func:`driftbayes.sampling.sample`)."""
+        from driftbayes.sampling import sample
+
+        return sample(self, n, **options)
+
+    def sample_sessions(self, k: int, **options) -> list[dict]:
+        """``k`` whole sessions (:func:`driftbayes.sampling.sample_sessions`)."""
+        from driftbayes.sampling import sample_sessions
+
+        return sample_sessions(self, k, **options)
+
+    def save(self, path):
+        """Save the state (:func:`driftbayes.state.save_state`); returns the path."""
+        from driftbayes.state import save_state
+
+        return save_state(self, path)
+
     # ------------------------------------------------------------------ names
     def resolve_endpoint(self, name: str) -> int:
         """Index of an endpoint named ``/tmpl`` or ``METHOD /tmpl`` (method only disambiguates)."""

@@ -537,6 +537,7 @@ def read_events(
     config=None,
     openapi=None,
     enricher=None,
+    enrich: bool = True,
     persona_field: str | None = None,
     batch_size: int = 65536,
     prefetch: bool = True,
@@ -558,14 +559,16 @@ def read_events(
         batch.
     config : Config, optional
         Enrich every batch (:class:`~driftbayes.io.enrich.Enricher`: personas, sessions,
-        redaction policy) with this config; its ``persona_field`` goes to the readers that
-        take one.
+        redaction policy) with this config (default: the default config, so batches get
+        sessions and personas exactly as ``driftbayes learn`` gives them); its
+        ``persona_field`` goes to the readers that take one.
     openapi : OpenApiTemplates, str or path-like, optional
-        OpenAPI document for endpoint templates (enrichment with the default config when no
-        ``config`` is given).
+        OpenAPI document for endpoint templates.
     enricher : Enricher, optional
         Use this enricher (and its config) instead of a new one: one enricher over several
         files keeps cutting sessions across them.
+    enrich : bool
+        False reads the records as they are (no sessions cut, no personas derived).
     persona_field : str, optional
         Overrides the config's ``persona_field`` (JSONL and HAR).
     prefetch : bool
@@ -584,10 +587,11 @@ def read_events(
     FormatUnavailableError
         The format's reader module cannot be imported.
     """
-    if enricher is None and (config is not None or openapi is not None):
+    if enricher is None and enrich:
+        from driftbayes.config import Config
         from driftbayes.io.enrich import Enricher
 
-        enricher = Enricher(config, openapi=openapi)
+        enricher = Enricher(config if config is not None else Config(), openapi=openapi)
     cfg = enricher.config if enricher is not None else config
     if persona_field is None:
         persona_field = cfg.persona_field if cfg is not None else "persona"

@@ -175,12 +175,14 @@ def test_config_enriches_and_csv_mapping_sets_format(tmp_path):
     spec = LINE_FORMATS["combined"]
     need(spec.module)
     p = write_lines(tmp_path / "a.log", spec, RECS)
-    raw = read_all(p)
+    raw = read_all(p, enrich=False)
     assert (raw.session == "").all()
     b = read_all(p, config=Config(session_gap=5))  # records are 10 s apart: one session each
     assert b.session.tolist() == [f"10.0.0.1 Mozilla/5.0 (test)#{k}" for k in range(1, 7)]
     b = read_all(p, config=Config())
     assert set(b.session) == {"10.0.0.1 Mozilla/5.0 (test)#1"}
+    # without a config the default one enriches, as `driftbayes learn` does
+    assert read_all(p).session.tolist() == b.session.tolist()
     csv = write_lines(tmp_path / "a.csv", LINE_FORMATS["csv"], RECS)
     assert len(read_all(csv, **LINE_FORMATS["csv"].kwargs())) == len(RECS)
 

@@ -1,0 +1,120 @@
+"""The notebook API: ``import driftbayes as db``.
+
+>>> import driftbayes as db
+>>> learner = db.learn([{"ts": 60.0 * i, "path": "/api/users/7", "status": 200,
+...                      "latency_ms": 80.0} for i in range(30)])
+>>> learner.endpoints_
+['GET /api/users/{id}']
+
+Every source gets sessions, personas and redaction exactly as ``driftbayes learn`` gives them
+(one :class:`~driftbayes.io.enrich.Enricher` over all of it, continuing the learner's open
+sessions), and every record is screened by the config's bad-record policy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from driftbayes.config import Config, load_config
+from driftbayes.events import BadRecordReport, EventBatch
+from driftbayes.learner import DriftLearner
+
+#: Records per batch when a source is an iterable of dicts.
+BATCH_RECORDS = 65_536
+
+
+def as_config(config: Config | str | os.PathLike | Mapping | None) -> Config:
+    """A :class:`Config` from a Config, a YAML path, a ``drift_learning`` mapping or None."""
+    if isinstance(config, Config):
+        return config
+    if config is None or isinstance(config, str | os.PathLike):
+        return load_config(config)
+    return Config.from_dict(dict(config), source="<dict>")
+
+
+def learn(source, *, config: Config | str | os.PathLike | Mapping | None = None,
+          learner: DriftLearner | None = None, fmt: str | None = None, strict: bool = False,
+          openapi=None, report: BadRecordReport | None = None) -> DriftLearner:
+    """Learn from ``source`` and return the learner.
+
+    Parameters
+    ----------
+    source
+        A path, a named recording (``"nasa"``), a list of them, an iterable of event dicts
+        (see :meth:`EventBatch.from_records`), a pandas DataFrame (one row per event) or an
+        :class:`EventBatch`.
+    config
+        A :class:`Config`, a YAML file or a ``drift_learning`` mapping (defaults when omitted);
+        ignored when ``learner`` is given.
+    learner
+        Continue this learner (its config, clock and open sessions) instead of a new one.
+    fmt, strict, openapi, report
+        As for :func:`driftbayes.io.recordings.read_events`.
+    """
+    from driftbayes.events import Screen, screening
+    from driftbayes.io.enrich import Enricher
+
+    learner = learner if learner is not None else DriftLearner(as_config(config))
+    report = report if report is not None else BadRecordReport()
+    enricher = Enricher(learner.config, openapi=openapi).resume_from(learner)
+    with screening(Screen(learner.config.limits, clock=learner.t_last_)):
+        for batch in _batches(source, enricher, fmt=fmt, strict=strict, report=report):
+            learner.learn_many(batch)
+    return learner
+
+
+def _batches(source, enricher, *, fmt, strict, report) -> Iterator[EventBatch]:
+    from driftbayes.io.recordings import read_events
+
+    if isinstance(source, str | os.PathLike):
+        source = [source]
+    if isinstance(source, EventBatch):
+        yield from enricher.stream([source])
+    elif _is_frame(source):
+        yield from _batches(source.to_dict("records"), enricher, fmt=fmt, strict=strict,
+                            report=report)
+    elif isinstance(source, Mapping):
+        yield from enricher.stream([EventBatch.from_records([dict(source)])])
+    elif isinstance(source, list | tuple) and all(isinstance(s, str | os.PathLike)
+                                                  for s in source):
+        for path in source:
+            yield from read_events(path, fmt=fmt, strict=strict, report=report,
+                                   enricher=enricher)
+    elif isinstance(source, Iterable):
+        yield from enricher.stream(_record_batches(source))
+    else:
+        raise TypeError(f"cannot learn from {type(source).__name__}: give a path, a named "
+                        "recording, event dicts, a pandas DataFrame or an EventBatch")
+
+
+def _record_batches(records: Iterable[Mapping[str, Any]]) -> Iterator[EventBatch]:
+    chunk: list[dict] = []
+    for rec in records:
+        chunk.append(dict(rec))
+        if len(chunk) >= BATCH_RECORDS:
+            yield EventBatch.from_records(chunk)
+            chunk = []
+    if chunk:
+        yield EventBatch.from_records(chunk)
+
+
+def _is_frame(x) -> bool:
+    return type(x).__name__ == "DataFrame" and hasattr(x, "to_dict")
+
+
+def save(learner: DriftLearner, path: str | os.PathLike) -> Path:
+    """Save a learner's state (NetCDF, atomic, locked; see :func:`driftbayes.state.save_state`)."""
+    from driftbayes.state import save_state
+
+    return save_state(learner, path)
+
+
+def load(path: str | os.PathLike, config: Config | str | os.PathLike | None = None
+         ) -> DriftLearner:
+    """Load a saved state (``config`` overrides the stored knobs)."""
+    from driftbayes.state import load_state
+
+    return load_state(path, None if config is None else as_config(config))

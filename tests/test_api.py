@@ -1,0 +1,108 @@
+"""The notebook API: ``import driftbayes as db`` learns from any source exactly as the CLI does,
+one event at a time equals one batch, and the README's Python block runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+import driftbayes as db
+from driftbayes.cli import learn_files
+from driftbayes.config import Config
+from driftbayes.events import EventBatch
+from driftbayes.learner import DriftLearner
+from driftbayes.patterns import patterns
+from tests.helpers import use_recording
+from tests.test_lazy_equivalence import assert_close
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def records(n: int, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    t = 1.7e9 + np.cumsum(rng.exponential(20.0, n))
+    return [{"ts": float(t[i]), "method": "GET", "path": f"/api/items/{int(rng.integers(1, 50))}",
+             "status": int(rng.choice([200, 200, 200, 503])),
+             "latency_ms": float(rng.lognormal(4, 0.5)), "client": f"10.0.0.{i % 7}",
+             "user_agent": "test"} for i in range(n)]
+
+
+def test_a_path_learns_what_the_cli_learns(monkeypatch):
+    use_recording("apache", monkeypatch)
+    cfg = Config()
+    cli = DriftLearner(cfg)
+    learn_files(cli, ["apache"], progress=False)
+    api = db.learn("apache", config=cfg)
+    assert api.n_events_ == cli.n_events_ > 0
+    assert api.sessions.to_dataset().equals(cli.sessions.to_dataset())
+    for layer in ("posterior", "applied"):
+        assert_close(patterns(api, layer), patterns(cli, layer), (layer,))
+    kinds = {r["kind"] for r in patterns(api, "posterior")}
+    assert "transitions" in kinds  # sessions were cut: the footgun is gone
+
+
+def test_dicts_dataframe_and_batch_give_the_same_learner():
+    import pandas as pd
+
+    recs = records(400)
+    a = db.learn(recs)
+    b = db.learn(pd.DataFrame(recs))
+    c = db.learn(EventBatch.from_records(recs))
+    for other in (b, c):
+        assert other.endpoints_ == a.endpoints_
+        assert_close(patterns(other, "applied"), patterns(a, "applied"))
+    assert any(r["kind"] == "transitions" for r in patterns(a, "posterior"))
+
+
+def test_learn_one_event_at_a_time_equals_one_batch():
+    recs = records(150, seed=1)
+    whole = DriftLearner().learn_many(EventBatch.from_records(recs))
+    one = DriftLearner()
+    for r in recs:
+        one.learn_one(r)
+    assert one.n_events_ == whole.n_events_ and one.window_ == whole.window_
+    for layer in ("prior", "posterior", "applied"):
+        assert_close(patterns(one, layer), patterns(whole, layer), (layer,))
+
+
+def test_learning_more_continues_sessions():
+    recs = records(600, seed=2)
+    whole = db.learn(recs)
+    part = db.learn(recs[:250])
+    part.learn(recs[250:])
+    assert_close(patterns(part, "applied"), patterns(whole, "applied"))
+
+
+def test_save_and_load(tmp_path):
+    learner = db.learn(records(300, seed=3), config={"update_interval": 120})
+    path = db.save(learner, tmp_path / "state.nc")
+    again = db.load(path)
+    assert again.config.update_interval == 120
+    assert patterns(again, "applied") == patterns(learner, "applied")
+    assert learner.save(tmp_path / "b.nc").exists()
+    draws = again.sample(50, seed=1)
+    assert len(draws["latency_ms"]) == 50 and set(draws["status"]) <= {200, 503}
+    assert again.patterns("posterior").shape[0] == len(patterns(again, "posterior"))
+
+
+def test_an_unknown_source_is_refused():
+    with pytest.raises(TypeError, match="cannot learn from int"):
+        db.learn(3)
+
+
+def test_the_readme_python_block_runs(tmp_path, monkeypatch):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Python\n\n```python\n(.*?)```", text, re.S).group(1)
+    recs = records(2000, seed=4)
+    (tmp_path / "traffic.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in recs[:1200]))
+    (tmp_path / "more.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in recs[1200:]))
+    (tmp_path / "driftbayes.yaml").write_text("drift_learning:\n  update_interval: 60s\n")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - the README's own code
+    assert scope["learner"].n_events_ == 2000
+    assert (tmp_path / "state.nc").exists()
