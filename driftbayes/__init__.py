@@ -13,7 +13,9 @@ __version__ = "0.1.0"
 #: package stays light.
 _API = {"learn": "driftbayes.api", "save": "driftbayes.api", "load": "driftbayes.api",
         "DriftLearner": "driftbayes.learner", "Config": "driftbayes.config",
-        "load_config": "driftbayes.config", "EventBatch": "driftbayes.events"}
+        "load_config": "driftbayes.config", "EventBatch": "driftbayes.events",
+        "read_events": "driftbayes.io.recordings", "plot_drift": "driftbayes.plots",
+        "to_inference_data": "driftbayes.posterior"}
 __all__ = ["__version__", *_API]
 
 

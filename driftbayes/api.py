@@ -36,8 +36,9 @@ def as_config(config: Config | str | os.PathLike | Mapping | None) -> Config:
 
 
 def learn(source, *, config: Config | str | os.PathLike | Mapping | None = None,
-          learner: DriftLearner | None = None, fmt: str | None = None, strict: bool = False,
-          openapi=None, report: BadRecordReport | None = None) -> DriftLearner:
+          learner: DriftLearner | None = None, track_history: bool = False,
+          fmt: str | None = None, strict: bool = False, openapi=None,
+          report: BadRecordReport | None = None) -> DriftLearner:
     """Learn from ``source`` and return the learner.
 
     Parameters
@@ -51,13 +52,16 @@ def learn(source, *, config: Config | str | os.PathLike | Mapping | None = None,
         ignored when ``learner`` is given.
     learner
         Continue this learner (its config, clock and open sessions) instead of a new one.
+    track_history
+        Keep per-window estimates for drift plots (a new learner only).
     fmt, strict, openapi, report
         As for :func:`driftbayes.io.recordings.read_events`.
     """
     from driftbayes.events import Screen, screening
     from driftbayes.io.enrich import Enricher
 
-    learner = learner if learner is not None else DriftLearner(as_config(config))
+    if learner is None:
+        learner = DriftLearner(as_config(config), track_history=track_history)
     report = report if report is not None else BadRecordReport()
     enricher = Enricher(learner.config, openapi=openapi).resume_from(learner)
     with screening(Screen(learner.config.limits, clock=learner.t_last_)):
