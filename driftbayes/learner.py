@@ -886,6 +886,13 @@ class DriftLearner:
 
         return learn(source, learner=self, **options)
 
+    def posterior(self, layer: str = "posterior"):
+        """The whole state's key quantities with credible intervals, ``n_eff``, confidence and
+        gates as one ``xarray.Dataset`` (:func:`driftbayes.posterior.posterior`)."""
+        from driftbayes.posterior import posterior
+
+        return posterior(self, layer)
+
     def patterns(self, layer: str = "applied"):
         """Every learned pattern as a pandas DataFrame (:func:`driftbayes.patterns.patterns`)."""
         from driftbayes.patterns import patterns_frame

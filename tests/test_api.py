@@ -106,3 +106,28 @@ def test_the_readme_python_block_runs(tmp_path, monkeypatch):
     exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - the README's own code
     assert scope["learner"].n_events_ == 2000
     assert (tmp_path / "state.nc").exists()
+
+
+@pytest.mark.parametrize("layer", ["prior", "posterior", "applied"])
+def test_the_posterior_dataset_holds_what_patterns_prints(layer):
+    from driftbayes.kinds import REGISTRY
+
+    learner = db.learn(records(1500, seed=5))
+    ds = learner.posterior(layer)
+    assert list(ds["ci_bound"].values) == ["lower", "upper"]
+    assert ds.attrs["ci_prob"] == learner.config.credible_mass and ds.attrs["layer"] == layer
+    rows = patterns(learner, layer)
+    assert rows
+    for r in rows:
+        kind = REGISTRY[r["kind"]]
+        q = kind.quantity or r["kind"]
+        name = f"{r['method']} {r['endpoint']}".strip() if r["endpoint"] != "START" else "START"
+        cell = ({"persona": r["persona"], "src": name} if r["kind"] == "transitions"
+                else {"endpoint": name, "persona": r["persona"]})
+        at = ds.sel(cell)
+        assert at[q].item() == r["estimate"]
+        assert at[f"{q}_ci"].sel(ci_bound="lower").item() == r["interval"]["lower"]
+        assert at[f"{q}_ci"].sel(ci_bound="upper").item() == r["interval"]["upper"]
+        assert at[f"{r['kind']}_n_eff"].item() == r["n_eff"]
+        assert at[f"{r['kind']}_confidence"].item() == r["confidence"]
+        assert bool(at[f"{r['kind']}_gate"].item()) == r["applied"]

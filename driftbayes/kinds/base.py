@@ -95,6 +95,8 @@ class Kind:
     unit: str = ""
     #: name of the column the predictive draws (``sample``), None when it draws none
     observable: str | None = None
+    #: name of the key quantity in the posterior dataset (default: the kind's name)
+    quantity: str = ""
 
     @property
     def cell_dims(self) -> tuple[str, ...]:

@@ -77,4 +77,4 @@ class Errors(Kind):
 
 
 KIND = Errors("errors", {"status_count": ("endpoint", "persona", "status")},
-              unit="probability", observable="status")
+              unit="probability", observable="status", quantity="error_rate")

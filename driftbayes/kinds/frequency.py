@@ -65,4 +65,5 @@ class Frequency(Kind):
 KIND = Frequency("frequency", {
     "freq_count": ("endpoint", "persona", "hour"),
     "freq_exposure": ("endpoint", "persona", "hour"),
-}, pooled=False, fixed_dims={"hour": N_HOURS}, silent_decay=False, unit="req/s")
+}, pooled=False, fixed_dims={"hour": N_HOURS}, silent_decay=False, unit="req/s",
+   quantity="request_rate")

@@ -69,4 +69,5 @@ class Latency(Kind):
 KIND = Latency("latency", {
     "lat_hist": ("endpoint", "persona", "lat_bin"),
     **lognormal.stats("lat"),
-}, fixed_dims={"lat_bin": cj.N_LATENCY_BINS}, unit="ms", observable="latency_ms")
+}, fixed_dims={"lat_bin": cj.N_LATENCY_BINS}, unit="ms", observable="latency_ms",
+   quantity="latency_median_ms")

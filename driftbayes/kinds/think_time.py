@@ -26,4 +26,5 @@ class ThinkTime(lognormal.LogNormalKind):
 #: Think-time posterior per cell (source endpoint × persona): ``nig``, log think time (ms).
 ThinkTimeParams = lognormal.LogNormalParams
 
-KIND = ThinkTime("think_time", lognormal.stats("think"), behavioral=True, unit="ms")
+KIND = ThinkTime("think_time", lognormal.stats("think"), behavioral=True, unit="ms",
+                 quantity="think_median_ms")

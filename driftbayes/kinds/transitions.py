@@ -530,4 +530,4 @@ class Transitions(Kind):
 
 
 KIND = Transitions("transitions", {"trans_count": ("persona", "src", "dst")}, behavioral=True,
-                   silent_decay=False, unit="probability")
+                   silent_decay=False, unit="probability", quantity="next_state_p")
