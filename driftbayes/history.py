@@ -61,3 +61,18 @@ def history_frame(rows: list[tuple]):
     df = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
     df["time"] = pd.to_datetime(df["t"], unit="s", utc=True)
     return df
+
+
+def history_dataset(rows: list[tuple]):
+    """History rows as an ``xarray.Dataset`` with dims ``window`` (its end, UTC time),
+    ``endpoint`` and ``persona``; cells a window did not report are NaN (gates False)."""
+    import numpy as np
+
+    df = history_frame(rows).drop(columns="t").rename(columns={"time": "window"})
+    df["window"] = df["window"].dt.tz_localize(None)  # UTC; xarray indexes naive datetimes
+    ds = df.set_index(["window", "endpoint", "persona"]).to_xarray()
+    for name in ("latency_gate", "error_gate"):
+        ds[name] = ds[name].fillna(False).astype(bool)
+    ds["n"] = ds["n"].fillna(0).astype(np.int64)
+    return ds
+

@@ -1122,6 +1122,13 @@ class DriftLearner:
         """Per-window history as a pandas DataFrame (needs ``track_history=True``)."""
         return history_frame(self.history_)
 
+    def history(self):
+        """Per-window history as an ``xarray.Dataset`` with a ``window`` time dim (needs
+        ``track_history=True``; :func:`driftbayes.history.history_dataset`)."""
+        from driftbayes.history import history_dataset
+
+        return history_dataset(self.history_)
+
     def unreachable_gates(self) -> list[str]:
         """Reasons for cells whose gate can never open at their observed request rate."""
         reasons = []

@@ -131,3 +131,16 @@ def test_the_posterior_dataset_holds_what_patterns_prints(layer):
         assert at[f"{r['kind']}_n_eff"].item() == r["n_eff"]
         assert at[f"{r['kind']}_confidence"].item() == r["confidence"]
         assert bool(at[f"{r['kind']}_gate"].item()) == r["applied"]
+
+
+def test_history_is_a_dataset_with_a_window_dim():
+    learner = db.learn(records(800, seed=6), track_history=True)
+    ds = learner.history()
+    frame = learner.history_frame()
+    assert ds.sizes["window"] == frame["time"].nunique() > 1
+    assert str(ds["window"].dtype).startswith("datetime64")
+    row = frame.iloc[len(frame) // 2]
+    at = ds.sel(window=row["time"].tz_localize(None), endpoint=row["endpoint"],
+                persona=row["persona"])
+    assert at["latency_median"].item() == row["latency_median"]
+    assert bool(at["latency_gate"].item()) == bool(row["latency_gate"])
