@@ -275,11 +275,28 @@ def histogram_quantiles(probs, qs, *, log_edges=LOG_EDGES):
 def sample_histogram(probs, rng: np.random.Generator, *, log_edges=LOG_EDGES):
     """One latency (ms) per row of ``probs`` (shape (n, n_bins)): draw a bin, then log-uniform."""
     probs = np.atleast_2d(probs)
-    cdf = np.cumsum(probs, axis=-1)
-    u = rng.random(probs.shape[0]) * cdf[:, -1]
-    k = np.minimum((cdf < u[:, None]).sum(axis=-1), probs.shape[-1] - 1)
+    u = rng.random(probs.shape[0])
     v = rng.random(probs.shape[0])
+    return histogram_from_cdf(np.cumsum(probs, axis=-1), u, v, log_edges=log_edges)
+
+
+def histogram_from_cdf(cdf, u, v, *, log_edges=LOG_EDGES):
+    """Latencies (ms) from uniforms: bin by inverse CDF (``u``), then log-uniform inside it
+    (``v``). ``cdf`` is one cumulative histogram (shared) or one per draw. The one latency
+    predictive: :func:`sample_histogram` and the mock server's cached CDFs both use it."""
+    k = categorical_from_cdf(cdf, u)
     return np.exp(log_edges[k] + v * (log_edges[k + 1] - log_edges[k]))
+
+
+def categorical_from_cdf(cdf, u) -> np.ndarray:
+    """Inverse CDF: per uniform ``u``, the first index whose cumulative weight reaches
+    ``u · total`` (``cdf``: one cumulative row, shared, or one row per uniform)."""
+    cdf, u = np.asarray(cdf, dtype=float), np.asarray(u, dtype=float)
+    if cdf.ndim == 1:
+        k = np.searchsorted(cdf, u * cdf[-1], side="left")
+    else:
+        k = (cdf < (u * cdf[:, -1])[:, None]).sum(axis=-1)
+    return np.minimum(k, cdf.shape[-1] - 1)
 
 
 # --------------------------------------------------------------------------- Normal-Inverse-Gamma
@@ -385,9 +402,7 @@ def dirichlet_mean(alpha):
 def sample_categorical(probs, rng: np.random.Generator):
     """One index per row of ``probs`` (shape (n, k)), by inverse CDF."""
     probs = np.atleast_2d(probs)
-    cdf = np.cumsum(probs, axis=-1)
-    u = rng.random(probs.shape[0]) * cdf[:, -1]
-    return np.minimum((cdf < u[:, None]).sum(axis=-1), probs.shape[-1] - 1)
+    return categorical_from_cdf(np.cumsum(probs, axis=-1), rng.random(probs.shape[0]))
 
 
 # --------------------------------------------------------------------------- Gamma-Poisson

@@ -359,17 +359,13 @@ class MockEngine:
             u_s = r.random(n)
             u_l = r.random(n)
             v = r.random(n)
+        # the kinds' predictives (errors, then latency) on cached CDFs: one implementation
         scdf = t.status_cdf[e, p]
         if len(t.statuses) == 0 or scdf[-1] <= 0:
             status = np.full(n, int(self.config.synthetic.status), dtype=np.int64)
         else:
-            k = np.minimum(np.searchsorted(scdf, u_s * scdf[-1], side="left"), len(scdf) - 1)
-            status = t.statuses[k]
-        lcdf = t.lat_cdf[e, p]
-        k = np.minimum(np.searchsorted(lcdf, u_l * lcdf[-1], side="left"), len(lcdf) - 1)
-        edges = cj.LOG_EDGES
-        lat = np.exp(edges[k] + v * (edges[k + 1] - edges[k]))
-        return status, lat
+            status = t.statuses[cj.categorical_from_cdf(scdf, u_s)]
+        return status, cj.histogram_from_cdf(t.lat_cdf[e, p], u_l, v)
 
     # ---------------------------------------------------------------- bodies
     def _openapi_path_map(self) -> dict[str, str]:
