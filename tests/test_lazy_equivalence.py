@@ -176,3 +176,10 @@ def test_history_equals_window_by_window():
     ref = WindowLearner(cfg, track_history=True).learn_many(batch)
     assert len(lazy.history_) == len(ref.history_) > 0
     assert_close(lazy.history_, ref.history_)
+
+
+def test_cells_whose_values_are_all_one_value_pool_alike():
+    # found by the property test: an endpoint whose latency history is one value has a log
+    # spread of exactly 0, but its decayed sums left ±1 ulp of it, which decided pooling
+    lazy, ref = learn_both(stream(10000, 7, max_gap=150), CONFIGS["fast-decay"], 1)
+    assert_same_patterns(lazy, ref)

@@ -54,10 +54,19 @@ def borrow_terms(ev, prefix: str, split):
     a cell with one or two samples uses its endpoint's)."""
     (n, n_o), (sx, sx_o), (sxx, sxx_o) = (split(ev[f"{prefix}_{k}"]) for k in ("n", "sx", "sxx"))
     mean, mean_o = sx / n, sx_o / n_o
-    var = np.maximum(sxx / n - mean**2, 0.0)
-    pooled_var = np.maximum((sxx + sxx_o) / (n + n_o) - ((sx + sx_o) / (n + n_o))**2, 0.0)
+    mean_all = (sx + sx_o) / (n + n_o)
+    var = _spread(sxx / n, mean)
+    pooled_var = _spread((sxx + sxx_o) / (n + n_o), mean_all)
     var = np.where(n >= 3, var, pooled_var)
     return np.abs(mean - mean_o), np.sqrt(var / n), n
+
+
+def _spread(mean_sq, mean):
+    """``E[x²] − E[x]²``, exactly 0 where it is rounding noise (below 1e-9 of ``E[x²]``): a
+    cell whose values are all one value must not get a spread from the last bits of its sums
+    (they differ between a closed-form and a step-by-step decay)."""
+    var = mean_sq - mean**2
+    return np.where(var > 1e-9 * np.abs(mean_sq), var, 0.0)
 
 
 def changed(ev, pend, prefix: str, z: float):

@@ -3,7 +3,10 @@ lazily, kept to prove the lazy learner equal. Do not change its maths.
 
 One deliberate change since: a new endpoint, persona or status code joins the vocabulary in the
 window of its first event (it used to join when its batch began, so a new cell's exposure
-depended on how events were cut into batches; shards could not be exact).
+depended on how events were cut into batches; shards could not be exact). And a second: a
+spread of log values below 1e-9 of their mean square is rounding noise and counts as zero in
+the pooling distance (a cell whose values were all one value got a spread from the last bits of
+its sums, which differ between closed-form and step-by-step decay).
 
 The online drift learner: windows of event time, decay, gating and the applied layer.
 
@@ -949,8 +952,10 @@ def _consistent_borrowing(ev: Stats, kind: str, axis: int, statuses: list[int]) 
             (n, n_o), (sx, sx_o), (sxx, sxx_o) = (split(ev[f"{pre}_{k}"])
                                                   for k in ("n", "sx", "sxx"))
             mean, mean_o = sx / n, sx_o / n_o
-            var = np.maximum(sxx / n - mean**2, 0.0)
-            pooled_var = np.maximum((sxx + sxx_o) / (n + n_o) - ((sx + sx_o) / (n + n_o))**2, 0.0)
+            var, pooled_var = sxx / n - mean**2, (sxx + sxx_o) / (n + n_o) - ((sx + sx_o) / (n + n_o))**2
+            # rounding noise is no spread (the second deliberate change, see the top)
+            var = np.where(var > 1e-9 * np.abs(sxx / n), var, 0.0)
+            pooled_var = np.where(pooled_var > 1e-9 * np.abs((sxx + sxx_o) / (n + n_o)), pooled_var, 0.0)
             # a cell with one or two samples has no spread of its own: use the endpoint's
             var = np.where(n >= 3, var, pooled_var)
             d, se, own = np.abs(mean - mean_o), np.sqrt(var / n), n
