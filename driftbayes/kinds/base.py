@@ -180,8 +180,3 @@ def split_by(axis: int):
         total = x.sum(axis=axis, keepdims=True)
         return x, total - x
     return split
-
-
-def broadcast_cells(x, shape) -> np.ndarray:
-    """A per-cell parameter broadcast to the cells' shape (read-only view)."""
-    return np.broadcast_to(x, shape)

@@ -23,8 +23,5 @@ class ThinkTime(lognormal.LogNormalKind):
         return ctx.col("think_time_median_ms"), ctx.col("think_time_sigma")
 
 
-#: Think-time posterior per cell (source endpoint × persona): ``nig``, log think time (ms).
-ThinkTimeParams = lognormal.LogNormalParams
-
 KIND = ThinkTime("think_time", lognormal.stats("think"), behavioral=True, unit="ms",
                  quantity="think_median_ms")

@@ -247,9 +247,6 @@ class TransitionCounts:
         return TransitionCounts(src[order], dst[order], val[order], n_states)
 
     # ---------------------------------------------------------------- dataset
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"src": self.src, "dst": self.dst, "val": self.val}
-
     def __repr__(self) -> str:
         return (f"TransitionCounts({len(self)} pairs × {self.personas} personas, "
                 f"{self.n_states} states)")
