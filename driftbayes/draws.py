@@ -127,6 +127,8 @@ def posterior_draws(learner: DriftLearner, endpoint=None, persona=None, *,
 
     snap = learner.snapshot()
     prm = snap.layer(layer)
+    if not snap.endpoints_ or not snap.personas_:
+        raise ValueError("nothing learned yet: no endpoint × persona cells to draw")
     E = len(snap.endpoints_)
     es = _select(endpoint, snap.resolve_endpoint, E)
     ps = _select(persona, snap.resolve_persona, len(snap.personas_))

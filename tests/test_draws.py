@@ -159,3 +159,5 @@ def test_bad_names_are_refused(learner):
         dr.posterior_draws(learner, "/api/nope")
     with pytest.raises(KeyError, match="unknown persona"):
         dr.posterior_draws(learner, persona="nobody")
+    with pytest.raises(ValueError, match="nothing learned yet"):
+        dr.posterior_draws(DriftLearner())
