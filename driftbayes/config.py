@@ -36,6 +36,17 @@ MODES = ("behavioral", "statistical", "hybrid")
 SESSION_KEYS = ("auto", "client", "user", "trace", "none")
 
 
+#: Windows a run-length posterior tells apart (:mod:`driftbayes.changepoint`): runs of 1 … 31
+#: windows, and longer.
+RUN_WINDOWS = 31
+
+
+def changepoint_background(hazard: float) -> float:
+    """Change probability of a cell whose data cannot tell runs apart: the hazard's prior
+    probability of a change within the last :data:`RUN_WINDOWS` windows."""
+    return 1.0 - (1.0 - hazard) ** RUN_WINDOWS
+
+
 class ConfigError(ValueError):
     """An invalid configuration; ``errors`` lists every problem found, one line each."""
 
@@ -347,7 +358,8 @@ class SyntheticPrior:
     rate_per_s: float = knob(0.1, "synthetic request rate per endpoint x persona, 1/s",
                              range="(0, inf)")
     session_length: float = knob(5.0, "mean requests per session", range="[1, inf)")
-    prior_strength: float = knob(10.0, "pseudo-observations the synthetic prior is worth",
+    prior_strength: float = knob(3.0, "pseudo-observations the synthetic prior is worth to a "
+                                 "cell without data (it fades as data comes: prior_fade)",
                                  range="(0, inf)")
 
     def __post_init__(self) -> None:
@@ -472,10 +484,23 @@ class Config:
                                 range="(0, 1)")
     pooling_strength: float = knob(100.0, "pseudo-observations a persona borrows from its "
                                    "endpoint", range="[0, inf)")
-    changepoint_z: float = knob(5.0, "adaptive forgetting: a window whose latency, think time, "
-                                "error rate or request rate contradicts a cell's evidence beyond "
-                                "this z-score keeps only a quarter of that evidence; 0 = off",
+    changepoint_z: float = knob(5.0, "adaptive forgetting of the request rate: a window whose "
+                                "request count contradicts a cell's rate beyond this z-score "
+                                "keeps only a quarter of its evidence (with changepoint_hazard 0 "
+                                "also latency, think time and error rate); 0 = off",
                                 range="[0, inf)")
+    changepoint_hazard: float = knob(0.003, "online changepoint detection of latency, think time "
+                                     "and error rate: prior probability of a change per window; "
+                                     "0 = off (the z-test of changepoint_z instead)",
+                                     range="[0, 1)")
+    changepoint_threshold: float = knob(0.5, "change probability (a change within the last 31 "
+                                        "windows) above which a cell's statistics are mixed by "
+                                        "run length and its applied layer follows at once",
+                                        range="(0, 1]")
+    prior_fade: float = knob(1.0, "the synthetic prior fades as a cell's evidence grows: it is "
+                             "worth prior_strength / (1 + n_eff / (prior_fade x prior_strength)) "
+                             "pseudo-observations; 0 = never fades, else at least 1",
+                             range="[0, inf)")
     session_gap: float = knob(1800.0, "inactivity gap that ends a session", kind="duration",
                               range="(0, inf)")
     persona_field: str = knob("persona", "event field the persona comes from")
@@ -510,6 +535,18 @@ class Config:
 
     def __post_init__(self) -> None:
         _check(self, BLOCK)
+        if 0 < self.prior_fade < 1:
+            raise ConfigError(f"{BLOCK}.prior_fade: {self.prior_fade:g} is below 1: the prior "
+                              "would lose weight faster than data adds it (a first observation "
+                              "would widen intervals); use 0 (never fades) or a value >= 1")
+        background = changepoint_background(self.changepoint_hazard)
+        if self.changepoint_hazard > 0 and background >= self.changepoint_threshold:
+            raise ConfigError(
+                f"{BLOCK}.changepoint_threshold: {self.changepoint_threshold:g} is not above "
+                f"{background:.3g}, the change probability a cell without informative data "
+                f"keeps under changepoint_hazard {self.changepoint_hazard:g} (1 - (1 - hazard)^"
+                f"{RUN_WINDOWS}); every such cell would forget at every window: raise the "
+                "threshold or lower the hazard")
         if not isinstance(self.synthetic, SyntheticPrior):
             raise ConfigError(f"{BLOCK}.synthetic: expected a SyntheticPrior")
         overrides: dict[str, dict[str, Any]] = {}
@@ -998,11 +1035,27 @@ def steady_state_n_eff(events_per_interval: float, decay: float) -> float:
     return math.inf if decay == 0 else events_per_interval / decay
 
 
-def samples_for_confidence(threshold: float, prior_strength: float) -> float:
-    """Effective samples needed for confidence ``threshold``: ``k·(1/(1-c)² - 1)`` (inf at 1)."""
+def samples_for_confidence(threshold: float, prior_strength: float, fade: float = 0.0) -> float:
+    """Effective samples needed for confidence ``threshold``: ``k·(1/(1-c)² - 1)`` (inf at 1);
+    under ``prior_fade`` ``f`` the ``n`` with ``k·f·k/(f·k + n) + n = k/(1-c)²``.
+
+    Examples
+    --------
+    >>> samples_for_confidence(0.5, 10.0), samples_for_confidence(0.5, 10.0, 1.0)
+    (30.0, 37.9128784747792)
+    """
     if threshold <= 0:
         return 0.0
-    return math.inf if threshold >= 1 else prior_strength * (1 / (1 - threshold) ** 2 - 1)
+    if threshold >= 1:
+        return math.inf
+    k = prior_strength
+    target = k / (1 - threshold) ** 2
+    if fade <= 0:
+        return target - k
+    fk = fade * k
+    # n² + n·(fk − T) + fk·(k − T) = 0, the larger root (the left side rises with n)
+    b, c = fk - target, fk * (k - target)
+    return max(0.0, (-b + math.sqrt(b * b - 4 * c)) / 2)
 
 
 def gate_reachable(cfg: Config, events_per_interval: float,
@@ -1011,8 +1064,8 @@ def gate_reachable(cfg: Config, events_per_interval: float,
 
     Both gate conditions are checked at the steady state of decay: the effective sample count
     ``n_eff = r / decay`` against ``min_samples``, and the confidence ceiling
-    ``1 - sqrt(k/(k + n_eff))`` (``k`` = synthetic ``prior_strength`` of ``endpoint``) against
-    ``confidence_threshold``. The reason names every number.
+    ``1 - sqrt(k/(k' + n_eff))`` (``k`` = synthetic ``prior_strength`` of ``endpoint``, ``k'``
+    what ``prior_fade`` leaves of it) against ``confidence_threshold``. The reason names every number.
 
     Examples
     --------
@@ -1025,15 +1078,15 @@ def gate_reachable(cfg: Config, events_per_interval: float,
     from driftbayes.gating import confidence_ceiling  # the gate's own definition
 
     n_ss = steady_state_n_eff(events_per_interval, cfg.decay)
-    ceiling = confidence_ceiling(n_ss, k)
-    needed = samples_for_confidence(cfg.confidence_threshold, k)
+    ceiling = confidence_ceiling(n_ss, k, cfg.prior_fade)
+    needed = samples_for_confidence(cfg.confidence_threshold, k, cfg.prior_fade)
     enough = n_ss >= cfg.min_samples
     confident = cfg.confidence_threshold < 1 and ceiling >= cfg.confidence_threshold
     reason = (
         f"{events_per_interval:g} events per update_interval "
         f"({format_duration(cfg.update_interval)}) with decay {cfg.decay:g} give a steady-state "
         f"n_eff = {n_ss:.4g} {'>=' if enough else '<'} min_samples {cfg.min_samples}; "
-        f"confidence ceiling 1 - sqrt(k/(k+n_eff)) = {ceiling:.3f} with prior_strength "
+        f"confidence ceiling 1 - sqrt(k/(k'+n_eff)) = {ceiling:.3f} with prior_strength "
         f"k = {k:g} {'>=' if confident else '<'} confidence_threshold "
         f"{cfg.confidence_threshold:g} (needs n_eff >= {needed:.4g})"
     )

@@ -49,6 +49,26 @@ def decay_evidence(evidence, *, decay: float, k: int = 1):
 CHANGEPOINT_KEEP = 0.25
 
 
+def prior_weight(n_eff, *, strength, fade: float):
+    """Share of the synthetic prior a cell keeps (power-prior discounting): ``1 / (1 + n_eff /
+    (fade · strength))``. The prior, worth ``strength`` pseudo-observations on a cold cell, is
+    worth half that once the cell's decayed ``n_eff`` reaches ``fade · strength`` and fades like
+    ``1/n_eff`` beyond, so tails follow the data while thin cells stay close to the prior.
+    ``fade = 0`` keeps the whole prior. With ``fade ≥ 1`` the prior's weight plus ``n_eff``
+    never falls as ``n_eff`` grows (more data never widens an interval).
+
+    Examples
+    --------
+    >>> float(prior_weight(0.0, strength=10.0, fade=1.0)), float(prior_weight(10.0, strength=10.0,
+    ...                                                                      fade=1.0))
+    (1.0, 0.5)
+    """
+    n = np.maximum(np.asarray(n_eff, dtype=float), 0.0)
+    if fade <= 0:
+        return np.ones_like(n)
+    return 1.0 / (1.0 + n / (fade * np.asarray(strength, dtype=float)))
+
+
 def _two_sided_p_threshold(z: float) -> float:
     return float(2.0 * special.ndtr(-z))
 
@@ -390,6 +410,25 @@ def dirichlet_categorical_posterior(*, alpha0, counts):
     """Dirichlet posterior of a categorical: ``alpha0 + counts`` (counts per category, last
     axis; decay-weighted counts are fine: the update is linear in them)."""
     return np.asarray(alpha0, dtype=float) + np.asarray(counts, dtype=float)
+
+
+def dirichlet_multinomial_log_predictive(alpha0, before, counts):
+    """Log probability of each cell's category ``counts`` (``(n, k)``, in a fixed order: the
+    multinomial coefficient, equal for every ``before``, is left out) under the Dirichlet
+    ``alpha0 + before`` (broadcasting to ``(…, n, k)``): ``Σ_j [lgamma(a_j + x_j) −
+    lgamma(a_j)] + lgamma(A) − lgamma(A + N)``. Only the categories with counts are
+    evaluated, so a fine latency histogram costs what the window's data does."""
+    counts = np.asarray(counts, dtype=float)
+    a = np.asarray(alpha0, dtype=float) + np.asarray(before, dtype=float)
+    total = a.sum(axis=-1)
+    out = special.gammaln(total) - special.gammaln(total + counts.sum(axis=-1))
+    ci, bi = np.nonzero(counts)
+    if len(ci):
+        a_at = a[..., ci, bi]
+        terms = special.gammaln(a_at + counts[ci, bi]) - special.gammaln(a_at)
+        starts = np.flatnonzero(np.r_[True, ci[1:] != ci[:-1]])
+        out[..., ci[starts]] += np.add.reduceat(terms, starts, axis=-1)
+    return out
 
 
 def dirichlet_mean(alpha):
