@@ -853,6 +853,17 @@ class DriftLearner:
         :func:`driftbayes.gating.gate_report`)."""
         return self._gates(self.pooled_evidence(self.read_evidence()))
 
+    def change_probability(self, kind: str) -> np.ndarray:
+        """``(endpoint, persona)`` probability that each cell's ``kind`` changed regime within
+        the last 31 windows, as the last closed window leaves it (online changepoint
+        detection, :mod:`driftbayes.changepoint`; 0 for a cell without data of the kind)."""
+        if kind not in self.runs.kinds:
+            raise ValueError(f"{kind!r} has no online changepoint detection (kinds with it: "
+                             f"{', '.join(self.runs.kinds) or 'none: changepoint_hazard is 0'})")
+        if self.window_ is None:
+            return np.zeros((len(self.endpoints_), len(self.personas_)))
+        return self.runs.change_p(kind, self.window_ - 1, float(self.config.changepoint_hazard))
+
     # ------------------------------------------------------------------ censored session ends
     def censored_ends(self) -> TransitionCounts:
         """END mass of the sessions still open, as the last closed window leaves them: a
