@@ -38,7 +38,6 @@ mean log value, binomial tail of the 5xx count) instead of run lengths.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
 from driftbayes import conjugate as cj
 from driftbayes.config import RUN_WINDOWS
@@ -125,7 +124,8 @@ def run_length_update(w: np.ndarray, log_pred: np.ndarray, hazard: float) -> np.
     out[:, 0] = np.log(hazard) + log_pred[0]
     out[:, 1:-1] = grow[:, :-2]
     out[:, -1] = np.logaddexp(grow[:, -2], grow[:, -1])
-    return np.exp(out - special.logsumexp(out, axis=1, keepdims=True))
+    out = np.exp(out - out.max(axis=1, keepdims=True))
+    return out / out.sum(axis=1, keepdims=True)
 
 
 class RunLengths:
@@ -272,10 +272,11 @@ class RunLengths:
             e = A[ia]
             a = self.asof[kind][e, ip]
             w = shift_silent(self.w[kind][e, ip], np.where(a < 0, 0, window - 1 - a), hazard)
-            recent = self._recent(names, e, ip, window)
+            reads = kd.change_stats or names
+            recent = self._recent(reads, e, ip, window)
             dec = r ** np.arange(1, RUN_WINDOWS + 1)
             before = {}
-            for name in names:
+            for name in reads:
                 wx = recent[name] * dec.reshape((-1,) + (1,) * (recent[name].ndim - 1))
                 tail = ev[name][ia, ip]
                 before[name] = np.concatenate([np.zeros((1,) + tail.shape),
@@ -285,8 +286,8 @@ class RunLengths:
             # observations would make a burst of errors look like the old 1% for many windows,
             # and a faded one would favour the run lengths with the least data
             weight = np.broadcast_to(np.minimum(1.0 / strength[e], 1.0),
-                                     before[names[0]].shape[:2])
-            window_x = {name: x[name][ia, ip] for name in names}
+                                     before[reads[0]].shape[:2])
+            window_x = {name: x[name][ia, ip] for name in reads}
             lp = kd.log_predictive(prior[kind], e, before, window_x, weight, statuses)
             w_new = run_length_update(w, lp, hazard)
             cp_old, cp = 1.0 - w[:, -1], 1.0 - w_new[:, -1]
@@ -296,8 +297,11 @@ class RunLengths:
                 # each window k back keeps its decay weight times P(run covers it)
                 cover = np.cumsum(w_new[hot, :-1][:, ::-1], axis=1)[:, ::-1]  # P(run ≥ j+1)
                 keep_long = w_new[hot, -1]
+                rest = [n for n in names if n not in reads]
+                recent.update({n: v[:, hot] for n, v in recent.items()})
+                recent.update(self._recent(rest, e[hot], ip[hot], window))
                 for name in names:
-                    rec = recent[name][:-1, hot]  # windows 1 … RUN_WINDOWS−1 back
+                    rec = recent[name][:-1]  # windows 1 … RUN_WINDOWS−1 back
                     share = (cover[:, 1:].T * dec[:-1, None])
                     share = share.reshape(share.shape + (1,) * (rec.ndim - 2))
                     ic, pc = ia[hot], ip[hot]

@@ -100,6 +100,8 @@ class Kind:
     #: whether changes are detected online by run length (:meth:`log_predictive`; see
     #: :mod:`driftbayes.changepoint`) rather than by the per-window test :meth:`changed`
     online_change: bool = False
+    #: the statistics :meth:`log_predictive` reads (default: all of the kind's)
+    change_stats: tuple[str, ...] = ()
 
     @property
     def cell_dims(self) -> tuple[str, ...]:

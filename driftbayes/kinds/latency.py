@@ -86,4 +86,5 @@ KIND = Latency("latency", {
     "lat_hist": ("endpoint", "persona", "lat_bin"),
     **lognormal.stats("lat"),
 }, fixed_dims={"lat_bin": cj.N_LATENCY_BINS}, unit="ms", observable="latency_ms",
-   quantity="latency_median_ms", online_change=True)
+   quantity="latency_median_ms", online_change=True,
+   change_stats=("lat_n", "lat_sx", "lat_sxx"))
