@@ -5,12 +5,19 @@
 (the timestamps in the traffic), so replaying a recording is deterministic. At each window
 boundary, per endpoint × persona cell and per pattern kind:
 
-1. ``evidence ← (1-decay)·evidence + window_stats`` — the posterior is ``prior + evidence``;
+1. ``evidence ← (1-decay)·evidence + window_stats`` — the posterior is the prior (its weight
+   fading as the cell's evidence grows, ``prior_fade``) plus the evidence; where the cell's
+   run-length posterior makes a change within the last 31 windows more likely than
+   ``changepoint_threshold``, its statistics are mixed by run length instead
+   (:mod:`driftbayes.changepoint`);
 2. ``n_eff`` and ``confidence`` (credible-interval contraction against the synthetic prior) are
    computed from the posterior;
 3. where ``gate = enabled ∧ n_eff ≥ min_samples ∧ confidence ≥ confidence_threshold``,
    ``applied ← applied + sensitivity·(posterior − applied)``; elsewhere the applied layer fades
-   toward the prior at rate ``decay``.
+   toward the prior at rate ``decay``; a cell with a detected change serves its posterior at once.
+
+The open sessions' provisional session ends (:meth:`DriftLearner.censored_ends`) are read with
+the evidence, never stored.
 
 Everything is held as sufficient statistics (:class:`driftbayes.stats.Stats`), so two learners
 over the same windows merge with ``+``.
@@ -607,7 +614,9 @@ class DriftLearner:
             self.history_.extend(window_rows(
                 t=(window + 1) * float(cfg.update_interval), endpoints=self.endpoints_,
                 personas=self.personas_, statuses=self.statuses_, pend=pend, pooled=pooled,
-                report=report, applied=self.params_from(self._app), mass=float(cfg.credible_mass)))
+                report=report, applied=self.params_from(self._app), mass=float(cfg.credible_mass),
+                change={k: self.runs.change_p(k, window, float(cfg.changepoint_hazard))
+                        for k in self.runs.kinds}))
         pend.clear(A, R)
         self._done_e[A] = window
         self._done_r[R] = window
@@ -952,7 +961,8 @@ class DriftLearner:
         out = {}
         for name, kind in REGISTRY.items():
             weight = None
-            n = kind.fade_count(ev) if fade > 0 and evidence is not None else None
+            n = (kind.fade_count(ev, self.statuses_) if fade > 0 and evidence is not None
+                 else None)
             if n is not None:
                 if "src" in kind.cell_dims:  # per source row: endpoints, then START
                     strength = np.r_[self._strength(),

@@ -295,3 +295,24 @@ def test_change_probability_is_in_patterns_and_the_posterior():
     assert rows["latency"]["change_p"] > 0.9 and "change_p" not in rows["frequency"]
     with pytest.raises(ValueError, match="no online changepoint detection"):
         learner.change_probability("frequency")
+
+
+def test_run_lengths_survive_a_save_and_load(tmp_path):
+    from driftbayes.state import load_state, save_state
+
+    kw = dict(endpoints=("/api/cart", "/api/x"), personas=("web", "app"), sigma=0.4,
+              error_rate=0.02)
+    b = concat(traffic(3000, seed=5, span_s=3000.0, median_ms=100.0, **kw),
+               traffic(600, seed=6, t0=3000.0, span_s=600.0, median_ms=300.0, **kw))
+    cut = int(np.searchsorted(b.ts, 3200.0))  # mid-change: run lengths hold the new regime
+    cfg = Config.from_dict({"update_interval": 60}, warn=False)
+    whole = DriftLearner(cfg).learn_many(b)
+    first = DriftLearner(cfg).learn_many(b.take(np.arange(cut)))
+    assert first.change_probability("latency").max() > 0.5
+    again = load_state(save_state(first, tmp_path / "s.nc"))
+    again.learn_many(b.take(np.arange(cut, len(b))))
+    assert again.changes_ == whole.changes_ - first.changes_  # the count is not saved
+    for attr in ("evidence_", "applied_"):
+        assert getattr(again, attr).equals(getattr(whole, attr), rtol=1e-9, atol=1e-9), attr
+    np.testing.assert_allclose(again.change_probability("latency"),
+                               whole.change_probability("latency"), rtol=1e-9)

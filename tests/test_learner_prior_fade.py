@@ -47,17 +47,26 @@ def test_tails_follow_the_data_once_the_cell_is_well_observed():
 
 
 def test_thin_cells_and_error_rates_stay_cautious():
-    # three requests, none failed: the posterior error rate keeps most of the prior's 1%
+    # three requests, none failed: the error rate's prior fades with the 5xx seen, not the
+    # requests, so the posterior keeps the prior's whole weight (1% worth 3 requests)
     kw = dict(endpoints=("/api/cart",), personas=("web",), sigma=0.3, error_rate=0.0)
-    b = traffic(3, seed=2, span_s=30.0, median_ms=30.0, **kw)
-    prm, e, p = _cell(DriftLearner(Config()).learn_many(b))
+    thin = traffic(3, seed=2, span_s=30.0, median_ms=30.0, **kw)
+    prm, e, p = _cell(DriftLearner(Config()).learn_many(thin))
     k = Config().synthetic.prior_strength
-    keep = float(cj.prior_weight(3.0, strength=k, fade=1.0))
-    assert keep == pytest.approx(0.5)
     alpha = prm.status_alpha[e, p]
-    err = alpha[1] / alpha.sum()
-    assert err == pytest.approx(0.01 * k * keep / (k * keep + 3.0))
-    assert err > 0.003
-    # its median latency lies between the prior's 100 ms and the data's 30 ms
+    assert alpha[1] / alpha.sum() == pytest.approx(0.01 * k / (k + 3.0))
+    # ... 1,000 requests with 40 errors: the prior is worth k / (1 + 40/k) of them
+    b = traffic(1000, seed=3, span_s=300.0, median_ms=30.0,
+                **{**kw, "error_rate": 0.04})
+    cfg = Config(decay=0.0, update_interval=1e6)
+    prm, e, p = _cell(DriftLearner(cfg).learn_many(b))
+    alpha = prm.status_alpha[e, p]
+    n5 = float((b.status >= 500).sum())
+    keep = float(cj.prior_weight(n5, strength=k, fade=1.0))
+    assert alpha[1] == pytest.approx(0.01 * k * keep + n5)
+    # a thin cell's latency keeps half its prior at n_eff = prior_strength: its median lies
+    # between the prior's 100 ms and the data's 30 ms
+    assert float(cj.prior_weight(3.0, strength=k, fade=1.0)) == pytest.approx(0.5)
+    prm, e, p = _cell(DriftLearner(Config()).learn_many(thin))
     med = cj.histogram_quantiles(cj.dirichlet_mean(prm.lat_alpha[e, p]), [0.5])[0]
     assert 30.0 < med < 100.0

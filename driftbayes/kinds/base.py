@@ -132,7 +132,7 @@ class Kind:
         :meth:`fade_count`; ``None``: all of it)."""
         raise NotImplementedError
 
-    def fade_count(self, stats):
+    def fade_count(self, stats, statuses: list[int]):
         """The ``n_eff`` that fades the prior, per cell (the ``weight`` :meth:`params` takes,
         :func:`driftbayes.conjugate.prior_weight`); ``None`` when the prior never fades."""
         return self.count(stats)

@@ -51,6 +51,11 @@ class Errors(Kind):
     def count(self, stats):
         return stats["status_count"].sum(-1)
 
+    def fade_count(self, stats, statuses):
+        # the errors seen, not the requests: a rare event's rate is known once a few have
+        # been seen, so a cell with many requests and no 5xx keeps the prior's caution
+        return error_split(stats["status_count"], statuses, 500)[0]
+
     def key(self, prm, statuses, mass):
         a5, rest = error_split(prm.alpha, statuses, 500)
         return (a5 / (a5 + rest), *cj.beta_interval(a5, rest, mass=mass))

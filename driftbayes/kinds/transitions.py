@@ -495,7 +495,7 @@ class Transitions(Kind):
     def count(self, stats):
         return stats["trans_count"].row_sums()
 
-    def fade_count(self, stats):
+    def fade_count(self, stats, statuses):
         # per source row, all personas together: the rows' prior vectors are shared by the
         # personas (persona rows pool toward their endpoint's anyway)
         return stats["trans_count"].row_totals()

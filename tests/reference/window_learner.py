@@ -13,7 +13,8 @@ Three more rules, added with the library's (issue 15), shared with it where they
 ``driftbayes.open_sessions.censored_end_weights``) so both learners compute them alike:
 
 * the synthetic prior fades as a cell's evidence grows (``prior_fade``): each kind's prior is
-  scaled by ``prior_weight`` of the cell's count (transitions per source row, all personas);
+  scaled by ``prior_weight`` of the cell's count (errors: of its 5xx; transitions per source
+  row, all personas);
 * latency, errors and think time detect changes by run length (``changepoint_hazard`` > 0),
   every cell every window: a cell whose change probability exceeds ``changepoint_threshold``
   gets the run-length mixture of its statistics and an applied layer equal to its posterior;
@@ -761,8 +762,9 @@ class DriftLearner:
         return CellParams(
             lat_alpha=lat_alpha[:, None, :] * keep(ev["lat_n"])[..., None] + ev["lat_hist"],
             lat_nig=tuple(np.broadcast_to(x, (E, P)) for x in nig(lat_nig, "lat")),
-            status_alpha=(status[:, None, :] * keep(ev["status_count"].sum(-1))[..., None]
-                          + ev["status_count"]),
+            status_alpha=(status[:, None, :]
+                          * keep(_error_split(ev["status_count"], self.statuses_, 500)[0])[
+                              ..., None] + ev["status_count"]),
             think_nig=tuple(np.broadcast_to(x, (E, P)) for x in nig(think_nig, "think")),
             rate_a=np.broadcast_to(a, (E, P)),
             rate_b=np.broadcast_to(b, (E, P)),
@@ -969,6 +971,8 @@ class DriftLearner:
         n_st = pend["status_count"].sum(-1)
         o5, _ = _error_split(pend["status_count"], self.statuses_, 500)
         n_req = pend["freq_count"].sum(-1)
+        change = {k: self.runs.change_p(k, window, float(self.config.changepoint_hazard))
+                  for k in self.runs.kinds}
         for ei, pi in zip(*np.nonzero(_kind_count(pooled, "latency") + _kind_count(pooled, "errors") + n_req > 0)):
             self.history_.append((
                 (window + 1) * T, self.endpoints_[ei], self.personas_[pi], float(n_req[ei, pi]),
@@ -979,13 +983,15 @@ class DriftLearner:
                 float(err_lo[ei, pi]), float(err_med[ei, pi]), float(err_hi[ei, pi]),
                 float(err_app[ei, pi]),
                 float(report["confidence"]["errors"][ei, pi]), bool(report["gate"]["errors"][ei, pi]),
+                *(float(change[k][ei, pi]) if k in change else math.nan
+                  for k in ("latency", "errors")),
             ))
 
     HISTORY_COLUMNS = (
         "t", "endpoint", "persona", "n", "observed_latency_ms", "latency_lower", "latency_median",
         "latency_upper", "latency_applied", "latency_confidence", "latency_gate",
         "observed_error_rate", "error_lower", "error_mean", "error_upper", "error_applied",
-        "error_confidence", "error_gate",
+        "error_confidence", "error_gate", "latency_change_p", "error_change_p",
     )
 
     def history_frame(self):
