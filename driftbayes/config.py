@@ -1065,7 +1065,8 @@ def gate_reachable(cfg: Config, events_per_interval: float,
     Both gate conditions are checked at the steady state of decay: the effective sample count
     ``n_eff = r / decay`` against ``min_samples``, and the confidence ceiling
     ``1 - sqrt(k/(k' + n_eff))`` (``k`` = synthetic ``prior_strength`` of ``endpoint``, ``k'``
-    what ``prior_fade`` leaves of it) against ``confidence_threshold``. The reason names every number.
+    what ``prior_fade`` leaves of it) against ``confidence_threshold``. The reason names every
+    number.
 
     Examples
     --------

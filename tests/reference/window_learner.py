@@ -56,12 +56,12 @@ import pandas as pd
 from driftbayes import conjugate as cj
 from driftbayes.changepoint import RunLengths, online_kinds
 from driftbayes.config import Config, GateUnreachableWarning, gate_reachable
+from driftbayes.events import EventBatch
+from driftbayes.globs import match_glob
 from driftbayes.kinds import REGISTRY
 from driftbayes.kinds.base import PriorContext
 from driftbayes.open_sessions import censored_end_weights
 from driftbayes.stats import Sizes as LibrarySizes
-from driftbayes.events import EventBatch
-from driftbayes.globs import match_glob
 from tests.reference.dense_stats import (
     KIND_STATS,
     KINDS,
