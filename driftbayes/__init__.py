@@ -15,7 +15,8 @@ _API = {"learn": "driftbayes.api", "save": "driftbayes.api", "load": "driftbayes
         "DriftLearner": "driftbayes.learner", "Config": "driftbayes.config",
         "load_config": "driftbayes.config", "EventBatch": "driftbayes.events",
         "read_events": "driftbayes.io.recordings", "plot_drift": "driftbayes.plots",
-        "to_inference_data": "driftbayes.posterior"}
+        "to_inference_data": "driftbayes.draws", "to_datatree": "driftbayes.draws",
+        "posterior_draws": "driftbayes.draws"}
 __all__ = ["__version__", *_API]
 
 

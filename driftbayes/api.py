@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 from driftbayes.config import Config, load_config
 from driftbayes.events import BadRecordReport, EventBatch
@@ -24,6 +23,8 @@ from driftbayes.learner import DriftLearner
 
 #: Records per batch when a source is an iterable of dicts.
 BATCH_RECORDS = 65_536
+#: How bad-record messages name in-memory records (``<records>:N``: the N-th record).
+RECORDS = "<records>"
 
 
 def as_config(config: Config | str | os.PathLike | Mapping | None) -> Config:
@@ -76,33 +77,82 @@ def _batches(source, enricher, *, fmt, strict, report) -> Iterator[EventBatch]:
     if isinstance(source, str | os.PathLike):
         source = [source]
     if isinstance(source, EventBatch):
-        yield from enricher.stream([source])
+        yield from enricher.stream(_screened([source], source.source, strict, report))
     elif _is_frame(source):
-        yield from _batches(source.to_dict("records"), enricher, fmt=fmt, strict=strict,
+        yield from _batches(_frame_records(source), enricher, fmt=fmt, strict=strict,
                             report=report)
     elif isinstance(source, Mapping):
-        yield from enricher.stream([EventBatch.from_records([dict(source)])])
-    elif isinstance(source, list | tuple) and all(isinstance(s, str | os.PathLike)
-                                                  for s in source):
+        yield from _batches([source], enricher, fmt=fmt, strict=strict, report=report)
+    elif isinstance(source, list | tuple) and source and all(
+            isinstance(s, str | os.PathLike) for s in source):
         for path in source:
             yield from read_events(path, fmt=fmt, strict=strict, report=report,
                                    enricher=enricher)
     elif isinstance(source, Iterable):
-        yield from enricher.stream(_record_batches(source))
+        yield from enricher.stream(_record_batches(source, strict, report))
     else:
         raise TypeError(f"cannot learn from {type(source).__name__}: give a path, a named "
                         "recording, event dicts, a pandas DataFrame or an EventBatch")
 
 
-def _record_batches(records: Iterable[Mapping[str, Any]]) -> Iterator[EventBatch]:
-    chunk: list[dict] = []
-    for rec in records:
-        chunk.append(dict(rec))
-        if len(chunk) >= BATCH_RECORDS:
-            yield EventBatch.from_records(chunk)
-            chunk = []
-    if chunk:
-        yield EventBatch.from_records(chunk)
+def _screened(batches: Iterable[EventBatch], source: str, strict: bool,
+              report: BadRecordReport | None) -> Iterator[EventBatch]:
+    """Batches through the active screen (clock, limits), bad events reported or raised."""
+    from driftbayes.events import reading
+
+    with reading(source, report) as scope:
+        for batch in batches:
+            batch = scope.accept(batch, [], strict=strict)
+            if len(batch):
+                yield batch
+
+
+def _record_batches(records: Iterable, strict: bool, report: BadRecordReport | None
+                    ) -> Iterator[EventBatch]:
+    """In-memory records checked as JSONL lines are (``<records>:N`` names record N)."""
+    from driftbayes.events import reading
+    from driftbayes.io.jsonl import records_batch
+
+    with reading(RECORDS, report) as scope:
+        chunk: list = []
+        first = 1
+        for rec in records:
+            chunk.append(_plain(rec))
+            if len(chunk) >= BATCH_RECORDS:
+                batch = scope.accept(*records_batch(chunk, first, RECORDS), strict=strict)
+                if len(batch):
+                    yield batch
+                first += len(chunk)
+                chunk = []
+        if chunk:
+            batch = scope.accept(*records_batch(chunk, first, RECORDS), strict=strict)
+            if len(batch):
+                yield batch
+
+
+def _plain(rec):
+    """A record with NumPy scalars as Python numbers and datetimes as ISO 8601 text (what
+    the JSONL checks understand); anything else is left for them to judge."""
+    if not isinstance(rec, Mapping):
+        return rec
+    out = {}
+    for k, v in rec.items():
+        if hasattr(v, "isoformat") and not isinstance(v, str):
+            v = v.isoformat()
+            v = v if ("+" in v[10:] or v.endswith("Z")) else v + "Z"  # naive: UTC
+        elif hasattr(v, "item") and getattr(v, "ndim", None) == 0:
+            v = v.item()
+        out[k] = v
+    return out
+
+
+def _frame_records(frame) -> list[dict]:
+    """DataFrame rows as records; a missing value (NaN, None, NaT) is an absent field."""
+    import pandas as pd
+
+    return [{k: v for k, v in row.items() if not (v is None or v is pd.NaT or
+                                                 (isinstance(v, float) and v != v))}
+            for row in frame.to_dict("records")]
 
 
 def _is_frame(x) -> bool:

@@ -909,6 +909,20 @@ class DriftLearner:
 
         return posterior(self, layer)
 
+    def to_datatree(self, endpoint=None, persona=None, **options):
+        """Exact posterior draws as an ``xarray.DataTree`` for ArviZ 1.x
+        (:func:`driftbayes.draws.to_datatree`)."""
+        from driftbayes.draws import to_datatree
+
+        return to_datatree(self, endpoint, persona, **options)
+
+    def to_inference_data(self, endpoint=None, persona=None, **options):
+        """Exact posterior draws in the installed ArviZ's container: ``InferenceData`` (0.x) or
+        ``DataTree`` (1.x) (:func:`driftbayes.draws.to_inference_data`)."""
+        from driftbayes.draws import to_inference_data
+
+        return to_inference_data(self, endpoint, persona, **options)
+
     def patterns(self, layer: str = "applied"):
         """Every learned pattern as a pandas DataFrame (:func:`driftbayes.patterns.patterns`)."""
         from driftbayes.patterns import patterns_frame

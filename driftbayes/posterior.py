@@ -1,30 +1,46 @@
 """The posterior of the whole state as one labelled ``xarray.Dataset`` with intervals as data
-(:func:`posterior`), and one cell's exact posterior draws as ArviZ ``InferenceData``
-(:func:`to_inference_data`: ``az.summary`` / ``az.plot_posterior``)."""
+(:func:`posterior`); its exact draws for ArviZ are :mod:`driftbayes.draws`."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from driftbayes import conjugate as cj
-from driftbayes.learner import END, DriftLearner
+from driftbayes.learner import END, CellParams, DriftLearner
 
 
 def posterior(learner: DriftLearner, layer: str = "posterior"):
-    """Every kind's key quantity for every cell of a layer, with its credible interval as data.
+    """The whole posterior of a layer as one labelled ``xarray.Dataset``: what every reader
+    (``patterns``, ``serve``, the exports, the NetCDF draws) computes from.
 
-    One variable per kind, named by its quantity (``latency_median_ms``, ``error_rate``,
-    ``request_rate``, ``think_median_ms``, ``next_state_p`` — the probability of a row's most
-    likely next state — and any registered kind's), on that kind's cell dims (``endpoint``,
-    ``persona``; transitions ``persona``, ``src``); beside it ``<quantity>_ci`` with a
-    ``ci_bound`` dim (``lower``, ``upper``), and ``<kind>_n_eff``, ``<kind>_confidence``,
-    ``<kind>_gate`` (what the gate reads, from the posterior, and whether it is open). Attrs:
-    ``ci_prob`` (``credible_mass``), ``ci_kind`` (``eti``: equal-tailed), ``layer``, provenance.
-    The numbers are those ``driftbayes patterns`` prints.
+    Per kind, on that kind's cell dims (``endpoint``, ``persona``; transitions ``persona``,
+    ``src``):
+
+    - the key quantity, named by the kind's ``quantity`` (``latency_median_ms``,
+      ``error_rate``, ``request_rate``, ``think_median_ms``, ``next_state_p`` — the
+      probability of a row's most likely next state — and any registered kind's), and
+      ``<quantity>_ci`` with a ``ci_bound`` dim (``lower``, ``upper``);
+    - ``<kind>_n_eff``, ``<kind>_confidence``, ``<kind>_gate``, ``<kind>_enabled`` (what the
+      gate reads, from the posterior, whether it is open, whether the config learns it) and
+      ``<kind>_seen`` (the cell has had data of its own, faded evidence included);
+    - the conjugate parameters (:meth:`~driftbayes.kinds.base.Kind.variables`):
+      ``latency_bin_alpha`` (Dirichlet over ``latency_bin``) and ``latency_log_mu``,
+      ``_kappa``, ``_alpha``, ``_beta`` (Normal-Inverse-Gamma on log ms); ``status_alpha``
+      (Dirichlet over ``status``); ``request_rate_shape``, ``request_rate_exposure_s``
+      (Gamma); ``think_log_mu`` … ``think_log_beta``; ``transition_base``,
+      ``transition_end`` (the prior's pseudo-counts per ``src`` row) and ``transition_count``
+      on the observed pairs only (``pair``, with ``pair_src``/``pair_dst`` names and codes);
+    - ``request_rate_hourly`` (``hour`` of day, UTC).
+
+    Attrs: ``ci_prob`` (``credible_mass``), ``ci_kind`` (``eti``: equal-tailed), ``layer``
+    and the provenance (version, config, data span, created_at). :func:`layer_params` turns
+    the dataset back into the typed parameters, exactly.
     """
     import xarray as xr
 
+    from driftbayes.export.model import provenance
     from driftbayes.kinds import REGISTRY
+    from driftbayes.kinds.frequency import N_HOURS
     from driftbayes.learner import LAYERS, START
 
     if layer not in LAYERS:
@@ -33,6 +49,7 @@ def posterior(learner: DriftLearner, layer: str = "posterior"):
     prm = snap.layer(layer)
     report = snap.gate_report()
     gate = snap.gate_
+    own = snap.evidence_
     mass = float(snap.config.credible_mass)
     data = {}
     for name, kind in REGISTRY.items():
@@ -46,81 +63,40 @@ def posterior(learner: DriftLearner, layer: str = "posterior"):
         data[f"{name}_n_eff"] = (dims, np.asarray(report["n_eff"][name], dtype=float))
         data[f"{name}_confidence"] = (dims, np.asarray(report["confidence"][name], dtype=float))
         data[f"{name}_gate"] = (dims, np.asarray(gate[name], dtype=bool))
+        data[f"{name}_enabled"] = (dims, np.broadcast_to(report["enabled"][name], est.shape))
+        data[f"{name}_seen"] = (dims, np.asarray(kind.count(own)) > 0)
+        data.update(kind.variables(prm[name]))
+    # the rate by hour of day: the prior spread evenly over the 24 hours, plus that hour's data
+    ev = {"prior": None, "posterior": snap.pooled_evidence(), "applied": snap.applied_}[layer]
+    rate = prm["frequency"]
+    if ev is None:
+        hourly = np.repeat((rate.a / rate.b)[..., None], N_HOURS, axis=-1)
+    else:
+        a0 = rate.a - ev["freq_count"].sum(-1)
+        b0 = rate.b - ev["freq_exposure"].sum(-1)
+        hourly = ((a0[..., None] / N_HOURS + ev["freq_count"])
+                  / (b0[..., None] / N_HOURS + ev["freq_exposure"]))
+    data["request_rate_hourly"] = (("endpoint", "persona", "hour"), hourly,
+                                   {"units": "req/s"})
+    src = np.array(snap.endpoints_ + [START], dtype=object)
+    dst = np.array(snap.endpoints_ + [END], dtype=object)
+    pair_src, pair_dst = data["pair_src_code"][1], data["pair_dst_code"][1]
     coords = {"endpoint": np.array(snap.endpoints_, dtype=object),
               "persona": np.array(snap.personas_, dtype=object),
-              "src": np.array(snap.endpoints_ + [START], dtype=object),
-              "ci_bound": ["lower", "upper"]}
-    from driftbayes.export.model import provenance
-
+              "status": np.asarray(snap.statuses_, dtype=np.int64),
+              "src": src, "dst": dst, "ci_bound": ["lower", "upper"],
+              "hour": np.arange(N_HOURS),
+              "latency_lower_ms": ("latency_bin", cj.LATENCY_EDGES_MS[:-1]),
+              "latency_upper_ms": ("latency_bin", cj.LATENCY_EDGES_MS[1:]),
+              "pair_src": ("pair", src[pair_src]), "pair_dst": ("pair", dst[pair_dst])}
     return xr.Dataset(data, coords=coords, attrs={
         "ci_prob": mass, "ci_kind": "eti", **{k: str(v) for k, v in
                                             provenance(snap, layer).items()}})
 
 
-def to_inference_data(
-    learner: DriftLearner,
-    endpoint: str,
-    persona: str | None = None,
-    *,
-    layer: str = "posterior",
-    draws: int = 1000,
-    chains: int = 4,
-    seed: int | None = 0,
-):
-    """Exact posterior draws of every model of one endpoint × persona cell.
+def layer_params(ds) -> CellParams:
+    """The typed conjugate parameters of every kind (what ``snapshot().layer(...)`` gives)
+    from a :func:`posterior` dataset."""
+    from driftbayes.kinds import REGISTRY
 
-    Variables (``chain``, ``draw`` first): ``latency_median_ms``, ``latency_p90_ms``,
-    ``latency_p99_ms`` (Dirichlet histogram), ``latency_mu``, ``latency_sigma`` (NIG summary on
-    log ms), ``p_5xx``, ``p_4xx``, ``status_prob`` (dim ``status``), ``next_prob`` (dim
-    ``dst``), ``think_median_ms``, ``rate_per_s``. Draws are independent (conjugate), so ESS is
-    the draw count and r-hat is 1 up to Monte-Carlo noise.
-    """
-    import arviz as az
-
-    snap = learner.snapshot()
-    e = snap.resolve_endpoint(endpoint)
-    p = snap.resolve_persona(persona if persona is not None else snap.personas_[0])
-    prm = snap.layer(layer)
-    rng = np.random.default_rng(seed)
-    n = draws * chains
-
-    def shape(x):
-        x = np.asarray(x)
-        return x.reshape((chains, draws) + x.shape[1:])
-
-    lat = rng.dirichlet(prm.lat_alpha[e, p], n)
-    lat_q = cj.histogram_quantiles(lat, [0.5, 0.9, 0.99])
-    mu, kappa, alpha, beta = (np.asarray(x)[e, p] for x in prm.lat_nig)
-    sigma2 = beta / rng.gamma(alpha, 1.0, n)
-    lat_mu = rng.normal(mu, np.sqrt(sigma2 / kappa))
-    status = rng.dirichlet(np.maximum(prm.status_alpha[e, p], 1e-12), n)
-    codes = np.asarray(snap.statuses_)
-    tmu, tk, ta, tb = (np.asarray(x)[e, p] for x in prm.think_nig)
-    t_sigma2 = tb / rng.gamma(ta, 1.0, n)
-    think_mu = rng.normal(tmu, np.sqrt(t_sigma2 / tk))
-    rate = rng.gamma(prm.rate_a[e, p], 1.0 / prm.rate_b[e, p], n)
-    row = np.maximum(prm.transitions.row(p, e), 1e-12)
-    nxt = rng.dirichlet(row, n)
-    posterior = {
-        "latency_median_ms": shape(lat_q[:, 0]),
-        "latency_p90_ms": shape(lat_q[:, 1]),
-        "latency_p99_ms": shape(lat_q[:, 2]),
-        "latency_mu": shape(lat_mu),
-        "latency_sigma": shape(np.sqrt(sigma2)),
-        "p_5xx": shape(status[:, codes >= 500].sum(-1)),
-        "p_4xx": shape(status[:, codes >= 400].sum(-1)),
-        "status_prob": shape(status),
-        "next_prob": shape(nxt),
-        "think_median_ms": shape(np.exp(think_mu)),
-        "rate_per_s": shape(rate),
-    }
-    coords = {"status": codes, "dst": snap.endpoints_ + [END]}
-    dims = {"status_prob": ["status"], "next_prob": ["dst"]}
-    idata = az.from_dict(posterior=posterior, coords=coords, dims=dims)
-    idata.posterior.attrs.update({
-        "endpoint": snap.endpoints_[e], "persona": snap.personas_[p], "layer": layer,
-        "inference_library": "driftbayes (conjugate, exact draws)",
-    })
-    return idata
-
-
+    return CellParams({name: kind.from_variables(ds) for name, kind in REGISTRY.items()})

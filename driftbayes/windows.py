@@ -55,10 +55,13 @@ def follow_sum(q: float, r: float, n, offset) -> np.ndarray:
             return np.where((offset == 0) & (n >= 1), q ** (n - 1), 0.0)
         if q == 0.0:
             return np.where(n >= 1, r ** (offset + n - 1), 0.0)
-        log_rho = np.log(r / q)
-        # Σ ρ^i for i < n, as expm1 ratios (exact in the limit ρ → 1, where it is n)
-        ratio = np.where(log_rho == 0.0, n, np.expm1(n * log_rho) / np.expm1(log_rho))
-        return np.where(n >= 1, q ** (n - 1) * r**offset * ratio, 0.0)
+        # Σ_i q^(n-1-i)·r^i is symmetric in q and r: factor out the larger base m, so the
+        # ratio ρ = smaller/m ≤ 1 and nothing overflows over long silences (a closed form
+        # with ρ > 1 gave 0·inf = NaN after a few thousand windows)
+        m, small = max(q, r), min(q, r)
+        log_rho = math.log(small / m)
+        ratio = n if log_rho == 0.0 else np.expm1(n * log_rho) / math.expm1(log_rho)
+        return np.where(n >= 1, m ** (n - 1) * r**offset * ratio, 0.0)
 
 
 def first_order(x: np.ndarray, a: float, y0: np.ndarray) -> np.ndarray:

@@ -144,3 +144,51 @@ def test_history_is_a_dataset_with_a_window_dim():
                 persona=row["persona"])
     assert at["latency_median"].item() == row["latency_median"]
     assert bool(at["latency_gate"].item()) == bool(row["latency_gate"])
+
+
+def test_in_memory_records_are_screened_like_file_records():
+    """Bad records in memory are skipped and reported as ``<records>:N`` with their field (a
+    far-off timestamp, text where a time belongs, a negative latency, an impossible status, a
+    missing time, a non-mapping), exactly as JSONL lines are; NumPy scalars and datetimes are
+    understood; strict mode raises at the first."""
+    import datetime as dt
+
+    from driftbayes.events import BadRecordError, BadRecordReport
+
+    good = [{"ts": 60.0 * i, "path": "/api/users/7", "status": 200, "latency_ms": 80.0}
+            for i in range(30)]
+    hostile = [{"ts": 1e12, "path": "/far", "status": 200},
+               {"ts": "yesterday", "path": "/text", "status": 200},
+               {"ts": 100.0, "path": "/a\x00b\r\nX-Injected: 1", "status": 200,
+                "latency_ms": -5},
+               {"ts": 120.0, "path": "/" + "z" * 100_000, "status": 999_999},
+               {"path": "/no-time", "status": 200},
+               "not a mapping",
+               {"ts": np.float64(1900.0), "path": "/numpy", "status": np.int64(200),
+                "latency_ms": np.float32(3.0)},
+               {"ts": dt.datetime(1970, 1, 1, 0, 40), "path": "/datetime", "status": 201}]
+    report = BadRecordReport(keep=10)
+    learner = db.learn(good + hostile, report=report)
+    assert learner.n_events_ == 32
+    assert learner.endpoints_ == ["GET /api/users/{id}", "GET /numpy", "GET /datetime"]
+    assert learner.t_last_ == 2400.0
+    got = {(b.line, b.field) for b in report.first}
+    assert got == {(31, "ts"), (32, "ts"), (33, "latency_ms"), (34, "status"), (35, "ts"),
+                   (36, "record")}
+    assert all(b.source == "<records>" for b in report.first)
+    with pytest.raises(BadRecordError, match="<records>:31: field 'ts'"):
+        db.learn(good + hostile, strict=True)
+
+
+def test_a_dataframe_with_missing_values_and_datetimes():
+    import pandas as pd
+
+    rows = records(300, seed=9)
+    frame = pd.DataFrame(rows)
+    frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
+    frame.loc[::10, "latency_ms"] = np.nan  # a missing latency is an absent field, not bad
+    want = db.learn([{k: v for k, v in r.items() if not (k == "latency_ms" and i % 10 == 0)}
+                     for i, r in enumerate(rows)])
+    got = db.learn(frame)
+    assert got.n_events_ == want.n_events_ == 300
+    assert_close(patterns(got, "posterior"), patterns(want, "posterior"))

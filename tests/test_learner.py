@@ -314,19 +314,3 @@ def test_sampled_status_share_matches_predictive():
     probs = cj.dirichlet_mean(lrn.snapshot().layer("posterior").lat_alpha[0, 0])
     q = cj.histogram_quantiles(probs, [0.45, 0.5, 0.55])
     assert q[0] < np.median(draws["latency_ms"]) < q[2]  # ±5 pp ≫ 4 SE of a median at n=40k
-
-
-def test_arviz_inference_data():
-    import arviz as az
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from driftbayes.posterior import to_inference_data
-
-    lrn = learn(traffic(3000, seed=18))
-    idata = to_inference_data(lrn, "/api/cart", "premium", draws=500, chains=2)
-    summ = az.summary(idata, var_names=["latency_median_ms", "p_5xx", "rate_per_s"])
-    row = latency_row(patterns(lrn, "posterior"), "/api/cart", "premium")
-    assert summ.loc["latency_median_ms", "mean"] == pytest.approx(row["estimate"], rel=0.03)
-    assert idata.posterior["status_prob"].dims[-1] == "status"
-    az.plot_posterior(idata, var_names=["latency_median_ms"])

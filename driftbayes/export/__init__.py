@@ -11,7 +11,7 @@ wiremock     a WireMock root folder (``mappings/``, ``__files/``, ``start-wiremo
 mockoon      one Mockoon environment JSON (``mockoon-cli start --data FILE``)
 mockforge    a ``mockforge.yaml`` fragment plus ``endpoint_probabilities`` rows (SQLite)
 locust       one locustfile: a Markov task set per persona (traffic mirroring)
-netcdf       ArviZ InferenceData: posterior draws + the full state (reloadable)
+netcdf       ArviZ data (NetCDF groups): posterior draws + the full state (reloadable)
 ============ ===============================================================================
 
 Every runtime format is written from the same :class:`~driftbayes.export.model.ExportModel`

@@ -151,30 +151,34 @@ def lognormal_fit_error(cell: CellModel, qs=(0.5, 0.9, 0.99)) -> dict[float, flo
 
 def export_model(learner: DriftLearner, layer: str = "applied", *, openapi=None) -> ExportModel:
     """The :class:`ExportModel` of a learner's ``applied`` (what the mock serves) or
-    ``posterior`` layer. Cells are those that have seen traffic."""
+    ``posterior`` layer, computed from its posterior dataset
+    (:func:`driftbayes.posterior.posterior`). Cells are those that have seen traffic."""
     from driftbayes.server.app import MockEngine
 
     if layer not in LAYERS:
         raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(LAYERS)}")
+    from driftbayes.posterior import layer_params, posterior
+
     snap = learner.snapshot()
     if not snap.endpoints_:
         raise ValueError("nothing learned yet: no endpoints to export")
-    P = len(snap.personas_)
-    prm = snap.layer(layer)
+    ds = posterior(snap, layer)
+    endpoints = [str(x) for x in ds["endpoint"].values]
+    personas = [str(x) for x in ds["persona"].values]
+    P = len(personas)
+    prm = layer_params(ds)
     status_p = cj.dirichlet_mean(prm.status_alpha)
     lat_p = cj.dirichlet_mean(prm.lat_alpha)
     rate = prm.rate_a / prm.rate_b
-    statuses = np.asarray(snap.statuses_)
-    own = snap.evidence_
-    conf = np.where((own["freq_count"].sum(-1) > 0) & (own["lat_n"] > 0),
-                    snap.gate_report()["confidence"]["latency"], 0.0)
-    engine = MockEngine(snap, snap.config, openapi=openapi, flow="off")
-    seen = snap.evidence_["freq_count"].sum(-1) > 0
+    statuses = np.asarray(ds["status"].values)
+    seen = ds["frequency_seen"].values
+    conf = np.where(seen & ds["latency_seen"].values, ds["latency_confidence"].values, 0.0)
+    engine = MockEngine(snap, snap.config, openapi=openapi, flow="off", posterior=ds)
     cells = []
     ei, pi = np.nonzero(seen)
     quantiles = cj.histogram_quantiles(lat_p[ei, pi], _EXPORT_QS)  # all cells at once
     for (e, p), (q_lo, q50, q_hi, q90, q99) in zip(zip(ei, pi), quantiles):
-        method, tmpl = split_endpoint(snap.endpoints_[e])
+        method, tmpl = split_endpoint(endpoints[e])
         order = np.argsort(-status_p[e, p], kind="stable")
         keep = order[status_p[e, p, order] > 1e-9]
         sp = status_p[e, p, keep] / status_p[e, p, keep].sum()
@@ -185,8 +189,8 @@ def export_model(learner: DriftLearner, layer: str = "applied", *, openapi=None)
             ctype, body = engine.body_and_type(int(e), code)
             bodies[code] = (ctype, body.decode("utf-8", "replace"))
         cells.append(CellModel(
-            endpoint=snap.endpoints_[e], method=method or "GET", template=tmpl,
-            persona=snap.personas_[p], rate_per_s=float(rate[e, p]), statuses=codes,
+            endpoint=endpoints[e], method=method or "GET", template=tmpl,
+            persona=personas[p], rate_per_s=float(rate[e, p]), statuses=codes,
             status_p=tuple(float(x) for x in sp), latency_p=lat_p[e, p].copy(),
             median_ms=median, sigma=sigma, p50_ms=float(q50), p90_ms=float(q90),
             p99_ms=float(q99), confidence=float(conf[e, p]), bodies=bodies))
@@ -197,7 +201,7 @@ def export_model(learner: DriftLearner, layer: str = "applied", *, openapi=None)
     think_sigma = scale * special.stdtrit(df, _Z1)
     model = ExportModel(
         layer=layer, persona_header=snap.config.persona_header,
-        endpoints=list(snap.endpoints_), personas=list(snap.personas_), cells=cells,
+        endpoints=endpoints, personas=personas, cells=cells,
         persona_share=share, transitions=prm.transitions,
         think_median_ms=np.exp(loc), think_sigma=np.asarray(think_sigma),
         session_rate_per_s=np.zeros(P), provenance=provenance(snap, layer))

@@ -1,19 +1,20 @@
-"""The full posterior as ArviZ ``InferenceData`` in one NetCDF file, reloadable as a state.
+"""The full posterior as ArviZ data in one NetCDF file, reloadable as a state.
 
 Groups:
 
-- ``posterior`` (``chain`` = 1, ``draw``): draws of the layer's conjugate posteriors per
-  endpoint × persona — ``latency_median_ms`` (median of a Dirichlet draw of the latency
-  histogram), ``latency_p99_ms``, ``status_p`` (Dirichlet, over ``status``), ``error_rate``
-  (5xx share of that draw), ``request_rate`` (Gamma, requests/s) and, for states of at most
-  :data:`MAX_TRANSITION_ENDPOINTS` endpoints, ``transition_p`` (Dirichlet rows, ``persona ×
-  src × dst``). ``az.summary`` / ``az.plot_posterior`` work on it directly.
+- ``posterior`` (``chain`` = 1, ``draw``): draws of the layer's conjugate posteriors for every
+  cell (:func:`driftbayes.draws.posterior_draws`, the :data:`~driftbayes.draws.QUANTITIES`
+  vocabulary: ``latency_median_ms``, ``error_rate``, ``status_p``, ``request_rate``,
+  ``think_median_ms``, ``next_state_p``, …; ``transition_p``, ``persona × src × dst``, while
+  it holds at most :data:`~driftbayes.draws.MAX_TRANSITION_NUMBERS` numbers).
 - ``driftbayes_state``: the state's sufficient statistics exactly as
   :func:`driftbayes.state.to_dataset` writes them, so :func:`driftbayes.state.load_state`
   reads the file back as a learner (nothing lost).
 
-Every group and the file carry the provenance attributes (driftbayes version, layer, config,
-data span, created_at).
+The file is written as an ``xarray.DataTree`` (NetCDF groups), which both ArviZ generations
+read: ``az.from_netcdf`` gives ``InferenceData`` under ArviZ 0.x and a ``DataTree`` under 1.x,
+and ``az.summary`` / the plots work on it directly. Every group and the file carry the
+provenance attributes (driftbayes version, layer, config, data span, created_at).
 """
 
 from __future__ import annotations
@@ -23,19 +24,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from driftbayes import conjugate as cj
+from driftbayes.draws import posterior_draws
 from driftbayes.export.model import LAYERS, provenance
-from driftbayes.learner import END, START, DriftLearner
+from driftbayes.learner import DriftLearner
 
 STATE_GROUP = "driftbayes_state"
-#: Transition draws are (P, E+1, E+1, draws): skipped above this many endpoints.
-MAX_TRANSITION_ENDPOINTS = 100
-
-
-def _dirichlet_draws(alpha: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
-    """``draws`` Dirichlet draws of every row of ``alpha`` (..., K) → (draws, ..., K)."""
-    g = rng.standard_gamma(np.broadcast_to(np.maximum(alpha, 1e-12), (draws,) + alpha.shape))
-    return g / g.sum(-1, keepdims=True)
 
 
 def posterior_dataset(learner: DriftLearner, layer: str = "applied", *, draws: int = 1000,
@@ -43,42 +36,12 @@ def posterior_dataset(learner: DriftLearner, layer: str = "applied", *, draws: i
     """The ``posterior`` group: conjugate posterior draws of a layer (see the module doc)."""
     if layer not in LAYERS:
         raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(LAYERS)}")
-    snap = learner.snapshot()
-    rng = np.random.default_rng(seed)
-    prm = snap.layer(layer)
-    E, P = len(snap.endpoints_), len(snap.personas_)
-    hist = _dirichlet_draws(prm.lat_alpha, draws, rng)  # (D, E, P, B)
-    q = cj.histogram_quantiles(hist, np.array([0.5, 0.99]))  # (D, E, P, 2)
-    status = _dirichlet_draws(prm.status_alpha, draws, rng)  # (D, E, P, S)
-    codes = np.asarray(snap.statuses_)
-    rate = rng.gamma(np.broadcast_to(prm.rate_a, (draws, E, P)), 1.0 / prm.rate_b)
-    data = {
-        "latency_median_ms": (("endpoint", "persona"), q[..., 0]),
-        "latency_p99_ms": (("endpoint", "persona"), q[..., 1]),
-        "status_p": (("endpoint", "persona", "status"), status),
-        "error_rate": (("endpoint", "persona"), status[..., codes >= 500].sum(-1)),
-        "request_rate": (("endpoint", "persona"), rate),
-    }
-    coords = {"chain": [0], "draw": np.arange(draws),
-              "endpoint": np.array(snap.endpoints_, dtype=object),
-              "persona": np.array(snap.personas_, dtype=object), "status": codes}
-    if E <= MAX_TRANSITION_ENDPOINTS:
-        data["transition_p"] = (("persona", "src", "dst"),
-                                _dirichlet_draws(prm.transitions.dense(), draws, rng))
-        coords["src"] = np.array(snap.endpoints_ + [START], dtype=object)
-        coords["dst"] = np.array(snap.endpoints_ + [END], dtype=object)
-    ds = xr.Dataset({k: (("chain", "draw") + dims, v[None]) for k, (dims, v) in data.items()},
-                    coords=coords)
-    ds["latency_median_ms"].attrs["units"] = ds["latency_p99_ms"].attrs["units"] = "ms"
-    ds["request_rate"].attrs["units"] = "requests/s"
-    return ds
+    return posterior_draws(learner, layer=layer, draws=draws, chains=1, seed=seed)
 
 
 def write_netcdf(learner: DriftLearner, out: str | Path, *, layer: str = "applied",
                  draws: int = 1000, seed: int | None = 0) -> Path:
-    """Write ``posterior`` draws and the full state as one InferenceData NetCDF file."""
-    import arviz as az
-
+    """Write ``posterior`` draws and the full state as one NetCDF file (atomically)."""
     from driftbayes.state import to_dataset
 
     out = Path(out)
@@ -88,8 +51,12 @@ def write_netcdf(learner: DriftLearner, out: str | Path, *, layer: str = "applie
     state = to_dataset(learner)
     for ds in (post, state):
         ds.attrs.update({k: v for k, v in attrs.items() if k not in ds.attrs})
-    idata = az.InferenceData(posterior=post, **{STATE_GROUP: state})
+    tree = xr.DataTree.from_dict({"/": xr.Dataset(attrs=attrs), "posterior": post,
+                                  STATE_GROUP: state})
+    # the draws are most of the file: compressed, as ArviZ writes them
+    encoding = {"/posterior": {k: {"zlib": True} for k, v in post.data_vars.items()
+                               if np.issubdtype(v.dtype, np.number)}}
     tmp = out.with_name(out.name + ".tmp")
-    idata.to_netcdf(str(tmp), engine="h5netcdf")
+    tree.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
     tmp.replace(out)
     return out

@@ -724,6 +724,34 @@ def _read_batch(
     return batch, [BadRecord(source, i + first_line, f, r) for i, f, r in bad]
 
 
+def records_batch(records: list, first_line: int, source: str, *,
+                  persona_field: str = "persona") -> tuple[EventBatch, list[BadRecord]]:
+    """Events and bad records of in-memory records (notebooks: dicts, DataFrame rows), checked
+    exactly as JSONL lines are; ``line`` numbers the records from ``first_line``. Fields beyond
+    the canonical ones (``client``, ``user``, ``user_agent``, …) become ``extra`` columns, so
+    sessions and personas are cut from them as for the readers."""
+    mapping = np.fromiter((isinstance(r, dict) for r in records), dtype=bool,
+                          count=len(records))
+    kept = np.flatnonzero(mapping)
+    objs = [records[i] for i in kept]
+    cols, bad_codes = _columns(objs, persona_field)
+    fine = bad_codes == 0
+    known = {"ts", "method", "path", "endpoint", "status", "latency_ms", persona_field,
+             "session"}
+    other = list(dict.fromkeys(k for o in objs for k in o if k not in known))
+    extra = {k: np.array([o.get(k) for o in objs], dtype=object)[fine] for k in other}
+    batch = EventBatch(**{k: v[fine] for k, v in cols.items()}, line=kept[fine] + first_line,
+                       source=source, extra=extra)
+    bad = [(int(i), "record", f"expected a mapping, got {_type_name(records[i])}")
+           for i in np.flatnonzero(~mapping)]
+    for j in np.flatnonzero(~fine):
+        field = _FIELDS[bad_codes[j]]
+        bad.append((int(kept[j]), persona_field if field == "persona" else field,
+                    _explain(field, objs[j], persona_field)))
+    bad.sort()
+    return batch, [BadRecord(source, i + first_line, f, r) for i, f, r in bad]
+
+
 def read_jsonl(
     path: str | PathLike[str],
     *,

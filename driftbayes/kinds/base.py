@@ -144,6 +144,15 @@ class Kind:
         """One draw of :attr:`observable` per cell ``(e[i], p[i])``."""
         raise NotImplementedError
 
+    # -- the posterior dataset (driftbayes.posterior): parameters out, and back
+    def variables(self, prm) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+        """This kind's posterior parameters as dataset variables ``{name: (dims, array)}``."""
+        raise NotImplementedError
+
+    def from_variables(self, ds):
+        """This kind's typed parameters from a dataset holding :meth:`variables`."""
+        raise NotImplementedError
+
     # -- pooling and change
     def borrow_terms(self, ev, statuses: list[int], split):
         """``(d, se, own)``: distance of each persona's estimate from its endpoint's other
@@ -172,6 +181,14 @@ class Kind:
     def where(self, gate: np.ndarray, name: str, yes, no):
         """``yes`` in the cells where ``gate`` is true, else ``no``."""
         return np.where(self.cells(gate, yes), yes, no)
+
+
+CELL = ("endpoint", "persona")
+
+
+def cell_array(ds, name: str) -> np.ndarray:
+    """A dataset variable as a NumPy array (what :meth:`Kind.from_variables` reads)."""
+    return np.asarray(ds[name].values)
 
 
 def split_by(axis: int):

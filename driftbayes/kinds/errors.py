@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from driftbayes import conjugate as cj
-from driftbayes.kinds.base import Kind, add_bincount
+from driftbayes.kinds.base import CELL, Kind, add_bincount, cell_array
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,12 @@ class Errors(Kind):
     def predictive(self, prm, e, p, rng, statuses):
         probs = cj.dirichlet_mean(prm.alpha)[e, p]
         return np.asarray(statuses)[cj.sample_categorical(probs, rng)]
+
+    def variables(self, prm):
+        return {"status_alpha": (CELL + ("status",), prm.alpha)}
+
+    def from_variables(self, ds):
+        return ErrorParams(cell_array(ds, "status_alpha"))
 
     def borrow_terms(self, ev, statuses, split):
         err = ev["status_count"][..., np.asarray(statuses) >= 500].sum(-1)

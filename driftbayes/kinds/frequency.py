@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from driftbayes import conjugate as cj
-from driftbayes.kinds.base import Kind, add_bincount
+from driftbayes.kinds.base import CELL, Kind, add_bincount, cell_array
 
 N_HOURS = 24
 
@@ -56,6 +56,13 @@ class Frequency(Kind):
 
     def width(self, prm, statuses, mass):
         return rate_width(prm.a, prm.b, mass)
+
+    def variables(self, prm):
+        return {"request_rate_shape": (CELL, prm.a), "request_rate_exposure_s": (CELL, prm.b)}
+
+    def from_variables(self, ds):
+        return RateParams(cell_array(ds, "request_rate_shape"),
+                          cell_array(ds, "request_rate_exposure_s"))
 
     def changed(self, ev, pend, statuses, z):
         return cj.rate_changed(ev["freq_count"].sum(-1), ev["freq_exposure"].sum(-1),

@@ -9,7 +9,7 @@ import numpy as np
 
 from driftbayes import conjugate as cj
 from driftbayes.kinds import lognormal
-from driftbayes.kinds.base import Kind, add_bincount
+from driftbayes.kinds.base import CELL, Kind, add_bincount, cell_array
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,14 @@ class Latency(Kind):
 
     def predictive(self, prm, e, p, rng, statuses):
         return cj.sample_histogram(cj.dirichlet_mean(prm.alpha)[e, p], rng)
+
+    def variables(self, prm):
+        return {"latency_bin_alpha": (CELL + ("latency_bin",), prm.alpha),
+                **lognormal.nig_variables(prm.nig, "latency", prm.alpha.shape[:2])}
+
+    def from_variables(self, ds):
+        return LatencyParams(cell_array(ds, "latency_bin_alpha"),
+                             lognormal.nig_from(ds, "latency"))
 
     def borrow_terms(self, ev, statuses, split):
         return lognormal.borrow_terms(ev, "lat", split)

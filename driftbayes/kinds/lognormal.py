@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from driftbayes import conjugate as cj
-from driftbayes.kinds.base import Kind, add_bincount
+from driftbayes.kinds.base import CELL, Kind, add_bincount, cell_array
 
 
 def stats(prefix: str) -> dict[str, tuple[str, ...]]:
@@ -83,6 +83,17 @@ def sample(nig: cj.NIG, e, p, rng: np.random.Generator) -> np.ndarray:
                                    alpha=nig.alpha[e, p], beta=nig.beta[e, p], rng=rng)
 
 
+def nig_variables(nig: cj.NIG, name: str, shape) -> dict:
+    """A NIG's parameters as dataset variables ``<name>_log_mu`` … ``<name>_log_beta``."""
+    return {f"{name}_log_{f}": (CELL, np.broadcast_to(np.asarray(x, dtype=float), shape))
+            for f, x in zip(cj.NIG._fields, nig)}
+
+
+def nig_from(ds, name: str) -> cj.NIG:
+    """The NIG :func:`nig_variables` wrote."""
+    return cj.NIG(*(cell_array(ds, f"{name}_log_{f}") for f in cj.NIG._fields))
+
+
 @dataclass(frozen=True)
 class LogNormalParams:
     """Posterior of a log-normal kind per cell."""
@@ -120,6 +131,12 @@ class LogNormalKind(Kind):
 
     def predictive(self, prm, e, p, rng, statuses):
         return sample(prm.nig, e, p, rng)
+
+    def variables(self, prm):
+        return nig_variables(prm.nig, self.prefix, np.broadcast(*prm.nig).shape)
+
+    def from_variables(self, ds):
+        return LogNormalParams(nig_from(ds, self.prefix))
 
     def borrow_terms(self, ev, statuses, split):
         return borrow_terms(ev, self.prefix, split)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from driftbayes import conjugate as cj
-from driftbayes.kinds.base import Kind
+from driftbayes.kinds.base import Kind, cell_array
 
 _SHIFT = np.int64(1) << np.int64(32)
 
@@ -489,6 +489,19 @@ class Transitions(Kind):
 
     def width(self, prm, statuses, mass):
         return component_width(prm.top()[1], prm.totals(), mass)
+
+    def variables(self, prm):
+        # the observed pairs only (sparse): ``pair`` is indexed by ``pair_src``, ``pair_dst``
+        c = prm.counts
+        return {"transition_base": (("src",), prm.base), "transition_end": (("src",), prm.end),
+                "transition_count": (("pair", "persona"), c.val),
+                "pair_src_code": (("pair",), c.src), "pair_dst_code": (("pair",), c.dst)}
+
+    def from_variables(self, ds):
+        counts = TransitionCounts(cell_array(ds, "pair_src_code"), cell_array(ds, "pair_dst_code"),
+                                  cell_array(ds, "transition_count"), ds.sizes["src"])
+        return TransitionParams(cell_array(ds, "transition_base"), cell_array(ds, "transition_end"),
+                                counts)
 
     def borrow_terms(self, ev, statuses, split):
         # the largest difference between the own and the others' next-state probabilities

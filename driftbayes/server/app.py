@@ -166,7 +166,8 @@ class MockEngine:
     """
 
     def __init__(self, learner: DriftLearner, config: Config, *, seed: int | None = None,
-                 openapi: OpenApiTemplates | Mapping | None = None, flow: str | None = None):
+                 openapi: OpenApiTemplates | Mapping | None = None, flow: str | None = None,
+                 posterior=None):
         if flow is None:
             flow = "enforce" if config.traffic_mirroring else "off"
         if flow not in FLOW_MODES:
@@ -192,45 +193,50 @@ class MockEngine:
         self.n_windows = 0
         self._lock = threading.Lock()
         self._bodies: dict[tuple[int, int], bytes] = {}
-        self.reload(learner)
+        self.reload(learner, posterior)
 
     # ---------------------------------------------------------------- tables
-    def reload(self, learner: DriftLearner) -> MockEngine:
-        """Re-read the learner's applied layer (after learning or a reset)."""
+    def reload(self, learner: DriftLearner, posterior=None) -> MockEngine:
+        """Re-read the learner's applied layer (after learning or a reset) through its
+        posterior dataset (:func:`driftbayes.posterior.posterior`; pass one already computed
+        as ``posterior``). The tables are a cache of that dataset's predictive."""
+        from driftbayes.posterior import layer_params
+        from driftbayes.posterior import posterior as posterior_of
 
         snap = learner.snapshot()
-        E, P = len(snap.endpoints_), len(snap.personas_)
-        prm = snap.layer("applied")
+        ds = posterior if posterior is not None else posterior_of(snap, "applied")
+        endpoints = [str(x) for x in ds["endpoint"].values]
+        personas = [str(x) for x in ds["persona"].values]
+        E, P = len(endpoints), len(personas)
+        prm = layer_params(ds)
         status_p = cj.dirichlet_mean(prm.status_alpha)
         lat_p = cj.dirichlet_mean(prm.lat_alpha)
         routes: dict[str, dict[str, int]] = {}
-        for i, key in enumerate(snap.endpoints_):
+        for i, key in enumerate(endpoints):
             method, tmpl = split_endpoint(key)
             routes.setdefault(tmpl, {})[method] = i
-        conf = np.full((E, P), np.nan)
-        if E:  # the latency gate's confidence, where the cell has seen latencies
-            own = snap.evidence_
-            seen = (own["freq_count"].sum(-1) > 0) & (own["lat_n"] > 0)
-            conf = np.where(seen, snap.gate_report()["confidence"]["latency"], np.nan)
-        if "default" in snap.personas_:
-            default = snap.resolve_persona("default")
+        # the latency gate's confidence, where the cell has seen latencies
+        conf = np.where(ds["frequency_seen"].values & ds["latency_seen"].values,
+                        ds["latency_confidence"].values, np.nan)
+        if "default" in personas:
+            default = personas.index("default")
         elif P:
             rate = (prm.rate_a / prm.rate_b).sum(0)
             default = int(np.argmax(rate))
         else:
             default = -1
-        header = [[_header_safe(f"{snap.endpoints_[e]}; persona={snap.personas_[p]}; "
+        header = [[_header_safe(f"{endpoints[e]}; persona={personas[p]}; "
                                 f"confidence={0.0 if np.isnan(conf[e, p]) else conf[e, p]:.2f}")
                    for p in range(P)] for e in range(E)]
-        recorded = {(snap.endpoint_index[k], status): (_content_type_safe(ct),
+        endpoint_index = {k: i for i, k in enumerate(endpoints)}
+        recorded = {(endpoint_index[k], status): (_content_type_safe(ct),
                                                        text.encode("utf-8"))
                     for (k, status), (ct, text) in snap.bodies_.items()
-                    if k in snap.endpoint_index}
+                    if k in endpoint_index}
         self._t = _Tables(
-            endpoints=list(snap.endpoints_), endpoint_index=dict(snap.endpoint_index),
-            personas=list(snap.personas_),
-            persona_index=dict(snap.persona_index),
-            statuses=np.asarray(snap.statuses_, dtype=np.int64), routes=routes,
+            endpoints=endpoints, endpoint_index=endpoint_index, personas=personas,
+            persona_index={k: i for i, k in enumerate(personas)},
+            statuses=np.asarray(ds["status"].values, dtype=np.int64), routes=routes,
             status_p=status_p, status_cdf=np.cumsum(status_p, axis=-1),
             lat_p=lat_p, lat_cdf=np.cumsum(lat_p, axis=-1),
             default_persona=default, confidence=conf, pattern_header=header,

@@ -1,7 +1,8 @@
 """REFERENCE (tests only): ``patterns`` as it was before transitions became sparse, reading
 the dense reference learner. One deliberate change: destinations of equal probability are
 listed in index order (``kind="stable"``); numpy's default introsort left their order
-arbitrary. Do not change otherwise.
+arbitrary; and the prior layer's ``hourly_rate`` lists 24 equal hours (it was one number, the
+broadcast of an hourless prior). Do not change otherwise.
 
 Learned patterns as records: one row per endpoint × persona × kind, intervals as data."""
 
@@ -62,6 +63,7 @@ def patterns(learner: DriftLearner, layer: str = "applied") -> list[dict]:
     counts = 0 if ev is None else ev["freq_count"]
     expo = 0 if ev is None else ev["freq_exposure"]
     hourly = (a0[..., None] / 24 + counts) / (b0[..., None] / 24 + expo)
+    hourly = np.broadcast_to(hourly, a0.shape + (24,))
 
     rows: list[dict] = []
     names = snap.endpoints_ + [START]
