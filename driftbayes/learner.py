@@ -139,7 +139,7 @@ class DriftLearner:
 
     @classmethod
     def shard(cls, config: Config | None = None, *, resume: DriftLearner | None = None,
-              sessions=None) -> DriftLearner:
+              sessions=None, names: tuple | None = None) -> DriftLearner:
         """A learner that only *maps* events to per-(cell, window) sums: each closed window's
         statistics (with the session ends that fall in it) are kept in ``window_sums_`` rather
         than learned. Shards of one stream split by session key merge exactly with ``+`` in
@@ -149,7 +149,9 @@ class DriftLearner:
         ``resume`` starts the shard where that learner stands (its open window and
         vocabularies) holding those of its open sessions whose ids are in ``sessions`` (all
         when None), so the shard's events continue them and their session ends fall in the
-        right windows.
+        right windows. ``names`` (endpoints, personas, statuses) join the shard's
+        vocabularies first (after the resumed learner's): shards given the whole run's names
+        share one vocabulary, so merging them remaps nothing.
         """
         out = cls(config, collect_windows=True)
         if resume is not None:
@@ -162,6 +164,11 @@ class DriftLearner:
             keep = None if sessions is None else set(sessions)
             out.sessions = OpenSessions.from_open(
                 [s for s in resume.sessions.open() if keep is None or s.session in keep])
+        if names is not None:
+            for vocab, more in zip((out.endpoint_vocab, out.persona_vocab, out.status_vocab),
+                                   names):
+                vocab.add(more)
+            out._grow()
         return out
 
     # ------------------------------------------------------------------ state

@@ -90,7 +90,8 @@ from driftbayes.redact import (
 )
 from driftbayes.templates import OpenApiTemplates
 
-__all__ = ["Enricher", "OpenApiTemplates", "cut_sessions", "load_persona_map", "persona_matcher"]
+__all__ = ["Enricher", "OpenApiTemplates", "cut_sessions", "load_persona_map", "persona_matcher",
+           "session_group"]
 
 #: Event columns a persona rule can name (everything else is an extra attribute or a header).
 _EVENT_FIELDS = ("endpoint", "method", "status", "session")
@@ -244,6 +245,13 @@ def cut_sessions(
     out = np.empty(n, dtype=object)
     out[order] = ids.to_numpy(dtype=object)
     return out
+
+
+def session_group(session: str) -> str:
+    """The key a session id was cut from (``"key#k"`` → ``"key"``), else the id itself: the
+    events of one group decide its sessions alone, whatever the other groups hold."""
+    m = _SESSION_ID.fullmatch(session)
+    return m.group(1) if m is not None else session
 
 
 # --------------------------------------------------------------------------------------------
@@ -485,13 +493,6 @@ class Enricher:
         if not need.any():
             return b.session
         session = np.array(b.session, dtype=object, copy=True)
-        session[need] = cut_sessions(keys[need], b.ts[need], float(self.config.session_gap),
-                                     self.last_seen, self.session_count)
-        return session
-        need = (np.asarray(session == "", dtype=bool)) & _is_text(keys)
-        if not need.any():
-            return session
-        session = np.array(session, dtype=object, copy=True)
         session[need] = cut_sessions(keys[need], b.ts[need], float(self.config.session_gap),
                                      self.last_seen, self.session_count)
         return session

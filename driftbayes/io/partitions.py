@@ -4,10 +4,12 @@ A distributed ``learn`` (:mod:`driftbayes.distributed`) reads its inputs in para
 :class:`Partition` per task:
 
 * a line-oriented file (JSONL, access logs, regex-mapped logs such as OpenStack's) larger than
-  the partition size is split into byte ranges that start at line starts; each range knows the
-  file line it starts at (the newlines before it are counted first, a pass far cheaper than
-  parsing), so its events and bad records carry the file's true line numbers and its batches
-  keep to the file's grid of ``batch_size`` lines, as when the file is read whole;
+  the partition size is split into byte ranges; each range knows the file line it starts at
+  (the newlines before it are counted first, a pass far cheaper than parsing), so its events
+  and bad records carry the file's true line numbers; and every range starts at a line
+  ``1 + k·batch_size`` (:func:`batch_aligned`), so it reads exactly the batches the whole file
+  is read in (batches matter where events arrive out of order: the stream-clock screen looks
+  at neighbours within a batch, sessions are cut per batch);
 * gzip files (no random access), HAR, SQLite, span exports, CSV and small files are read whole;
 * a registered recording's name stands for its files, each read whole.
 """
@@ -21,7 +23,8 @@ from typing import Any
 from driftbayes.io.jsonl import open_input
 from driftbayes.io.recordings import resolve_input
 
-__all__ = ["LINE_FORMATS", "Partition", "count_lines", "first_lines", "plan_input"]
+__all__ = ["LINE_FORMATS", "Partition", "batch_aligned", "count_lines", "first_lines",
+           "grid_offset", "plan_input"]
 
 #: Formats read line by line: their uncompressed files may be split into byte ranges.
 LINE_FORMATS = frozenset({"jsonl", "access-log", "combined", "common", "nasa-tsv", "openstack",
@@ -159,4 +162,58 @@ def first_lines(parts: list[Partition], counts: list[int | None]) -> list[Partit
             line = 1
         out.append(replace(part, first_line=line))
         line += counts[i] or 0
+    return out
+
+
+def grid_offset(part: Partition, batch_size: int) -> tuple[int, int] | None:
+    """``(byte offset, line)`` of the first line ``1 + k·batch_size`` at or after the start of
+    a range, None when the file ends first."""
+    skip = -(part.first_line - 1) % batch_size
+    pos = part.start
+    with open(part.path, "rb") as f:
+        f.seek(pos)
+        left = skip
+        while left:
+            chunk = f.read(_SCAN_BYTES)
+            if not chunk:
+                return None
+            n = chunk.count(b"\n")
+            if n < left:
+                left -= n
+                pos += len(chunk)
+                continue
+            cut = -1
+            for _ in range(left):
+                cut = chunk.index(b"\n", cut + 1)
+            pos += cut + 1
+            left = 0
+    if pos >= os.path.getsize(part.path):
+        return None
+    return pos, part.first_line + skip
+
+
+def batch_aligned(parts: list[Partition], offsets: list[tuple[int, int] | None]
+                  ) -> list[Partition]:
+    """The ranges moved to start at batch boundaries (``offsets[i]`` from :func:`grid_offset`
+    for the ranges, None for whole files); ranges left empty are dropped."""
+    out: list[Partition] = []
+    for part, at in zip(parts, offsets):
+        if part.whole:
+            out.append(part)
+            continue
+        if part.start == 0:
+            at = (0, 1)
+        if at is None or (out and not out[-1].whole and out[-1].input == part.input
+                          and out[-1].path == part.path and out[-1].start == at[0]):
+            continue
+        out.append(replace(part, start=at[0], first_line=at[1]))
+    # each range ends where the next one of its file starts
+    for i, part in enumerate(out):
+        if part.whole:
+            continue
+        nxt = out[i + 1] if i + 1 < len(out) else None
+        same = (nxt is not None and not nxt.whole and nxt.input == part.input
+                and nxt.path == part.path)
+        end = nxt.start if same else os.path.getsize(part.path)
+        out[i] = replace(part, end=end)
     return out
