@@ -37,7 +37,6 @@ range. Nothing touches the learner before every partition has been read and lear
 from __future__ import annotations
 
 import math
-import operator
 import os
 import time
 import zlib
@@ -232,22 +231,34 @@ def _groups(enricher, batch: EventBatch, seq: int, groups: int) -> np.ndarray:
 # stage 5: learn
 
 
-def learn_group(base: DriftLearner, cut_state: tuple[dict, dict], config: Config,
-                *pieces: list[tuple[EventBatch, np.ndarray]], group: int = 0) -> DriftLearner:
-    """One session group's events (each partition's pieces, in stream order) mapped to
-    per-(cell, window) sums by the shard ``base`` (the run's vocabulary, the group's resumed
-    open sessions); ``cut_state`` continues the enricher's session count of the group's keys."""
+@dataclass
+class GroupLearner:
+    """One session group's shard of per-(cell, window) sums and the enricher's session cut
+    state (time of the last event and sessions cut so far, per key) of its keys."""
+
+    shard: DriftLearner
+    last_seen: dict
+    session_count: dict
+
+
+def learn_group(state: GroupLearner, config: Config,
+                piece: list[tuple[EventBatch, np.ndarray]], group: int = 0) -> GroupLearner:
+    """Continue a session group with its events of the next partition (``(batch, windows)``
+    pieces in stream order): cut sessions per original batch, then map to sums."""
     from driftbayes.io.enrich import Enricher
 
     try:
         enricher = Enricher(config)
-        enricher.last_seen, enricher.session_count = cut_state
-        for part in pieces:
-            for batch, eff in part:
-                base.learn_many(enricher.cut(batch), windows=eff)
+        enricher.last_seen, enricher.session_count = state.last_seen, state.session_count
+        for batch, eff in piece:
+            state.shard.learn_many(enricher.cut(batch), windows=eff)
     except Exception as exc:
         raise PartitionError(f"session group {group}: {_one_line(exc)}") from None
-    return base
+    return state
+
+
+def _merge_groups(a: GroupLearner, b: GroupLearner) -> GroupLearner:
+    return GroupLearner(a.shard + b.shard, {}, {})
 
 
 def _piece(r: Routed, group: int) -> list[tuple[EventBatch, np.ndarray]]:
@@ -331,7 +342,6 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
     """
     from distributed import as_completed
 
-    from driftbayes.io.enrich import Enricher, session_group
 
     if isinstance(sources, str | os.PathLike):
         sources = [sources]
@@ -355,45 +365,29 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
                                priority=-i) for i, p in enumerate(parts)]
         summaries = [client.submit(_clock_input, r, pure=False) for r in reads]
         live.update({f.key: f for f in reads + summaries})
-        routes, local_bad, starts = _clock(client, learner, parts, reads, summaries, cfg,
-                                           groups, keep, tick, live)
-        meta = client.gather([client.submit(_route_meta, r, pure=False) for r in routes])
+        shards = client.scatter(_group_learners(learner, groups), hash=False)
+        metas, local_bad, starts = _clock(client, learner, parts, reads, summaries, shards,
+                                          cfg, groups, keep, tick, live)
+        del reads, summaries
+        meta = client.gather(metas)
         # strict: the first bad record in stream order fails the run, as in one process
         run_bad = BadRecordReport(keep=keep)
         for local, (_, _, clock_bad, _, _) in zip(local_bad, meta):
             run_bad.merge(_in_line_order(local, clock_bad, keep))
         if strict and run_bad.count:
             raise BadRecordError(run_bad.first[0])
-        new, joins, bodies, events, t_first, t_last = _merge_meta(learner, meta, starts)
-        # session groups: each resumes its open sessions and the enricher's count of its keys
-        cutter = Enricher(cfg).resume_from(learner)
-        open_by_group: list[list[str]] = [[] for _ in range(groups)]
-        for s in learner.sessions.open():
-            open_by_group[_hash(session_group(s.session), groups)].append(s.session)
-        states: list[tuple[dict, dict]] = [({}, {}) for _ in range(groups)]
-        for key, t in cutter.last_seen.items():
-            g = _hash(key, groups)
-            states[g][0][key] = t
-            states[g][1][key] = cutter.session_count[key]
-        shards = []
-        for g in range(groups):
-            pieces = [client.submit(_piece, r, g, pure=False, priority=20) for r in routes]
-            base = DriftLearner.shard(cfg, resume=learner, sessions=open_by_group[g],
-                                      names=new)
-            shards.append(client.submit(learn_group, base, states[g], cfg, *pieces, group=g,
-                                        pure=False, priority=20))
+        joins, bodies, events, t_first = _merge_meta(learner, meta, starts)
         live = {f.key: f for f in shards}
-        del routes, reads, summaries
         for done, _ in enumerate(as_completed(shards), start=1):
             tick("learn", done, groups)
         t2 = time.perf_counter()
         stages.map = t2 - t1
         while len(shards) > 1:  # tree reduce
-            pairs = [client.submit(operator.add, a, b, pure=False, priority=30)
+            pairs = [client.submit(_merge_groups, a, b, pure=False, priority=30)
                      for a, b in zip(shards[0::2], shards[1::2])]
             shards = pairs + ([shards[-1]] if len(shards) % 2 else [])
             live = {f.key: f for f in shards}
-        merged = shards[0].result()
+        merged = shards[0].result().shard
         t3 = time.perf_counter()
         stages.reduce = t3 - t2
     except BaseException:
@@ -414,22 +408,40 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
     return events
 
 
-def _clock(client, learner, parts, reads, summaries, cfg, groups, keep, tick, live):
+def _group_learners(learner: DriftLearner, groups: int) -> list[GroupLearner]:
+    """Each session group's start: a shard resuming the learner's open sessions of the group,
+    and the enricher's session count of its keys."""
+    from driftbayes.io.enrich import Enricher, session_group
+
+    cutter = Enricher(learner.config).resume_from(learner)
+    open_by_group: list[list[str]] = [[] for _ in range(groups)]
+    for s in learner.sessions.open():
+        open_by_group[_hash(session_group(s.session), groups)].append(s.session)
+    out = [GroupLearner(DriftLearner.shard(learner.config, resume=learner, sessions=ids), {}, {})
+           for ids in open_by_group]
+    for key, t in cutter.last_seen.items():
+        g = out[_hash(key, groups)]
+        g.last_seen[key], g.session_count[key] = t, cutter.session_count[key]
+    return out
+
+
+def _clock(client, learner, parts, reads, summaries, shards, cfg, groups, keep, tick, live):
     """The stream clock over each partition's timestamps, in partition order as they arrive;
-    routes each partition as soon as the clock has passed it."""
+    routes each partition as soon as the clock has passed it, and continues every session
+    group's shard with its events."""
     from distributed import as_completed
 
     screen = Screen(cfg.limits, clock=learner.t_last_)
     interval = float(cfg.update_interval)
     window = learner.window_
-    routes, local_bad, starts = [], [], []
+    metas, local_bad, starts = [], [], []
     order = {f.key: k for k, f in enumerate(summaries)}
     ready: dict[int, tuple] = {}
     for fut in as_completed(summaries):
         ready[order[fut.key]] = fut.result()
         live.pop(fut.key, None)
-        while len(routes) in ready:
-            k = len(routes)
+        while len(metas) in ready:
+            k = len(metas)
             ts_list, bad = ready.pop(k)
             local_bad.append(bad)
             rejected, start = [], window
@@ -451,34 +463,39 @@ def _clock(client, learner, parts, reads, summaries, cfg, groups, keep, tick, li
             starts.append(first)
             route = client.submit(route_partition, reads[k], rejected, start, cfg, groups, keep,
                                   pure=False, priority=10)
-            routes.append(route)
-            live[route.key] = route
+            metas.append(client.submit(_route_meta, route, pure=False, priority=10))
+            for g in range(groups):  # shards[g] is replaced: the list is the caller's
+                piece = client.submit(_piece, route, g, pure=False, priority=20)
+                live.pop(shards[g].key, None)
+                shards[g] = client.submit(learn_group, shards[g], cfg, piece, g, pure=False,
+                                          priority=20)
+                live[shards[g].key] = shards[g]
             live.pop(reads[k].key, None)
+            reads[k] = None  # the route holds what it needs
             tick("read", k + 1, len(parts))
-    return routes, local_bad, starts
+    return metas, local_bad, starts
 
 
 def _merge_meta(learner, meta, starts):
-    """The run's new names in order of first appearance with their join windows, the response
-    bodies, event count and first and last event times, from the partitions in order."""
+    """The run's new names in order of first appearance by join window, the response bodies,
+    event count and first event time, from the partitions in order."""
     seen: tuple[dict, dict, dict] = ({}, {}, {})
     bodies: dict = {}
-    events, t_last = 0, math.nan
-    for names, part_bodies, _, n, t in meta:
+    events = 0
+    for names, part_bodies, _, n, _ in meta:
         for which, found in enumerate(names):
             for name, w in found.items():
                 seen[which].setdefault(name, w)
         bodies.update(part_bodies)
         events += n
-        t_last = float(np.nanmax([t_last, t]))
     vocabs = (learner.endpoint_vocab, learner.persona_vocab, learner.status_vocab)
-    new = tuple([n for n in seen[i] if n not in vocabs[i]] for i in range(3))
     joins: dict[int, tuple[list, list, list]] = {}
-    for which, names in enumerate(new):
-        for name in names:
-            joins.setdefault(seen[which][name], ([], [], []))[which].append(name)
+    for which in range(3):
+        for name, w in seen[which].items():
+            if name not in vocabs[which]:
+                joins.setdefault(w, ([], [], []))[which].append(name)
     t_first = next((t for t in starts if not math.isnan(t)), math.nan)
-    return new, joins, bodies, events, t_first, t_last
+    return joins, bodies, events, t_first
 
 
 def _route_meta(r: Routed) -> tuple:
