@@ -327,7 +327,7 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
     partition_bytes : int
         Line files larger than this are read in ranges of about this size.
     groups : int, optional
-        Session groups learned in parallel (default: twice the cluster's threads).
+        Session groups learned in parallel (default: the cluster's threads).
     progress : callable, optional
         ``progress(stage, done, total)`` after each partition read and each group learned.
     stages : Stages, optional
@@ -354,7 +354,7 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
     parts = plan(list(sources), client, fmt=fmt, partition_bytes=partition_bytes,
                  batch_size=batch_size)
     if groups is None:
-        groups = max(2 * sum(client.nthreads().values()), 1)
+        groups = max(sum(client.nthreads().values()), 1)
     stages.partitions, stages.groups = len(parts), groups
     t1 = time.perf_counter()
     stages.plan = t1 - t0

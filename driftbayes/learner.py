@@ -1135,9 +1135,19 @@ class DriftLearner:
                 self._touched_e |= stats[name].any(axis=tuple(range(1, len(dims))))
         self._touched_r |= stats["trans_count"].rows_with_data()
 
+    def _copy(self) -> DriftLearner:
+        """A deep copy sharing the closed windows' sums of a shard (never changed in place)."""
+        sums, self.window_sums_ = self.window_sums_, None
+        try:
+            out = copy.deepcopy(self)
+        finally:
+            self.window_sums_ = sums
+        out.window_sums_ = None if sums is None else dict(sums)
+        return out
+
     @staticmethod
     def _aligned(x: DriftLearner, y: DriftLearner) -> tuple[DriftLearner, DriftLearner]:
-        a, b = copy.deepcopy(x), copy.deepcopy(y)
+        a, b = x._copy(), y._copy()
         # y's vocabulary codes are remapped into a's (appending new names)
         a.endpoint_vocab.add(b.endpoints_)
         a.persona_vocab.add(b.personas_)
@@ -1155,7 +1165,9 @@ class DriftLearner:
         for attr in ("evidence_", "applied_", "pending_"):
             setattr(remapped, attr, getattr(b, attr).remapped(maps, remapped.sizes))
         if b.window_sums_ is not None:
-            remapped.window_sums_ = {w: s.grown(b.sizes).remapped(maps, remapped.sizes)
+            same = all(np.array_equal(m, np.arange(len(m))) for m in maps.values())
+            remapped.window_sums_ = {w: s.grown(remapped.sizes) if same else
+                                     s.grown(b.sizes).remapped(maps, remapped.sizes)
                                      for w, s in b.window_sums_.items()}
         remapped.gate_ = remapped._closed_gates()
         for k, g in b.gate_.items():

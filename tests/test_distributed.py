@@ -4,6 +4,7 @@ order, late events and sessions across files, with adaptive forgetting on."""
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import math
@@ -85,14 +86,34 @@ def write_file(path: Path, rng, start: float, n: int, *, bad: bool = True,
     return path
 
 
+def write_access_log(path: Path, rng, start: float, n: int) -> Path:
+    """A combined access log: sessions are cut from the clients (address and user agent),
+    which recur in every log; ~5% late lines."""
+    lines, t = [], start
+    for _ in range(n):
+        t += rng.exponential(8.0)
+        ts = t - rng.uniform(60, 900) if rng.random() < 0.05 else t
+        stamp = dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+        lines.append(f'10.0.1.{int(rng.integers(0, 9))} - - [{stamp}] '
+                     f'"GET /shop/item{int(rng.integers(0, 5))}/{int(rng.integers(1, 40))} '
+                     f'HTTP/1.1" {int(rng.choice([200, 200, 304, 500]))} 512 "-" '
+                     f'"agent/{int(rng.integers(1, 3))}" {rng.lognormal(-3, 0.5):.4f}')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """Three files; each starts 20 minutes before the one before it ends (late events across
-    files), the same clients and session ids in all; endpoint r0's latency drifts."""
+    """Three JSONL files, each starting 20 minutes before the one before it ends (late events
+    across files), the same session ids in all, endpoint r0's latency drifting; then two
+    access logs whose clients recur in both (sessions cut across files)."""
     tmp = tmp_path_factory.mktemp("dist")
     rng = np.random.default_rng(16)
-    return [write_file(tmp / f"part-{k}.jsonl", rng, T0 + k * 2400.0, 500, drift=k == 1)
-            for k in range(3)]
+    jsonl = [write_file(tmp / f"part-{k}.jsonl", rng, T0 + k * 2400.0, 500, drift=k == 1)
+             for k in range(3)]
+    logs = [write_access_log(tmp / f"part-{k}.log", rng, T0 + k * 1500.0, 300)
+            for k in (3, 4)]
+    return jsonl + logs
 
 
 def single(paths, **options) -> tuple[DriftLearner, BadRecordReport]:
@@ -144,7 +165,8 @@ def test_the_inputs_exercise_what_they_should(reference):
     one, report = reference
     assert one.n_late_ > 50  # late events, many across files
     assert one.changes_ > 0  # adaptive forgetting fired
-    assert len(one.sessions.open()) > 0
+    assert sum("#" in s.session for s in one.sessions.open()) > 0  # cut from clients
+    assert sum(s.session.startswith("s-") for s in one.sessions.open()) > 0  # given ids
     assert report.by_field == {"json": 3, "latency_ms": 3, "ts": 6}
     assert any("stream's clock" in b.reason for b in report.first)
 
@@ -163,7 +185,7 @@ def test_any_partitioning_learns_what_one_process_learns(client, files, referenc
 
 
 def test_files_in_any_order(client, files):
-    order = [files[2], files[0], files[1]]
+    order = [files[4], files[2], files[0], files[3], files[1]]
     want, want_report = single(order)
     got, report = distributed(order, client)
     assert_same(got, want)
@@ -230,7 +252,7 @@ def test_gzip_files_are_read_whole(client, files, tmp_path):
     gz.write_bytes(gzip.compress(files[1].read_bytes()))
     parts = plan_input(gz, 0, partition_bytes=100)
     assert len(parts) == 1 and parts[0].whole
-    paths = [files[0], gz, files[2]]
+    paths = [files[0], gz, files[3]]
     want, want_report = single(paths)
     got, report = distributed(paths, client)
     assert_same(got, want)
