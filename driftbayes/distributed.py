@@ -52,8 +52,9 @@ from driftbayes.events import BadRecord, BadRecordError, BadRecordReport, EventB
 from driftbayes.learner import DriftLearner, response_bodies
 from driftbayes.open_sessions import OpenSessions
 
-__all__ = ["PartitionError", "Stages", "learn_distributed", "learn_group", "local_cluster",
-           "read_partition", "route_partition"]
+__all__ = ["Driver", "GroupLearner", "PartitionError", "Stages", "clock_input", "learn_distributed",
+           "learn_group", "local_cluster", "merge_groups", "plan", "read_partition",
+           "route_partition", "route_piece", "route_summary"]
 
 #: Default partition size: line files larger than this are read in ranges of about this size.
 PARTITION_BYTES = 64 << 20
@@ -127,7 +128,7 @@ def read_partition(part, config: Config, openapi, batch_size: int, keep: int) ->
     return ReadPartition(part, batches, screen.deferred, bad)
 
 
-def _clock_input(read: ReadPartition) -> tuple[list[np.ndarray], BadRecordReport]:
+def clock_input(read: ReadPartition) -> tuple[list[np.ndarray], BadRecordReport]:
     return read.ts, read.bad
 
 
@@ -257,11 +258,11 @@ def learn_group(state: GroupLearner, config: Config,
     return state
 
 
-def _merge_groups(a: GroupLearner, b: GroupLearner) -> GroupLearner:
+def merge_groups(a: GroupLearner, b: GroupLearner) -> GroupLearner:
     return GroupLearner(a.shard + b.shard, {}, {})
 
 
-def _piece(r: Routed, group: int) -> list[tuple[EventBatch, np.ndarray]]:
+def route_piece(r: Routed, group: int) -> list[tuple[EventBatch, np.ndarray]]:
     return r.pieces[group]
 
 
@@ -275,33 +276,134 @@ def _one_line(exc: BaseException) -> str:
 # the run
 
 
-def plan(sources: list, client, *, fmt: str | None, partition_bytes: int,
-         batch_size: int) -> list:
-    """Every input's partitions, in reading order, ranges aligned to batch boundaries."""
+def plan(sources: list, *, fmt: str | None = None, partition_bytes: int = PARTITION_BYTES,
+         batch_size: int = 65536, mapper: Callable | None = None) -> list:
+    """Every input's partitions, in reading order, ranges aligned to batch boundaries.
+
+    ``mapper(fn, items)`` runs ``fn`` over the split files' ranges (counting their lines), on a
+    cluster or here (the default); it returns the results in order.
+    """
     from driftbayes.io.partitions import (
         batch_aligned,
         count_lines,
         first_lines,
-        grid_offset,
         plan_input,
     )
 
+    mapper = mapper or (lambda fn, items: list(map(fn, items)))
     parts = [p for i, src in enumerate(sources)
              for p in plan_input(src, i, fmt=fmt, partition_bytes=partition_bytes)]
     ranges = [i for i, p in enumerate(parts) if not p.whole]
     if not ranges:
         return parts
     counts: list = [None] * len(parts)
-    for i, n in zip(ranges, client.gather(client.map(count_lines, [parts[i] for i in ranges],
-                                                     pure=False))):
+    for i, n in zip(ranges, mapper(count_lines, [parts[i] for i in ranges])):
         counts[i] = n
     parts = first_lines(parts, counts)
     offsets: list = [None] * len(parts)
-    found = client.gather(client.map(grid_offset, [parts[i] for i in ranges],
-                                     [batch_size] * len(ranges), pure=False))
+    found = mapper(_grid_offset, [(parts[i], batch_size) for i in ranges])
     for i, at in zip(ranges, found):
         offsets[i] = at
     return batch_aligned(parts, offsets)
+
+
+def _grid_offset(item: tuple) -> tuple[int, int] | None:
+    from driftbayes.io.partitions import grid_offset
+
+    return grid_offset(*item)
+
+
+class Driver:
+    """The client's side of a distributed run, on any engine: the stream clock in partition
+    order, the session groups' start, and the scan over the merged sums.
+
+    Parameters
+    ----------
+    learner : DriftLearner
+        Learned into by :meth:`finish` (and read, not changed, before).
+    groups : int
+        Session groups.
+    keep : int
+        Bad records kept with their reasons per partition (the report's ``keep``).
+    """
+
+    def __init__(self, learner: DriftLearner, groups: int, keep: int = 5):
+        self.learner, self.groups, self.keep = learner, groups, keep
+        self.screen = Screen(learner.config.limits, clock=learner.t_last_)
+        self.window = learner.window_
+        self.local_bad: list[BadRecordReport] = []
+        self.first_ts: list[float] = []
+
+    def start_groups(self) -> list[GroupLearner]:
+        """Each session group's start: a shard resuming the learner's open sessions of the
+        group, and the enricher's session count of its keys."""
+        from driftbayes.io.enrich import Enricher, session_group
+
+        learner, groups = self.learner, self.groups
+        cutter = Enricher(learner.config).resume_from(learner)
+        open_by_group: list[list[str]] = [[] for _ in range(groups)]
+        for s in learner.sessions.open():
+            open_by_group[_hash(session_group(s.session), groups)].append(s.session)
+        out = [GroupLearner(DriftLearner.shard(learner.config, resume=learner, sessions=ids),
+                            {}, {}) for ids in open_by_group]
+        for key, t in cutter.last_seen.items():
+            g = out[_hash(key, groups)]
+            g.last_seen[key], g.session_count[key] = t, cutter.session_count[key]
+        return out
+
+    def clock(self, ts_list: list[np.ndarray], bad: BadRecordReport
+              ) -> tuple[list[dict[int, str]], int | None]:
+        """The next partition's clock check (its :func:`clock_input`; call in stream order):
+        the records it rejects, per batch, and the stream's window before the partition, for
+        :func:`route_partition`."""
+        interval = float(self.learner.config.update_interval)
+        self.local_bad.append(bad)
+        rejected, start, first = [], self.window, math.nan
+        for ts in ts_list:
+            reasons = self.screen.clock_check(ts)
+            fine = ~np.isnan(ts)
+            at = np.cumsum(fine) - 1  # position among the batch's good records
+            rejected.append({int(at[i]): r for i, r in reasons.items()})
+            ok = fine.copy()
+            ok[list(reasons)] = False
+            t = ts[ok]
+            if t.size:
+                if math.isnan(first):
+                    first = float(t[0])
+                if self.window is None:
+                    self.window = int(np.floor(t[0] / interval))
+                self.window = max(self.window, int(np.floor(t / interval).max()))
+        self.first_ts.append(first)
+        return rejected, start
+
+    def bad_records(self, summaries: list[tuple]) -> BadRecordReport:
+        """The run's bad records in stream order (``summaries``: each partition's
+        :func:`route_summary`, in order)."""
+        out = BadRecordReport(keep=self.keep)
+        for local, summary in zip(self.local_bad, summaries):
+            out.merge(_in_line_order(local, summary[2], self.keep))
+        return out
+
+    def finish(self, merged: DriftLearner, summaries: list[tuple],
+               report: BadRecordReport | None = None, strict: bool = False) -> int:
+        """Scan the merged sums into the learner (names joining in stream order), report the
+        bad records; returns the events learned. ``strict`` and a bad record: raises
+        :class:`~driftbayes.events.BadRecordError` (the first), the learner untouched."""
+        bad = self.bad_records(summaries)
+        if strict and bad.count:
+            raise BadRecordError(bad.first[0])
+        learner = self.learner
+        joins, bodies, events, t_first = _merge_meta(learner, summaries, self.first_ts)
+        fresh = learner.window_ is None
+        merged.bodies_ = {}
+        learner.sessions = OpenSessions()  # the shards continued them
+        learner.learn_sums(merged, joins=joins)
+        learner.bodies_.update(bodies)
+        if fresh and not math.isnan(t_first):
+            learner.t_first_ = t_first
+        if report is not None:
+            report.merge(bad)
+        return events
 
 
 def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None = None,
@@ -351,39 +453,53 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
     keep = report.keep
     tick = progress or (lambda *a: None)
     t0 = time.perf_counter()
-    parts = plan(list(sources), client, fmt=fmt, partition_bytes=partition_bytes,
-                 batch_size=batch_size)
+    parts = plan(list(sources), fmt=fmt, partition_bytes=partition_bytes,
+                 batch_size=batch_size,
+                 mapper=lambda fn, items: client.gather(client.map(fn, items, pure=False)))
     if groups is None:
         groups = max(sum(client.nthreads().values()), 1)
     stages.partitions, stages.groups = len(parts), groups
     t1 = time.perf_counter()
     stages.plan = t1 - t0
-
+    driver = Driver(learner, groups, keep)
     live: dict = {}  # outstanding futures by key, cancelled if the run fails
     try:
         reads = [client.submit(read_partition, p, cfg, openapi, batch_size, keep, pure=False,
                                priority=-i) for i, p in enumerate(parts)]
-        summaries = [client.submit(_clock_input, r, pure=False) for r in reads]
-        live.update({f.key: f for f in reads + summaries})
-        shards = client.scatter(_group_learners(learner, groups), hash=False)
-        metas, local_bad, starts = _clock(client, learner, parts, reads, summaries, shards,
-                                          cfg, groups, keep, tick, live)
-        del reads, summaries
-        meta = client.gather(metas)
-        # strict: the first bad record in stream order fails the run, as in one process
-        run_bad = BadRecordReport(keep=keep)
-        for local, (_, _, clock_bad, _, _) in zip(local_bad, meta):
-            run_bad.merge(_in_line_order(local, clock_bad, keep))
-        if strict and run_bad.count:
-            raise BadRecordError(run_bad.first[0])
-        joins, bodies, events, t_first = _merge_meta(learner, meta, starts)
-        live = {f.key: f for f in shards}
+        inputs = [client.submit(clock_input, r, pure=False) for r in reads]
+        live.update({f.key: f for f in reads + inputs})
+        shards = client.scatter(driver.start_groups(), hash=False)
+        order = {f.key: k for k, f in enumerate(inputs)}
+        ready: dict[int, tuple] = {}
+        summaries: list = []
+        for fut in as_completed(inputs):  # the clock, in stream order as partitions arrive
+            ready[order[fut.key]] = fut.result()
+            live.pop(fut.key, None)
+            while len(summaries) in ready:
+                k = len(summaries)
+                rejected, start = driver.clock(*ready.pop(k))
+                route = client.submit(route_partition, reads[k], rejected, start, cfg, groups,
+                                      keep, pure=False, priority=10)
+                summaries.append(client.submit(route_summary, route, pure=False, priority=10))
+                for g in range(groups):
+                    piece = client.submit(route_piece, route, g, pure=False, priority=20)
+                    live.pop(shards[g].key, None)
+                    shards[g] = client.submit(learn_group, shards[g], cfg, piece, g,
+                                              pure=False, priority=20)
+                    live[shards[g].key] = shards[g]
+                live.pop(reads[k].key, None)
+                reads[k] = None  # the route holds what it needs
+                tick("read", k + 1, len(parts))
+        del reads, inputs
+        summaries = client.gather(summaries)
+        if strict and driver.bad_records(summaries).count:
+            driver.finish(None, summaries, strict=True)  # raises the first bad record
         for done, _ in enumerate(as_completed(shards), start=1):
             tick("learn", done, groups)
         t2 = time.perf_counter()
         stages.map = t2 - t1
         while len(shards) > 1:  # tree reduce
-            pairs = [client.submit(_merge_groups, a, b, pure=False, priority=30)
+            pairs = [client.submit(merge_groups, a, b, pure=False, priority=30)
                      for a, b in zip(shards[0::2], shards[1::2])]
             shards = pairs + ([shards[-1]] if len(shards) % 2 else [])
             live = {f.key: f for f in shards}
@@ -395,85 +511,10 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
         raise
     del shards, live
     # the scan: nothing touched the learner before this point
-    fresh = learner.window_ is None
-    merged.bodies_ = {}
-    learner.sessions = OpenSessions()  # the shards continued them
-    learner.learn_sums(merged, joins=joins)
-    learner.bodies_.update(bodies)
-    if fresh and not math.isnan(t_first):
-        learner.t_first_ = t_first
-    report.merge(run_bad)
+    events = driver.finish(merged, summaries, report)
     stages.scan = time.perf_counter() - t3
     stages.events = events
     return events
-
-
-def _group_learners(learner: DriftLearner, groups: int) -> list[GroupLearner]:
-    """Each session group's start: a shard resuming the learner's open sessions of the group,
-    and the enricher's session count of its keys."""
-    from driftbayes.io.enrich import Enricher, session_group
-
-    cutter = Enricher(learner.config).resume_from(learner)
-    open_by_group: list[list[str]] = [[] for _ in range(groups)]
-    for s in learner.sessions.open():
-        open_by_group[_hash(session_group(s.session), groups)].append(s.session)
-    out = [GroupLearner(DriftLearner.shard(learner.config, resume=learner, sessions=ids), {}, {})
-           for ids in open_by_group]
-    for key, t in cutter.last_seen.items():
-        g = out[_hash(key, groups)]
-        g.last_seen[key], g.session_count[key] = t, cutter.session_count[key]
-    return out
-
-
-def _clock(client, learner, parts, reads, summaries, shards, cfg, groups, keep, tick, live):
-    """The stream clock over each partition's timestamps, in partition order as they arrive;
-    routes each partition as soon as the clock has passed it, and continues every session
-    group's shard with its events."""
-    from distributed import as_completed
-
-    screen = Screen(cfg.limits, clock=learner.t_last_)
-    interval = float(cfg.update_interval)
-    window = learner.window_
-    metas, local_bad, starts = [], [], []
-    order = {f.key: k for k, f in enumerate(summaries)}
-    ready: dict[int, tuple] = {}
-    for fut in as_completed(summaries):
-        ready[order[fut.key]] = fut.result()
-        live.pop(fut.key, None)
-        while len(metas) in ready:
-            k = len(metas)
-            ts_list, bad = ready.pop(k)
-            local_bad.append(bad)
-            rejected, start = [], window
-            first = math.nan
-            for ts in ts_list:
-                reasons = screen.clock_check(ts)
-                fine = ~np.isnan(ts)
-                at = np.cumsum(fine) - 1  # position among the batch's good records
-                rejected.append({int(at[i]): r for i, r in reasons.items()})
-                ok = fine.copy()
-                ok[list(reasons)] = False
-                t = ts[ok]
-                if t.size:
-                    if math.isnan(first):
-                        first = float(t[0])
-                    if window is None:
-                        window = int(np.floor(t[0] / interval))
-                    window = max(window, int(np.floor(t / interval).max()))
-            starts.append(first)
-            route = client.submit(route_partition, reads[k], rejected, start, cfg, groups, keep,
-                                  pure=False, priority=10)
-            metas.append(client.submit(_route_meta, route, pure=False, priority=10))
-            for g in range(groups):  # shards[g] is replaced: the list is the caller's
-                piece = client.submit(_piece, route, g, pure=False, priority=20)
-                live.pop(shards[g].key, None)
-                shards[g] = client.submit(learn_group, shards[g], cfg, piece, g, pure=False,
-                                          priority=20)
-                live[shards[g].key] = shards[g]
-            live.pop(reads[k].key, None)
-            reads[k] = None  # the route holds what it needs
-            tick("read", k + 1, len(parts))
-    return metas, local_bad, starts
 
 
 def _merge_meta(learner, meta, starts):
@@ -498,7 +539,7 @@ def _merge_meta(learner, meta, starts):
     return joins, bodies, events, t_first
 
 
-def _route_meta(r: Routed) -> tuple:
+def route_summary(r: Routed) -> tuple:
     return r.names, r.bodies, r.bad, r.events, r.t_last
 
 
