@@ -22,9 +22,7 @@ import argparse
 import json
 import math
 import os
-import pickle
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -95,6 +93,16 @@ def write_traffic(folder: Path, events: int, files: int, seed: int = 0) -> list[
 
 
 # ----------------------------------------------------------------------------- children
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: since its own start, unlike ru_maxrss,
+    which Linux carries over from the parent across fork and exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def child_single(paths: list[str], state: str) -> dict:
     sys.path.insert(0, str(ROOT))
     import driftbayes as db
@@ -104,7 +112,7 @@ def child_single(paths: list[str], state: str) -> dict:
     seconds = time.perf_counter() - t
     db.save(learner, state)
     return {"seconds": seconds, "events": learner.n_events_,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": peak_rss_mb(),
             "windows": learner.n_windows_, "endpoints": len(learner.endpoints_)}
 
 
@@ -124,15 +132,16 @@ def child_distributed(paths: list[str], state: str, workers: int) -> dict:
         t = time.perf_counter()
         learn_distributed(learner, paths, client, stages=stages)
         seconds = time.perf_counter() - t
-        peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        peaks = client.run(peak_rss_mb)
     db.save(learner, state)
     merged = learner.shard(learner.config, resume=learner)  # an empty shard of the final size
     return {"seconds": seconds, "cluster_start_s": start, "events": learner.n_events_,
             "worker_peak_rss_mb": sorted(peaks.values()),
-            "client_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "client_peak_rss_mb": peak_rss_mb(),
             "stages": {k: getattr(stages, k) for k in ("plan", "map", "reduce", "scan")},
             "partitions": stages.partitions, "groups": stages.groups,
-            "window_sums_bytes": len(pickle.dumps(merged.pending_)),
+            "window_sums_bytes": sum(a.nbytes for a in merged.pending_.arrays.values()
+                                     if isinstance(a, np.ndarray)),
             "cells": len(learner.endpoints_) * len(learner.personas_),
             "windows": learner.n_windows_}
 

@@ -183,7 +183,11 @@ def route_partition(read: ReadPartition, rejected: list[dict[int, str]], start: 
             _first_names(batch, eff, names)
             bodies.update(response_bodies(batch))
             group = _groups(enricher, batch, seq, groups)
-            for g in np.unique(group).tolist():
+            present = np.unique(group).tolist()
+            if len(present) == 1:  # one group: no copy
+                pieces[present[0]].append((batch, eff))
+                present = []
+            for g in present:
                 idx = np.flatnonzero(group == g)
                 pieces[g].append((batch.take(idx), eff[idx]))
             events += len(batch)
@@ -243,9 +247,11 @@ class GroupLearner:
 
 
 def learn_group(state: GroupLearner, config: Config,
-                piece: list[tuple[EventBatch, np.ndarray]], group: int = 0) -> GroupLearner:
+                piece: list[tuple[EventBatch, np.ndarray]], group: int = 0,
+                part: str = "") -> GroupLearner:
     """Continue a session group with its events of the next partition (``(batch, windows)``
-    pieces in stream order): cut sessions per original batch, then map to sums."""
+    pieces in stream order): cut sessions per original batch, then map to sums. ``part``
+    names the partition in errors."""
     from driftbayes.io.enrich import Enricher
 
     try:
@@ -254,7 +260,7 @@ def learn_group(state: GroupLearner, config: Config,
         for batch, eff in piece:
             state.shard.learn_many(enricher.cut(batch), windows=eff)
     except Exception as exc:
-        raise PartitionError(f"session group {group}: {_one_line(exc)}") from None
+        raise PartitionError(f"{part}: session group {group}: {_one_line(exc)}") from None
     return state
 
 
@@ -468,7 +474,11 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
                                priority=-i) for i, p in enumerate(parts)]
         inputs = [client.submit(clock_input, r, pure=False) for r in reads]
         live.update({f.key: f for f in reads + inputs})
-        shards = client.scatter(driver.start_groups(), hash=False)
+        # each group's chain keeps to one worker (its shard stays there; pieces travel)
+        workers = sorted(client.scheduler_info()["workers"])
+        home = [[workers[g % len(workers)]] for g in range(groups)]
+        shards = [client.scatter(state, workers=home[g], hash=False)
+                  for g, state in enumerate(driver.start_groups())]
         order = {f.key: k for k, f in enumerate(inputs)}
         ready: dict[int, tuple] = {}
         summaries: list = []
@@ -485,7 +495,8 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
                     piece = client.submit(route_piece, route, g, pure=False, priority=20)
                     live.pop(shards[g].key, None)
                     shards[g] = client.submit(learn_group, shards[g], cfg, piece, g,
-                                              pure=False, priority=20)
+                                              str(parts[k]), pure=False, priority=20,
+                                              workers=home[g], allow_other_workers=True)
                     live[shards[g].key] = shards[g]
                 live.pop(reads[k].key, None)
                 reads[k] = None  # the route holds what it needs
