@@ -172,7 +172,7 @@ def test_the_inputs_exercise_what_they_should(reference):
 
 
 @pytest.mark.parametrize(("partition_bytes", "groups"),
-                         [(6000, 4), (2000, 3), (25_000, 1), (10**9, 7)])
+                         [(2000, 3), (25_000, 1), (10**9, 7)])
 def test_any_partitioning_learns_what_one_process_learns(client, files, reference,
                                                          partition_bytes, groups):
     stages = Stages()
@@ -292,11 +292,11 @@ def test_cli_workers_gives_the_same_patterns_json(files, tmp_path):
     assert two.returncode == 0, two.stderr
     assert "partitions read" in two.stderr
     assert one.stderr.split("skipped")[1] == two.stderr.split("skipped")[1]
-    for layer in ("prior", "posterior", "applied"):
-        got, want = (json.loads(run_cli("patterns", "-s", s, "--format", "json", "--layer",
-                                        layer, cwd=tmp_path).stdout)
-                     for s in ("two.nc", "one.nc"))
-        assert_close(got, want, (layer,))
+    got, want = (json.loads(run_cli("patterns", "-s", s, "--format", "json", "--layer",
+                                    "posterior", cwd=tmp_path).stdout)
+                 for s in ("two.nc", "one.nc"))
+    assert_close(got, want)
+    assert_same(db.load(tmp_path / "two.nc"), db.load(tmp_path / "one.nc"))
 
 
 def test_cli_failing_partition_saves_nothing(failing_range, files, tmp_path):
