@@ -107,11 +107,11 @@ def child_single(paths: list[str], state: str) -> dict:
     sys.path.insert(0, str(ROOT))
     import driftbayes as db
 
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     learner = db.learn(paths, config=KNOBS)
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     db.save(learner, state)
-    return {"seconds": seconds, "events": learner.n_events_,
+    return {"seconds": seconds, "cpu_s": cpu, "events": learner.n_events_,
             "peak_rss_mb": peak_rss_mb(),
             "windows": learner.n_windows_, "endpoints": len(learner.endpoints_)}
 
@@ -129,13 +129,17 @@ def child_distributed(paths: list[str], state: str, workers: int) -> dict:
         start = time.perf_counter() - t0
         learner = DriftLearner(as_config(KNOBS))
         stages = Stages()
+        cpu0, own = client.run(time.process_time), time.process_time()
         t = time.perf_counter()
         learn_distributed(learner, paths, client, stages=stages)
         seconds = time.perf_counter() - t
+        own = time.process_time() - own
+        cpu = client.run(time.process_time)
         peaks = client.run(peak_rss_mb)
     db.save(learner, state)
     merged = learner.shard(learner.config, resume=learner)  # an empty shard of the final size
     return {"seconds": seconds, "cluster_start_s": start, "events": learner.n_events_,
+            "worker_cpu_s": sorted(cpu[w] - cpu0[w] for w in cpu), "client_cpu_s": own,
             "worker_peak_rss_mb": sorted(peaks.values()),
             "client_peak_rss_mb": peak_rss_mb(),
             "stages": {k: getattr(stages, k) for k in ("plan", "map", "reduce", "scan")},
@@ -253,6 +257,29 @@ def write_report(args, rows: dict, mib: float, load: float) -> None:
             f"{r['client_peak_rss_mb']:,.0f} | {st['plan']:.1f} | {st['map']:.1f} | "
             f"{st['reduce']:.1f} | {st['scan']:.1f} | {r['partitions']} | "
             f"{'yes' if r['equal'] else '**no**'} (max rel. diff {r['max_rel_diff']:.1e}) |")
+    if "cpu_s" in single:
+        lines += [
+            "",
+            "CPU seconds (all threads of each process; independent of what else runs on the "
+            "machine): the work each stage needs, and the wall time it would take with a core "
+            "per process (the busiest worker, then the client's serial reduce and scan).",
+            "",
+            "| run | CPU s per worker | client CPU s | total CPU s | events per CPU s | "
+            "wall time with a core each, s | vs one process with a core |",
+            "|---|---|---:|---:|---:|---:|---:|",
+            f"| one process | — | {single['cpu_s']:.1f} | {single['cpu_s']:.1f} | "
+            f"{single['events'] / single['cpu_s']:,.0f} | {single['cpu_s']:.1f} | 1.00× |",
+        ]
+        for w, r in rows.items():
+            if w == "single":
+                continue
+            total = sum(r["worker_cpu_s"]) + r["client_cpu_s"]
+            ideal = max(r["worker_cpu_s"]) + r["stages"]["reduce"] + r["stages"]["scan"]
+            lines.append(
+                f"| LocalCluster, {w} worker{'s' if w > 1 else ''} | "
+                f"{', '.join(f'{x:.1f}' for x in r['worker_cpu_s'])} | {r['client_cpu_s']:.1f} "
+                f"| {total:.1f} | {r['events'] / total:,.0f} | {ideal:.1f} | "
+                f"{single['cpu_s'] / ideal:.2f}× |")
     last = rows[max(k for k in rows if k != "single")]
     per_cell = last["window_sums_bytes"] / max(last["cells"], 1)
     lines += [
