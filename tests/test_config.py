@@ -632,7 +632,7 @@ def test_set_key_maps_from_json(tmp_path):
      ("update_interval", "soon", "update_interval: expected a duration"),
      ("endpoint_learning./api/*", "maybe", r"endpoint_learning./api/\*: expected true or false"),
      ("synthetic.endpoints./x/*.status", "99", r"endpoints./x/\*.status: 99 is out of range"),
-     ("mode.sub", "x", "'drift_learning.mode' is a choice, it has no key 'sub'")],
+     ("mode.sub", "x", "'drift_learning.mode' holds a value, not a mapping: it has no key 'sub'")],
 )
 def test_set_key_refuses_bad_values_and_leaves_file_byte_identical(tmp_path, key, value, match):
     path = write(tmp_path, MOCKFORGE_YAML)
