@@ -1116,17 +1116,6 @@ class DriftLearner:
         self.t_last_ = float(np.nanmax([self.t_last_, shard.t_last_]))
         return self
 
-    def update_from(self, other: DriftLearner) -> DriftLearner:
-        """Take over ``other``'s whole state (vocabularies, layers, clock, open sessions, bodies),
-        keeping this object and its config: how a distributed run
-        (:mod:`driftbayes.distributed`) hands back the learner it continued. Returns ``self``."""
-        if self.config.to_dict() != other.config.to_dict():
-            raise ValueError("cannot take over the state of a learner with another config")
-        config, track = self.config, self.track_history
-        self.__dict__.update(copy.deepcopy(other.__dict__))
-        self.config, self.track_history = config, track
-        return self
-
     def _add_pending(self, stats: Stats) -> None:
         """Add statistics to the open window and mark the cells they touch."""
         self.pending_ = self.pending_ + stats
