@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-import yaml
 
-from driftbayes import __version__
+from driftbayes import __version__, yamlio
 from driftbayes.bodies import recorded_bodies_from_dataset, recorded_bodies_to_dataset
 from driftbayes.changepoint import RunLengths, online_kinds
 from driftbayes.config import Config
@@ -218,7 +217,7 @@ def _state_group(path: Path) -> xr.Dataset | None:
 
 
 def _stored_config(text: str) -> Config:
-    doc = yaml.safe_load(text) or {}
+    doc = yamlio.load(text) or {}
     block = doc.get("drift_learning", doc) if isinstance(doc, dict) else {}
     return Config.from_dict(block, source="<state config>", warn=False)
 

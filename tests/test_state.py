@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +85,7 @@ def test_version_1_state_migrates_to_the_same_patterns():
     path = Path(__file__).parent / "data" / "state-v1.nc"
     # the maths of the time (the file's config, a prior that never fades, the z-test)
     written = state_mod.load_state(path).config
-    cfg = dataclasses.replace(written, prior_fade=0.0, changepoint_hazard=0.0)
+    cfg = written.replace(prior_fade=0.0, changepoint_hazard=0.0)
     old = state_mod.load_state(path, config=cfg)
     fresh = DriftLearner(cfg).learn_many(
         concat(traffic(600, seed=3, t0=0.0), traffic(300, seed=4, t0=7200.0)))
