@@ -326,7 +326,8 @@ def _pattern_table(rows: list[dict], layer: str) -> Table:
                else (lambda v: f"{v:,.1f}"))
         t.add_row(ep, r["persona"], r["kind"], f"{r['n_eff']:,.1f}", f"{r['confidence']:.2f}",
                   "[green]yes[/]" if r["applied"] else ("no" if r["enabled"] else "[dim]off[/]"),
-                  _change_text(r.get("change_p")), fmt(r["estimate"]), f"[{fmt(iv['lower'])}, {fmt(iv['upper'])}]", r["unit"])
+                  _change_text(r.get("change_p")), fmt(r["estimate"]),
+                  f"[{fmt(iv['lower'])}, {fmt(iv['upper'])}]", r["unit"])
     return t
 
 
