@@ -171,6 +171,8 @@ class DriftLearner:
         #: window → its closed statistics (shards only, see :meth:`shard`)
         self.window_sums_: dict[int, Stats] | None = {} if self.collect_windows else None
         self._prior_cache: tuple | None = None
+        #: fitted hierarchical priors (:class:`driftbayes.priors.GroupPriors`), None: synthetic
+        self.group_priors_ = None
         self._warned_cells: set = set()
         self._lazy_reset()
 
@@ -335,12 +337,28 @@ class DriftLearner:
     # ------------------------------------------------------------------ priors
     def _prior(self) -> dict:
         """Each kind's prior from the synthetic defaults, per endpoint (cached until the
-        vocabulary grows)."""
+        vocabulary grows); with fitted group priors, the kinds they cover start from their
+        endpoint's group instead (:meth:`set_group_priors`)."""
         if self._prior_cache is None:
-            ctx = PriorContext([self.config.synthetic_for(e) for e in self.endpoints_],
-                               self.config.synthetic, self.statuses_, self.status_vocab.codes)
-            self._prior_cache = {name: kind.prior(ctx) for name, kind in REGISTRY.items()}
+            base = [self.config.synthetic_for(e) for e in self.endpoints_]
+            fitted = ({} if self.group_priors_ is None
+                      else self.group_priors_.synthetic(self.endpoints_, base))
+            self._prior_cache = {
+                name: kind.prior(PriorContext(fitted.get(name, base), self.config.synthetic,
+                                              self.statuses_, self.status_vocab.codes))
+                for name, kind in REGISTRY.items()}
         return self._prior_cache
+
+    def set_group_priors(self, priors) -> None:
+        """Use fitted hierarchical priors (:func:`driftbayes.priors.fit_priors`) as the prior
+        of every cell from now on; None goes back to the synthetic defaults. The evidence and
+        applied statistics are kept (both are relative to the prior)."""
+        self._sync_all()  # silent cells catch up under the prior they had
+        self.group_priors_ = priors
+        self._prior_cache = None
+        self._prior_width_cache = None
+        self._prior_latq_cache = None
+        self._lazy_reset()
 
     # ------------------------------------------------------------------ learning
     def learn_one(self, event: dict) -> DriftLearner:

@@ -32,6 +32,7 @@ from driftbayes.conjugate import LATENCY_EDGES_MS, N_LATENCY_BINS
 from driftbayes.gating import gates_from_dataset, gates_to_dataset
 from driftbayes.learner import END, START, DriftLearner
 from driftbayes.open_sessions import OpenSessions
+from driftbayes.priors.stored import GroupPriors
 from driftbayes.stats import KINDS, N_HOURS, stores_from_dataset, stores_to_dataset
 
 SCHEMA = "driftbayes-state"
@@ -67,6 +68,8 @@ def to_dataset(learner: DriftLearner) -> xr.Dataset:
         L.sessions.to_dataset(),
         recorded_bodies_to_dataset(L.bodies_),
     ]
+    if L.group_priors_ is not None:
+        parts.append(L.group_priors_.to_dataset())
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     attrs = {
         "schema": SCHEMA,
@@ -100,6 +103,7 @@ def from_dataset(ds: xr.Dataset, config: Config | None = None) -> DriftLearner:
     L.gate_ = gates_from_dataset(ds, L.sizes)
     L.sessions = OpenSessions.from_dataset(ds)
     L.bodies_ = recorded_bodies_from_dataset(ds)
+    L.set_group_priors(GroupPriors.from_dataset(ds))
     w = int(ds.attrs["window"])
     L.window_ = None if w < 0 else w
     stored_s = float(ds.attrs["window_seconds"])

@@ -1,0 +1,204 @@
+"""The hierarchical model (PyMC), on the cells' sufficient statistics.
+
+Three levels, each kind apart:
+
+1. **population**: one centre per parameter, with a weakly informative hyperprior centred on
+   the synthetic mock (the synthetic prior stays the prior of the population);
+2. **groups** (``--group-by``): each group's parameter is drawn around the population's,
+   ``θ_g ~ N(θ_pop, τ)``; non-centred (``θ_g = θ_pop + τ·z_g``, ``z_g ~ N(0, 1)``) for groups
+   with few cells, where the centred form makes a funnel with ``τ``, centred for groups with
+   many (:data:`CENTRED_MIN_CELLS`), where the non-centred form ties ``θ_pop`` and ``z_g``
+   together; with one group the group *is* the population;
+3. **cells**: their own parameters are integrated out in closed form
+   (:mod:`driftbayes.priors.data`), so NUTS only sees group-level parameters.
+
+================= ====================================== ==================================
+kind              a cell's parameters, given its group    group parameters (sampled scale)
+================= ====================================== ==================================
+latency,          ``s² ~ InvGamma(α, α·σ²)``,             ``mu`` (log ms), ``log_sigma``,
+think time        ``m | s² ~ N(μ, s²/κ)`` on log ms       ``log_kappa``, ``log_alpha``
+errors            ``p ~ Beta(r·c, (1−r)·c)``              ``logit_rate``, ``log_concentration``
+frequency         ``λ ~ Gamma(a, a/r)`` (req/s)           ``log_rate``, ``log_shape``
+================= ====================================== ==================================
+
+The hyperpriors (:data:`HYPER`): the population centre ``N(synthetic value, sd)`` on the
+sampled scale, the group spread ``τ ~ HalfNormal(tau_sd)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from driftbayes.priors.data import LOGNORMAL_KINDS, CellData, pytensor_ops
+
+#: (sampled-scale centre from the synthetic prior, population sd, HalfNormal scale of the group
+#: spread τ) per group parameter; ``k`` is the synthetic ``prior_strength``.
+HYPER = {
+    "mu": (lambda med, sig, k: np.log(med), 2.0, 1.0),
+    "log_sigma": (lambda med, sig, k: np.log(sig), 1.0, 0.5),
+    "log_kappa": (lambda med, sig, k: np.log(k), 2.0, 1.0),
+    "log_alpha": (lambda med, sig, k: np.log(k / 2.0), 1.5, 0.5),
+}
+#: The parameters that differ between groups; the others (how much cells vary within a group:
+#: κ and α of the log-normal kinds, the Beta's concentration, the Gamma's shape) are shared by
+#: every group, estimated from all of them.
+GROUPED = ("mu", "log_sigma", "logit_rate", "log_rate")
+ERROR_HYPER = {"logit_rate": 2.0, "log_concentration": 2.0}
+RATE_HYPER = {"log_rate": 3.0, "log_shape": 2.0}
+GROUP_TAU_SD = {"logit_rate": 1.0, "log_concentration": 1.0, "log_rate": 1.5, "log_shape": 1.0}
+
+
+
+def _synthetic_lognormal(kind: str, syn) -> tuple[float, float]:
+    if kind == "latency":
+        return float(syn.latency_median_ms), float(syn.latency_sigma)
+    return float(syn.think_time_median_ms), float(syn.think_time_sigma)
+
+
+def population_centres(synthetic) -> dict[str, float]:
+    """Centre of every population parameter (sampled scale) from a ``SyntheticPrior``."""
+    k = float(synthetic.prior_strength)
+    out = {}
+    for kind in LOGNORMAL_KINDS:
+        med, sig = _synthetic_lognormal(kind, synthetic)
+        for p, (centre, _, _) in HYPER.items():
+            out[f"{kind}_{p}"] = float(centre(med, sig, k))
+    err = float(np.clip(synthetic.error_rate, 1e-4, 1 - 1e-4))
+    out["errors_logit_rate"] = float(np.log(err / (1 - err)))
+    out["errors_log_concentration"] = float(np.log(k))
+    out["frequency_log_rate"] = float(np.log(synthetic.rate_per_s))
+    out["frequency_log_shape"] = float(np.log(k))
+    return out
+
+
+def parameters(kinds) -> list[tuple[str, str]]:
+    """``(kind, param)`` of every group parameter on its sampled scale, in the order of the
+    model's ``param`` dim (named ``<kind>_<param>``)."""
+    own = {"errors": tuple(ERROR_HYPER), "frequency": tuple(RATE_HYPER)}
+    return [(kind, p) for kind in kinds for p in own.get(kind, tuple(HYPER))]
+
+
+def hyperpriors(pairs, synthetic) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Population centre, population sd and group-spread scale of each parameter."""
+    centre = population_centres(synthetic)
+    sd = {**{p: HYPER[p][1] for p in HYPER}, **ERROR_HYPER, **RATE_HYPER}
+    tau = {**{p: HYPER[p][2] for p in HYPER}, **GROUP_TAU_SD}
+    return (np.array([centre[f"{k}_{p}"] for k, p in pairs]), np.array([sd[p] for _, p in pairs]),
+            np.array([tau[p] for _, p in pairs]))
+
+
+#: A group with at least this many informative cells of a kind (one observation or more; for
+#: errors one error or more, for the request rate one request or more) has that kind's
+#: parameters centred (``θ_g ~ N(pop, τ)``): its data pin ``θ_g`` down, and the non-centred
+#: form would tie ``pop`` and ``z_g`` together. Groups with fewer stay non-centred.
+CENTRED_MIN_CELLS = 20
+_INFORMATIVE = {"latency": "n", "think_time": "n", "errors": "k", "frequency": "c"}
+
+
+def centring(data: CellData, pairs) -> tuple[np.ndarray, np.ndarray]:
+    """``(offset, centred)``, each ``(param, group)``: the group parameters sampled
+    non-centred and centred (:data:`CENTRED_MIN_CELLS`); shared parameters are neither."""
+    G = len(data.groups)
+    cells = {k: np.bincount(data.group[data.cells[k]],
+                            weights=data.stats[k][_INFORMATIVE[k]] >= 1.0, minlength=G)
+             for k in data.kinds}
+    centred = np.array([cells[k] >= CENTRED_MIN_CELLS for k, _ in pairs]).reshape(len(pairs), G)
+    grouped = np.array([p in GROUPED for _, p in pairs])[:, None] & (G > 1)
+    return grouped & ~centred, grouped & centred
+
+
+def group_theta(post, data: CellData) -> np.ndarray:
+    """Draws of the sampled-scale group parameters ``(chain, draw, param, group)`` from the
+    posterior's ``pop``, ``tau``, ``z`` and ``theta_c``."""
+    pop = np.asarray(post["pop"].values)
+    if "tau" not in post:
+        return pop[..., None]
+    pairs = parameters(data.kinds)
+    offset, centred = centring(data, pairs)
+    grouped = np.flatnonzero([p in GROUPED for _, p in pairs])
+    tau = np.zeros(pop.shape)
+    tau[..., grouped] = np.asarray(post["tau"].values)
+    theta = np.repeat(pop[..., None], len(data.groups), axis=-1)
+    pi, gi = np.nonzero(offset)
+    if len(pi):
+        theta[..., pi, gi] = pop[..., pi] + tau[..., pi] * np.asarray(post["z"].values)
+    pc, gc = np.nonzero(centred)
+    if len(pc):
+        theta[..., pc, gc] = np.asarray(post["theta_c"].values)
+    return theta
+
+
+def natural(theta: dict[str, np.ndarray], kind: str) -> dict[str, np.ndarray]:
+    """A kind's natural parameters from its sampled-scale ones (any array backend with
+    ``exp``: NumPy arrays here)."""
+    if kind in LOGNORMAL_KINDS:
+        return {"mu": theta[f"{kind}_mu"],
+                **{p: np.exp(theta[f"{kind}_log_{p}"]) for p in ("sigma", "kappa", "alpha")}}
+    if kind == "errors":
+        return {"rate": 1.0 / (1.0 + np.exp(-theta["errors_logit_rate"])),
+                "concentration": np.exp(theta["errors_log_concentration"])}
+    return {"rate": np.exp(theta["frequency_log_rate"]),
+            "shape": np.exp(theta["frequency_log_shape"])}
+
+
+def build_model(data: CellData, synthetic):
+    """The PyMC model of ``data``: free variables ``pop`` and ``tau`` (dims ``param``), ``z``
+    (the non-centred group parameters) and ``theta_c`` (the centred ones), with one group
+    only ``pop``; every data
+    array is a ``pm.Data``, so one compiled model can be refitted on new statistics of the
+    same shapes. The group parameters are computed from the draws (:func:`group_theta`),
+    not stored, to keep the compiled graph small."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from driftbayes.priors import data as lik
+
+    ops = pytensor_ops()
+    G = len(data.groups)
+    pairs = parameters(data.kinds)
+    names = [f"{k}_{p}" for k, p in pairs]
+    centre, sd, tau_sd = hyperpriors(pairs, synthetic)
+    coords = {"group": data.groups, "param": names}
+    for kind in data.kinds:
+        coords[f"{kind}_cell"] = np.arange(len(data.cells[kind]))
+    offset, centred = centring(data, pairs)
+    pi, gi = np.nonzero(offset)
+    pc, gc = np.nonzero(centred)
+    grouped = np.flatnonzero([p in GROUPED for _, p in pairs]) if G > 1 else np.array([], int)
+    coords["grouped"] = [names[i] for i in grouped]
+    coords["offset"] = [f"{names[i]}, {data.groups[j]}" for i, j in zip(pi, gi)]
+    coords["centred"] = [f"{names[i]}, {data.groups[j]}" for i, j in zip(pc, gc)]
+    with pm.Model(coords=coords) as model:
+        pop = pm.Normal("pop", centre, sd, dims="param")
+        theta = pt.zeros((len(pairs), G)) + pop[:, None]
+        if len(grouped):
+            tau = pt.zeros(len(pairs))[grouped].set(
+                pm.HalfNormal("tau", tau_sd[grouped], dims="grouped"))
+            if len(pi):
+                z = pm.Normal("z", 0.0, 1.0, dims="offset")
+                theta = theta[pi, gi].set(pop[pi] + tau[pi] * z)
+            if len(pc):
+                theta = theta[pc, gc].set(pm.Normal("theta_c", pop[pc], tau[pc], dims="centred"))
+        row = {n: theta[i] for i, n in enumerate(names)}
+        total = 0.0
+        for kind in data.kinds:
+            dims = f"{kind}_cell"
+            g = pm.Data(f"{kind}_group", data.group[data.cells[kind]], dims=dims)
+            s = {k: pm.Data(f"{kind}_{k}", v, dims=dims) for k, v in data.stats[kind].items()}
+            if kind in LOGNORMAL_KINDS:
+                sigma, kappa, alpha = (pt.exp(row[f"{kind}_log_{p}"])
+                                       for p in ("sigma", "kappa", "alpha"))
+                ll = lik.nig_loglik(s["n"], s["mean"], s["W"], row[f"{kind}_mu"], kappa, alpha,
+                                    alpha * sigma**2, ops, g=g, const=False)
+            elif kind == "errors":
+                rate = pt.sigmoid(row["errors_logit_rate"])
+                conc = pt.exp(row["errors_log_concentration"])
+                ll = lik.betabinom_loglik(s["n"], s["k"], rate * conc, (1.0 - rate) * conc, ops,
+                                          g=g, const=False)
+            else:
+                ll = lik.gamma_poisson_loglik(s["c"], s["T"], pt.exp(row["frequency_log_shape"]),
+                                              pt.exp(row["frequency_log_rate"]), ops, g=g,
+                                              const=False)
+            total = total + ll.sum()
+        pm.Potential("loglik", total)
+    return model
