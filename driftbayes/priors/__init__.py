@@ -18,10 +18,10 @@ PyMC is needed to fit (the ``pymc`` extra; nutpie, the ``nutpie`` extra, makes i
 stored priors are used without it.
 """
 
-from driftbayes.priors.data import CellData, cell_data
-from driftbayes.priors.fit import ESS_MIN, R_HAT_MAX, PriorFit, fit_priors
+from driftbayes.priors.data import CellData, cell_data, simulate
+from driftbayes.priors.fit import ESS_MIN, R_HAT_MAX, PriorFit, fit_cells, fit_priors
 from driftbayes.priors.groups import GROUPINGS, group_of, prefix_of
 from driftbayes.priors.stored import GroupPriors
 
 __all__ = ["ESS_MIN", "GROUPINGS", "R_HAT_MAX", "CellData", "GroupPriors", "PriorFit",
-           "cell_data", "fit_priors", "group_of", "prefix_of"]
+           "cell_data", "fit_cells", "fit_priors", "group_of", "prefix_of", "simulate"]

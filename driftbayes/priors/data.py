@@ -191,3 +191,34 @@ def pointwise_loglik(data: CellData, params: dict[str, np.ndarray]) -> dict[str,
         full[..., idx] = ll
         out[kind] = full
     return out
+
+
+def simulate(data: CellData, params: dict[str, np.ndarray], rng: np.random.Generator) -> CellData:
+    """New statistics for the cells of ``data`` (same counts ``n`` and exposures ``T``) drawn
+    from the model with group parameters ``params`` (natural, ``(groups,)`` each, named as in
+    :func:`pointwise_loglik`): each cell's own parameters from its group's population, then its
+    statistics. Fractional counts are rounded for the error counts; a cell with ``n ≤ 1`` has
+    ``W = 0``. For prior-predictive checks and simulation tests."""
+    stats = {}
+    for kind in data.kinds:
+        g = data.group[data.cells[kind]]
+        s = data.stats[kind]
+        if kind in LOGNORMAL_KINDS:
+            mu, kappa, alpha, sigma = (np.asarray(params[f"{kind}_{p}"])[g]
+                                       for p in ("mu", "kappa", "alpha", "sigma"))
+            s2 = alpha * sigma**2 / rng.gamma(alpha)
+            m = rng.normal(mu, np.sqrt(s2 / kappa))
+            n = s["n"]
+            W = np.where(n > 1, s2 * rng.chisquare(np.maximum(n - 1, 1e-9)), 0.0)
+            stats[kind] = {"n": n, "mean": rng.normal(m, np.sqrt(s2 / n)), "W": W}
+        elif kind == "errors":
+            r, c = (np.asarray(params[f"errors_{p}"])[g] for p in ("rate", "concentration"))
+            p = rng.beta(np.maximum(r * c, 1e-12), np.maximum((1 - r) * c, 1e-12))
+            n = np.round(s["n"])
+            stats[kind] = {"n": n, "k": rng.binomial(n.astype(np.int64), p).astype(float)}
+        else:
+            rate, shape = (np.asarray(params[f"frequency_{p}"])[g] for p in ("rate", "shape"))
+            lam = rng.gamma(shape, rate / shape)
+            stats[kind] = {"c": rng.poisson(lam * s["T"]).astype(float), "T": s["T"]}
+    return CellData(data.endpoints, data.personas, data.endpoint, data.persona, data.group,
+                    data.groups, data.cells, stats)

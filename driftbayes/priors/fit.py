@@ -22,6 +22,11 @@ from driftbayes.priors.groups import POPULATION
 from driftbayes.priors.model import build_model, group_theta, natural
 from driftbayes.priors.stored import GroupPriors
 
+#: An endpoint's own spread of log values is trusted for its standard error from this many
+#: (decayed) observations on (the default ``min_samples``); below, its group's spread is used:
+#: the spread of a few values is too often far too small, and a cold endpoint would then be
+#: judged to differ from its group.
+OWN_SPREAD_MIN = 10.0
 R_HAT_MAX = 1.01
 ESS_MIN = 400
 SAMPLERS = ("auto", "nutpie", "pymc")
@@ -80,21 +85,38 @@ def fit_priors(learner, group_by: str = "prefix", *, depth: int = 1, draws: int 
         Check ``.ok`` (or ``.failures``) before storing ``.priors`` with
         :meth:`DriftLearner.set_group_priors`.
     """
+    data = cell_data(learner, group_by, depth)
+    fit = fit_cells(data, learner.config.synthetic, draws=draws, tune=tune, chains=chains,
+                    seed=seed, sampler=sampler, cores=cores)
+    fit.priors.group_by, fit.priors.depth = group_by, depth
+    return fit
+
+
+def fit_cells(data: CellData, synthetic, *, draws: int = 1000, tune: int = 1000,
+              chains: int = 2, seed: int = 0, sampler: str = "auto",
+              cores: int | None = None) -> PriorFit:
+    """Fit the model on cell statistics (:func:`fit_priors` without a learner; ``synthetic``
+    is the ``SyntheticPrior`` the population is centred on)."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    data = cell_data(learner, group_by, depth)
     if not data.kinds:
         raise ValueError("nothing to fit: the state has no learned evidence (run `driftbayes "
                          "learn` first)")
-    model = build_model(data, learner.config.synthetic)
+    model = build_model(data, synthetic)
     cores = min(chains, os.cpu_count() or 1) if cores is None else cores
     idata, name, compile_s, sampling_s = sample(model, draws=draws, tune=tune, chains=chains,
                                                 seed=seed, sampler=sampler, cores=cores)
+    return finish(idata, data, name=name, compile_s=compile_s, sampling_s=sampling_s,
+                  settings={"draws": draws, "tune": tune, "chains": chains, "seed": seed})
+
+
+def finish(idata, data: CellData, *, name: str, compile_s: float, sampling_s: float,
+           settings: dict) -> PriorFit:
+    """Log-likelihood, diagnostics and stored priors of a sampled fit."""
     add_log_likelihood(idata, data)  # adds theta to the posterior too
     table, failures, divergences = diagnose(idata)
-    priors = group_priors(idata, data, group_by, depth)
-    priors.info.update({"sampler": name, "draws": draws, "tune": tune, "chains": chains,
-                        "seed": seed, "compile_s": round(compile_s, 2),
+    priors = group_priors(idata, data, "none", 1)
+    priors.info.update({"sampler": name, **settings, "compile_s": round(compile_s, 2),
                         "sampling_s": round(sampling_s, 2), "n_cells": data.n_cells,
                         "max_r_hat": float(table["r_hat"].max()),
                         "min_ess_bulk": float(table["ess_bulk"].min()),
@@ -138,6 +160,7 @@ def group_draws(idata, data: CellData) -> dict[str, np.ndarray]:
     theta = group_theta(post, data)
     if "theta" not in post and "tau" in post:
         idata.posterior["theta"] = (("chain", "draw", "param", "group"), theta)
+        idata.posterior = idata.posterior.assign_coords(group=list(data.groups))
     both = np.concatenate([theta, pop[..., None]], axis=-1)
     names = [str(n) for n in post["param"].values]
     sampled = {n: both[..., i, :] for i, n in enumerate(names)}
@@ -163,17 +186,23 @@ def add_log_likelihood(idata, data: CellData) -> None:
     idata.add_groups(log_likelihood=ds)
 
 
-def diagnose(idata, *, r_hat_max: float = R_HAT_MAX, ess_min: float = ESS_MIN):
+def diagnose(idata, *, r_hat_max: float | None = None, ess_min: float | None = None):
     """``(table, failures, divergences)``: worst r_hat and bulk ESS per posterior variable
-    (pandas, with the element that is worst), and why the fit may not be stored."""
+    (pandas, with the element that is worst), and why the fit may not be stored (thresholds:
+    :data:`R_HAT_MAX`, :data:`ESS_MIN` unless given)."""
     import arviz as az
     import pandas as pd
+
+    r_hat_max = R_HAT_MAX if r_hat_max is None else r_hat_max
+    ess_min = ESS_MIN if ess_min is None else ess_min
 
     post = idata.posterior
     rhat = az.rhat(post)
     ess = az.ess(post, method="bulk")
     rows, failures = [], []
     for name in post.data_vars:
+        if str(name).endswith("__"):
+            continue  # a transformed copy (nutpie keeps tau_log__ beside tau)
         r, e = np.asarray(rhat[name].values, float), np.asarray(ess[name].values, float)
         r = np.where(np.isfinite(r), r, 1.0)  # constant draws (a fixed quantity)
         e = np.where(np.isfinite(e), e, np.inf)
@@ -253,11 +282,11 @@ def endpoint_caps(data: CellData, values: dict[str, np.ndarray]):
                 mean = sx / n
                 var = np.maximum(sxx / n - mean**2, 0.0)
                 sigma2 = values[f"{kind}_sigma"][group, 0] ** 2
-                var_for_se = np.where(n >= 3, var, sigma2)
+                own = n >= OWN_SPREAD_MIN
                 cap = np.minimum(
                     _cap(n, np.abs(mean - values[f"{kind}_mu"][group, 0]),
-                         np.sqrt(var_for_se / n)),
-                    np.where(n >= 3, _cap(n, np.abs(var - sigma2), var * np.sqrt(2.0 / n)),
+                         np.sqrt(np.where(own, var, sigma2) / n)),
+                    np.where(own, _cap(n, np.abs(var - sigma2), var * np.sqrt(2.0 / n)),
                              np.inf))
         elif kind == "errors":
             n, k = total(s["n"]), total(s["k"])
