@@ -8,7 +8,9 @@ variable per sufficient statistic with a leading ``store`` dim (``evidence``, ``
 coords: endpoints plus START/END); one ``gate_<kind>`` per kind
 (:mod:`driftbayes.gating`); the open-session table on an ``open_session`` dim
 (:mod:`driftbayes.open_sessions`); recorded response bodies (redacted, one per endpoint
-× status) on a ``body`` dim (:mod:`driftbayes.bodies`); knobs and clocks in the
+× status) on a ``body`` dim (:mod:`driftbayes.bodies`); fitted hierarchical priors, when the
+state has them, as ``hprior_*`` variables on ``prior_group`` / ``prior_endpoint`` dims
+(:mod:`driftbayes.priors.stored`; optional, older readers ignore them); knobs and clocks in the
 attributes. Version-1 and version-2 files load through :func:`migrate`. Saving is atomic: a
 temporary file in the same folder is written, flushed and renamed over the target, so a crash
 mid-save never leaves a broken state.

@@ -141,45 +141,66 @@ def natural(theta: dict[str, np.ndarray], kind: str) -> dict[str, np.ndarray]:
             "shape": np.exp(theta["frequency_log_shape"])}
 
 
+def model_coords(data: CellData) -> dict:
+    """Coords of the model: ``group``, ``param``, ``grouped`` (parameters that differ between
+    groups), ``offset`` / ``centred`` (non-centred and centred group parameters) and each
+    kind's ``<kind>_cell``."""
+    pairs = parameters(data.kinds)
+    names = [f"{k}_{p}" for k, p in pairs]
+    offset, centred = centring(data, pairs)
+    coords = {"group": data.groups, "param": names,
+              "grouped": [n for n, (_, p) in zip(names, pairs)
+                          if p in GROUPED and len(data.groups) > 1],
+              "offset": [f"{names[i]}, {data.groups[j]}" for i, j in zip(*np.nonzero(offset))],
+              "centred": [f"{names[i]}, {data.groups[j]}"
+                          for i, j in zip(*np.nonzero(centred))]}
+    for kind in data.kinds:
+        coords[f"{kind}_cell"] = np.arange(len(data.cells[kind]))
+    return coords
+
+
+def group_parameters(data: CellData, synthetic) -> dict:
+    """Inside a ``pm.Model`` with :func:`model_coords`: the population and group levels, as
+    each group parameter's ``(group,)`` tensor on its sampled scale, by name."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    G = len(data.groups)
+    pairs = parameters(data.kinds)
+    names = [f"{k}_{p}" for k, p in pairs]
+    centre, sd, tau_sd = hyperpriors(pairs, synthetic)
+    offset, centred = centring(data, pairs)
+    pi, gi = np.nonzero(offset)
+    pc, gc = np.nonzero(centred)
+    grouped = np.flatnonzero([p in GROUPED for _, p in pairs]) if G > 1 else np.array([], int)
+    pop = pm.Normal("pop", centre, sd, dims="param")
+    theta = pt.zeros((len(pairs), G)) + pop[:, None]
+    if len(grouped):
+        tau = pt.zeros(len(pairs))[grouped].set(
+            pm.HalfNormal("tau", tau_sd[grouped], dims="grouped"))
+        if len(pi):
+            z = pm.Normal("z", 0.0, 1.0, dims="offset")
+            theta = theta[pi, gi].set(pop[pi] + tau[pi] * z)
+        if len(pc):
+            theta = theta[pc, gc].set(pm.Normal("theta_c", pop[pc], tau[pc], dims="centred"))
+    return {n: theta[i] for i, n in enumerate(names)}
+
+
 def build_model(data: CellData, synthetic):
-    """The PyMC model of ``data``: free variables ``pop`` and ``tau`` (dims ``param``), ``z``
-    (the non-centred group parameters) and ``theta_c`` (the centred ones), with one group
-    only ``pop``; every data
-    array is a ``pm.Data``, so one compiled model can be refitted on new statistics of the
-    same shapes. The group parameters are computed from the draws (:func:`group_theta`),
-    not stored, to keep the compiled graph small."""
+    """The PyMC model of ``data``: free variables ``pop`` (dims ``param``), ``tau``
+    (``grouped``), ``z`` (``offset``: the non-centred group parameters) and ``theta_c``
+    (``centred``), with one group only ``pop``; every data array is a ``pm.Data``, so one
+    compiled model can be refitted on new statistics of the same shapes. The group
+    parameters are computed from the draws (:func:`group_theta`), not stored, to keep the
+    compiled graph small."""
     import pymc as pm
     import pytensor.tensor as pt
 
     from driftbayes.priors import data as lik
 
     ops = pytensor_ops()
-    G = len(data.groups)
-    pairs = parameters(data.kinds)
-    names = [f"{k}_{p}" for k, p in pairs]
-    centre, sd, tau_sd = hyperpriors(pairs, synthetic)
-    coords = {"group": data.groups, "param": names}
-    for kind in data.kinds:
-        coords[f"{kind}_cell"] = np.arange(len(data.cells[kind]))
-    offset, centred = centring(data, pairs)
-    pi, gi = np.nonzero(offset)
-    pc, gc = np.nonzero(centred)
-    grouped = np.flatnonzero([p in GROUPED for _, p in pairs]) if G > 1 else np.array([], int)
-    coords["grouped"] = [names[i] for i in grouped]
-    coords["offset"] = [f"{names[i]}, {data.groups[j]}" for i, j in zip(pi, gi)]
-    coords["centred"] = [f"{names[i]}, {data.groups[j]}" for i, j in zip(pc, gc)]
-    with pm.Model(coords=coords) as model:
-        pop = pm.Normal("pop", centre, sd, dims="param")
-        theta = pt.zeros((len(pairs), G)) + pop[:, None]
-        if len(grouped):
-            tau = pt.zeros(len(pairs))[grouped].set(
-                pm.HalfNormal("tau", tau_sd[grouped], dims="grouped"))
-            if len(pi):
-                z = pm.Normal("z", 0.0, 1.0, dims="offset")
-                theta = theta[pi, gi].set(pop[pi] + tau[pi] * z)
-            if len(pc):
-                theta = theta[pc, gc].set(pm.Normal("theta_c", pop[pc], tau[pc], dims="centred"))
-        row = {n: theta[i] for i, n in enumerate(names)}
+    with pm.Model(coords=model_coords(data)) as model:
+        row = group_parameters(data, synthetic)
         total = 0.0
         for kind in data.kinds:
             dims = f"{kind}_cell"
