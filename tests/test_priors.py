@@ -84,12 +84,14 @@ def test_group_indexed_likelihood_equals_per_cell():
 
 # ----------------------------------------------------------------------------- data
 def shop(seed=0, decay=0.0):
-    """Three endpoints under /api/users, two under /api/orders: distinct latency levels."""
-    users = traffic(3000, seed=seed, endpoints=("/api/users/{id}", "/api/users/me",
-                                                "/api/users/list"), median_ms=300.0)
-    orders = traffic(2000, seed=seed + 1, endpoints=("/api/orders/{id}", "/api/orders/new"),
-                     median_ms=40.0, error_rate=0.2)
-    both = concat(users, orders)
+    """Three endpoints under /api/users (median 200–450 ms, 5% errors), two under /api/orders
+    (30–50 ms, 20% errors): groups that differ, endpoints that differ within them."""
+    spec = [("/api/users/{id}", 200.0, 0.4, 0.05), ("/api/users/me", 300.0, 0.5, 0.05),
+            ("/api/users/list", 450.0, 0.6, 0.05), ("/api/orders/{id}", 30.0, 0.5, 0.2),
+            ("/api/orders/new", 50.0, 0.7, 0.2)]
+    parts = [traffic(1000, seed=seed + i, endpoints=(e,), median_ms=m, sigma=s, error_rate=r)
+             for i, (e, m, s, r) in enumerate(spec)]
+    both = concat(*parts)
     order = np.argsort(both.ts, kind="stable")
     return DriftLearner(Config(decay=decay)).learn_many(both.take(order))
 

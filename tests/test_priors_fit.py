@@ -127,7 +127,7 @@ def _cells(groups, per_group, rng):
 def _truth_params(model, data, seed):
     """Group parameters drawn from the model's prior: ``(sampled-scale pop, theta, natural
     params by name)``."""
-    names = [v for v in ("pop", "tau", "z", "theta_c") if v in model.named_vars]
+    names = [v for v in ("pop", "tau", "z", "theta_c", "theta_u") if v in model.named_vars]
     draws = pm.draw([model[v] for v in names], random_seed=seed)
     post = {n: _Values(np.asarray(d)[None, None]) for n, d in zip(names, draws)}
     theta = group_theta(post, data)[0, 0]
@@ -202,7 +202,7 @@ def test_sufficient_statistics_fit_equals_a_raw_data_fit():
         ref = pm.sample(draws=1500, tune=1500, chains=2, cores=1, random_seed=2,
                         target_accept=0.95, progressbar=False, compute_convergence_checks=False)
     assert int(ref.sample_stats["diverging"].sum()) == 0
-    for name in ("pop", "tau", "z"):  # every group parameter is a function of these
+    for name in ("pop", "theta_u"):  # every group parameter is one of these
         a, b = fit.idata.posterior[name], ref.posterior[name]
         mean_a, mean_b = a.mean(("chain", "draw")).values, b.mean(("chain", "draw")).values
         tol = Z * np.hypot(az.mcse(a.to_dataset()).to_array().values[0],

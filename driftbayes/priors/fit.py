@@ -158,7 +158,7 @@ def group_draws(idata, data: CellData) -> dict[str, np.ndarray]:
     post = idata.posterior
     pop = np.asarray(post["pop"].values)  # (chain, draw, param)
     theta = group_theta(post, data)
-    if "theta" not in post and "tau" in post:
+    if "theta" not in post and ("tau" in post or "theta_u" in post):
         idata.posterior["theta"] = (("chain", "draw", "param", "group"), theta)
         idata.posterior = idata.posterior.assign_coords(group=list(data.groups))
     both = np.concatenate([theta, pop[..., None]], axis=-1)

@@ -4,11 +4,14 @@ Three levels, each kind apart:
 
 1. **population**: one centre per parameter, with a weakly informative hyperprior centred on
    the synthetic mock (the synthetic prior stays the prior of the population);
-2. **groups** (``--group-by``): each group's parameter is drawn around the population's,
+2. **groups** (``--group-by``): with :data:`POOLED_MIN_GROUPS` groups or more, each group's
+   parameter is drawn around the population's,
    ``θ_g ~ N(θ_pop, τ)``; non-centred (``θ_g = θ_pop + τ·z_g``, ``z_g ~ N(0, 1)``) for groups
    with few cells, where the centred form makes a funnel with ``τ``, centred for groups with
    many (:data:`CENTRED_MIN_CELLS`), where the non-centred form ties ``θ_pop`` and ``z_g``
-   together; with one group the group *is* the population;
+   together; with fewer groups each group's parameter has the population's hyperprior
+   (their spread cannot be estimated from so few); with one group the group *is* the
+   population;
 3. **cells**: their own parameters are integrated out in closed form
    (:mod:`driftbayes.priors.data`), so NUTS only sees group-level parameters.
 
@@ -22,7 +25,9 @@ frequency         ``λ ~ Gamma(a, a/r)`` (req/s)           ``log_rate``, ``log_s
 ================= ====================================== ==================================
 
 The hyperpriors (:data:`HYPER`): the population centre ``N(synthetic value, sd)`` on the
-sampled scale, the group spread ``τ ~ HalfNormal(tau_sd)``.
+sampled scale, the group spread ``τ ~ Gamma(2, 2/tau_sd)`` (mean ``tau_sd``; zero-avoiding, as
+recommended for group-level scales estimated from few groups: with a handful of groups a prior
+with mass at 0 leaves a funnel NUTS diverges in).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import numpy as np
 
 from driftbayes.priors.data import LOGNORMAL_KINDS, CellData, pytensor_ops
 
-#: (sampled-scale centre from the synthetic prior, population sd, HalfNormal scale of the group
+#: (sampled-scale centre from the synthetic prior, population sd, prior mean of the group
 #: spread τ) per group parameter; ``k`` is the synthetic ``prior_strength``.
 HYPER = {
     "mu": (lambda med, sig, k: np.log(med), 2.0, 1.0),
@@ -87,33 +92,57 @@ def hyperpriors(pairs, synthetic) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             np.array([tau[p] for _, p in pairs]))
 
 
-#: A group with at least this many informative cells of a kind (one observation or more; for
-#: errors one error or more, for the request rate one request or more) has that kind's
-#: parameters centred (``θ_g ~ N(pop, τ)``): its data pin ``θ_g`` down, and the non-centred
-#: form would tie ``pop`` and ``z_g`` together. Groups with fewer stay non-centred.
-CENTRED_MIN_CELLS = 20
+#: A group parameter is sampled centred (``θ_g ~ N(pop, τ)``) when there are at least
+#: :data:`CENTRED_MIN_GROUPS` groups and its group has at least :data:`CENTRED_MIN_CELLS`
+#: informative cells holding at least :data:`CENTRED_MIN_EVIDENCE` observations of the kind
+#: (for errors: errors, for the request rate: requests): its data then pin ``θ_g`` down, and the
+#: non-centred form would tie ``pop``, ``τ`` and ``z_g`` together. Otherwise it is non-centred
+#: (``θ_g = pop + τ·z_g``): a group with little data would make a funnel with ``τ``, and with few
+#: groups ``pop`` itself would (given pinned ``θ_g``, ``pop`` is known to ``τ/√G``). Measured on
+#: the OpenStack sample (3 groups): 35 divergences centred, none non-centred; on the NASA log
+#: (36 groups) non-centred ``/shuttle`` left ESS < 300.
+CENTRED_MIN_GROUPS = 5
+#: With fewer groups than this, how much groups differ cannot be estimated (and ``pop``, ``τ``
+#: make a funnel NUTS diverges in): each group parameter gets the population's hyperprior
+#: directly (``theta_u``), without a fitted ``τ``, and the population row of the stored priors
+#: is that hyperprior, centred on the synthetic mock. Cells are still pooled within groups.
+POOLED_MIN_GROUPS = 5
+CENTRED_MIN_CELLS = 3
+CENTRED_MIN_EVIDENCE = 30.0
 _INFORMATIVE = {"latency": "n", "think_time": "n", "errors": "k", "frequency": "c"}
 
 
 def centring(data: CellData, pairs) -> tuple[np.ndarray, np.ndarray]:
     """``(offset, centred)``, each ``(param, group)``: the group parameters sampled
-    non-centred and centred (:data:`CENTRED_MIN_CELLS`); shared parameters are neither."""
+    non-centred and centred; shared parameters are neither."""
     G = len(data.groups)
-    cells = {k: np.bincount(data.group[data.cells[k]],
-                            weights=data.stats[k][_INFORMATIVE[k]] >= 1.0, minlength=G)
-             for k in data.kinds}
-    centred = np.array([cells[k] >= CENTRED_MIN_CELLS for k, _ in pairs]).reshape(len(pairs), G)
+    strong = {}
+    for k in data.kinds:
+        x = data.stats[k][_INFORMATIVE[k]]
+        g = data.group[data.cells[k]]
+        cells = np.bincount(g, weights=x >= 1.0, minlength=G)
+        evidence = np.bincount(g, weights=x, minlength=G)
+        strong[k] = (cells >= CENTRED_MIN_CELLS) & (evidence >= CENTRED_MIN_EVIDENCE)
+    centred = np.array([strong[k] for k, _ in pairs]).reshape(len(pairs), G)
+    centred &= G >= CENTRED_MIN_GROUPS
+    if G < POOLED_MIN_GROUPS:
+        return np.zeros_like(centred), np.zeros_like(centred)
     grouped = np.array([p in GROUPED for _, p in pairs])[:, None] & (G > 1)
     return grouped & ~centred, grouped & centred
 
 
 def group_theta(post, data: CellData) -> np.ndarray:
     """Draws of the sampled-scale group parameters ``(chain, draw, param, group)`` from the
-    posterior's ``pop``, ``tau``, ``z`` and ``theta_c``."""
+    posterior's ``pop``, ``tau``, ``z``, ``theta_c`` and ``theta_u``."""
     pop = np.asarray(post["pop"].values)
+    pairs = parameters(data.kinds)
+    if "theta_u" in post:
+        theta = np.repeat(pop[..., None], len(data.groups), axis=-1)
+        grouped = np.flatnonzero([p in GROUPED for _, p in pairs])
+        theta[..., grouped, :] = np.asarray(post["theta_u"].values)
+        return theta
     if "tau" not in post:
         return pop[..., None]
-    pairs = parameters(data.kinds)
     offset, centred = centring(data, pairs)
     grouped = np.flatnonzero([p in GROUPED for _, p in pairs])
     tau = np.zeros(pop.shape)
@@ -175,9 +204,15 @@ def group_parameters(data: CellData, synthetic) -> dict:
     grouped = np.flatnonzero([p in GROUPED for _, p in pairs]) if G > 1 else np.array([], int)
     pop = pm.Normal("pop", centre, sd, dims="param")
     theta = pt.zeros((len(pairs), G)) + pop[:, None]
-    if len(grouped):
+    if len(grouped) and G < POOLED_MIN_GROUPS:
+        free = pm.Normal("theta_u", centre[grouped, None], sd[grouped, None],
+                         dims=("grouped", "group"))
+        theta = theta[grouped].set(free)
+    elif len(grouped):
+        # Gamma(2): zero-avoiding, so that few groups cannot pull the spread into the neck of
+        # the funnel where every group equals the population (mean tau_sd)
         tau = pt.zeros(len(pairs))[grouped].set(
-            pm.HalfNormal("tau", tau_sd[grouped], dims="grouped"))
+            pm.Gamma("tau", 2.0, 2.0 / tau_sd[grouped], dims="grouped"))
         if len(pi):
             z = pm.Normal("z", 0.0, 1.0, dims="offset")
             theta = theta[pi, gi].set(pop[pi] + tau[pi] * z)
