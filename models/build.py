@@ -137,8 +137,11 @@ def card(name, spec, learner, fit, learn_s) -> str:
         lines.append("")
     lines += ["**Limits:** the fit uses the learner's decay-weighted evidence at the end of the "
               "recording (what it currently believes), so long-past traffic counts little; "
-              "the prior of a cell weighs at most 10 pseudo-observations and fades as its own "
-              "data grow.", ""]
+              "a cell's prior weighs at most 10 pseudo-observations (the synthetic "
+              "`prior_strength`) and at least 1. Timings are from a 2-core machine shared with "
+              "other jobs (load average 4–7 during these runs): compiling and sampling take "
+              "several times longer than on an idle one (`benchmarks/results/priors_fit.md`).",
+              ""]
     return "\n".join(lines)
 
 

@@ -143,8 +143,10 @@ class _Values:
 
 def test_sufficient_statistics_fit_equals_a_raw_data_fit():
     """Simulate raw observations, fit the model on their sufficient statistics and, in PyMC,
-    the same hierarchy with every cell's own parameters as latent variables and the raw
-    observations as data: the population and group parameters agree."""
+    the same hierarchy with the raw observations as data: each cell's own log-normal location
+    and scale as latent variables (the closed-form marginal is the part written here), errors
+    and requests through PyMC's own Beta-binomial and negative binomial. The population and
+    group parameters agree."""
     rng = np.random.default_rng(7)
     template = _cells(["a", "b"], 4, rng)
     syn = Config().synthetic
@@ -192,14 +194,16 @@ def test_sufficient_statistics_fit_equals_a_raw_data_fit():
             m = row[f"{kind}_mu"][g] + pm.math.sqrt(s2 / kappa) * e
             cell, x = raw[kind]
             pm.Normal(f"{kind}_x", m[cell], pm.math.sqrt(s2[cell]), observed=x)
+        # errors and requests through PyMC's own Beta-binomial and negative binomial (a latent
+        # rate per cell diverges where its Beta or Gamma piles up at 0)
         r = pm.math.sigmoid(row["errors_logit_rate"])[g]
         conc = pm.math.exp(row["errors_log_concentration"])[g]
-        p = pm.Beta("p", r * conc, (1 - r) * conc)
-        pm.Binomial("k", n_err.astype(int), p, observed=k.astype(int))
+        pm.BetaBinomial("k", r * conc, (1 - r) * conc, n_err.astype(int),
+                        observed=k.astype(int))
         shape_ = pm.math.exp(row["frequency_log_shape"])[g]
-        lam = pm.Gamma("lam", shape_, shape_ / pm.math.exp(row["frequency_log_rate"])[g])
-        pm.Poisson("c", lam * T, observed=counts.astype(int))
-        ref = pm.sample(draws=1500, tune=1500, chains=2, cores=1, random_seed=2,
+        pm.NegativeBinomial("c", mu=pm.math.exp(row["frequency_log_rate"])[g] * T,
+                            alpha=shape_, observed=counts.astype(int))
+        ref = pm.sample(draws=1500, tune=1500, chains=2, cores=2, random_seed=2,
                         target_accept=0.95, progressbar=False, compute_convergence_checks=False)
     assert int(ref.sample_stats["diverging"].sum()) == 0
     for name in ("pop", "theta_u"):  # every group parameter is one of these

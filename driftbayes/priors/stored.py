@@ -6,7 +6,7 @@ population — median and log-scale spread of latency and think time, error rate
 in place of the synthetic defaults, worth ``w`` pseudo-observations per kind with
 
 ``w = min(group weight, endpoint cap, synthetic prior_strength)``, at least
-:data:`MIN_WEIGHT`:
+:data:`MIN_WEIGHT` (1, or ``prior_strength`` if that is smaller):
 
 * the **group weight** is what the fit says the group's population is worth: ``min(κ, 2α)``
   for the log-normal kinds (the location's and the scale's pseudo-observations), the Beta's
@@ -34,9 +34,12 @@ import numpy as np
 
 from driftbayes.priors.groups import POPULATION, group_of
 
-#: The smallest weight a prior gets (pseudo-observations): a positive prior keeps every
-#: credible interval finite.
-MIN_WEIGHT = 0.01
+#: The smallest weight a prior gets (pseudo-observations). Below one observation a
+#: log-normal kind's prior is a Student-t with less than one degree of freedom: its credible
+#: intervals overflow, and the gate's confidence (contraction against the prior's width) would
+#: be 1 from the first observation. The honest cap can be overridden by this only for an
+#: endpoint whose data lie more than √n of its own standard deviations from its group.
+MIN_WEIGHT = 1.0
 STATS = ("median", "lower", "upper")
 #: The synthetic field each kind's prior takes from the fit: (field, parameter).
 FIELDS = {
@@ -99,7 +102,8 @@ class GroupPriors:
                 cap = float(self.endpoint_weight[kind][j]) if j is not None else math.inf
                 w = min(self.value(f"{kind}_weight", g), cap, float(syn.prior_strength))
                 fields = {f: self.value(f"{kind}_{p}", g) for f, p in FIELDS[kind]}
-                out[kind].append(replace(syn, prior_strength=max(w, MIN_WEIGHT), **fields))
+                floor = min(MIN_WEIGHT, float(syn.prior_strength))
+                out[kind].append(replace(syn, prior_strength=max(w, floor), **fields))
         return out
 
     def summary(self):
