@@ -203,8 +203,9 @@ def test_sufficient_statistics_fit_equals_a_raw_data_fit():
         shape_ = pm.math.exp(row["frequency_log_shape"])[g]
         pm.NegativeBinomial("c", mu=pm.math.exp(row["frequency_log_rate"])[g] * T,
                             alpha=shape_, observed=counts.astype(int))
+        # the cells' latent scales make a mild funnel: a smaller step than the fit's
         ref = pm.sample(draws=1500, tune=1500, chains=2, cores=2, random_seed=2,
-                        target_accept=0.95, progressbar=False, compute_convergence_checks=False)
+                        target_accept=0.99, progressbar=False, compute_convergence_checks=False)
     assert int(ref.sample_stats["diverging"].sum()) == 0
     for name in ("pop", "theta_u"):  # every group parameter is one of these
         a, b = fit.idata.posterior[name], ref.posterior[name]

@@ -121,12 +121,6 @@ class CellData:
         """Kinds with data in at least one cell (the model has a population for those)."""
         return [k for k in KINDS if len(self.cells[k])]
 
-    def group_sizes(self, kind: str) -> np.ndarray:
-        """Evidence (decayed count; frequency: requests) per group."""
-        s = self.stats[kind]
-        w = s["c"] if kind == "frequency" else s["n"]
-        return np.bincount(self.group[self.cells[kind]], weights=w, minlength=len(self.groups))
-
 
 def cell_data(learner, group_by: str = "prefix", depth: int = 1) -> CellData:
     """The learner's per-cell sufficient statistics (its own decay-weighted evidence, as the

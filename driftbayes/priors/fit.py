@@ -13,7 +13,7 @@ import importlib.util
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -54,7 +54,6 @@ class PriorFit:
     compile_s: float
     sampling_s: float
     divergences: int = 0
-    extra: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -75,15 +75,6 @@ class GroupPriors:
     def value(self, name: str, group: int) -> float:
         return float(self.values[name][group, 0])
 
-    def group_index(self, endpoint: str) -> int:
-        """Row of an endpoint's prior: its fitted group, else its rule's group, else the
-        population."""
-        fit = {e: i for i, e in enumerate(self.endpoints)}
-        if endpoint in fit:
-            return int(self.endpoint_group[fit[endpoint]])
-        name = group_of(endpoint, None, self.group_by, self.depth)
-        return self.groups.index(name) if name in self.groups else self.groups.index(POPULATION)
-
     def synthetic(self, endpoints: list[str], base: list) -> dict[str, list]:
         """Per fitted kind, each endpoint's ``SyntheticPrior``: ``base`` (its synthetic
         defaults) with the group's fields and weight (the learner builds that kind's prior
