@@ -26,3 +26,7 @@ def __getattr__(name: str):
 
         return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'driftbayes' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)  # tab completion in notebooks lists the lazy names

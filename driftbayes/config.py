@@ -1,8 +1,13 @@
-"""The ``drift_learning`` configuration: knobs, validation, YAML files and dotted get/set.
+"""The ``drift_learning`` configuration: pydantic models, YAML files and dotted get/set.
 
-Every knob is declared once, as a dataclass field built with :func:`knob` (type, default, range or
-choices, help). That table drives parsing, validation, nearest-key suggestions, ``to_yaml``
-comments and the CLI's ``config get/set``.
+Every knob is declared once, as a field of a pydantic model — :class:`Config` and its sections
+:class:`SyntheticPrior`, :class:`RedactConfig` and :class:`InputLimits`: type, default, range
+(``Field(ge=..., lt=...)``) and help (``description``). Those fields drive validation, the error
+texts, nearest-key suggestions, ``to_yaml`` comments and the CLI's ``config get/set``.
+
+Pydantic collects every problem of a block; :class:`ConfigError` words each one for people (the
+dotted key, the value, the allowed range or the nearest valid key) and, for a file, puts the line
+it is on in front (ruamel.yaml's mappings know where each key was read).
 
 A config file either holds a ``drift_learning:`` block (other top-level keys, e.g. a whole
 ``mockforge.yaml`` with ``core:`` and ``routes:``, are ignored) or *is* the block's contents.
@@ -19,21 +24,35 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
+import annotated_types as at
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+    with_config,
+)
+from pydantic.fields import FieldInfo
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
+from typing_extensions import TypedDict, is_typeddict
 
 from driftbayes.globs import learning_enabled, most_specific
 
 BLOCK = "drift_learning"
-MODES = ("behavioral", "statistical", "hybrid")
-#: Where sessions are cut from when an event carries no session id (see driftbayes.io.enrich).
-SESSION_KEYS = ("auto", "client", "user", "trace", "none")
 
 
 class ConfigError(ValueError):
@@ -48,54 +67,7 @@ class GateUnreachableWarning(UserWarning):
     """A configuration under which learning can never change what the mock serves."""
 
 
-# --------------------------------------------------------------------------- the knob table
-
-
-@dataclass(frozen=True)
-class Knob:
-    """How one config key is parsed and checked.
-
-    Parameters
-    ----------
-    kind : str
-        ``bool``, ``int``, ``float``, ``duration``, ``str``, ``choice``, ``globmap``, ``path``
-        (a file name or null), ``strlist`` (a list of names), ``rules`` (persona rules),
-        ``synthetic`` or ``section`` (a nested block of knobs, the dataclass ``cls``).
-    help : str
-        One line for docs and ``to_yaml`` comments.
-    range : str, optional
-        Interval such as ``"[0, 1]"``, ``"(0, 1)"`` or ``"(0, inf)"``.
-    choices : tuple of str
-        Allowed values of a ``choice``.
-    cls : type, optional
-        The dataclass of a ``section``.
-    """
-
-    kind: str
-    help: str
-    range: str | None = None
-    choices: tuple[str, ...] = ()
-    cls: Any = None
-
-
-_KIND_OF_DEFAULT = {bool: "bool", int: "int", float: "float", str: "str", dict: "globmap"}
-
-
-def knob(default: Any, help: str, *, kind: str | None = None, range: str | None = None,
-         choices: tuple[str, ...] = ()) -> Any:
-    """A dataclass field carrying its :class:`Knob` (kind inferred from the default)."""
-    spec = Knob(kind or ("choice" if choices else _KIND_OF_DEFAULT[type(default)]), help, range,
-                choices)
-    if isinstance(default, dict):
-        return field(default_factory=dict, metadata={"knob": spec})
-    return field(default=default, metadata={"knob": spec})
-
-
-def _knobs(cls: type) -> dict[str, Knob]:
-    return {f.name: f.metadata["knob"] for f in fields(cls) if "knob" in f.metadata}
-
-
-# --------------------------------------------------------------------------- value checks
+# --------------------------------------------------------------------------- durations
 
 _NUM = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -145,93 +117,43 @@ def _show(value: Any) -> str:
     return repr(str(value)) if isinstance(value, str) else str(value)
 
 
+# --------------------------------------------------------------------------- value types
+# Scalars are strict (no "0.3" for a number, no 1 for true) with what YAML users write on top:
+# yes/no/on/off, 10.0 for an integer, durations, null for an empty map or list.
+
 _YAML_BOOLS = {"true": True, "yes": True, "on": True, "y": True,
                "false": False, "no": False, "off": False, "n": False}
 
 
-def _to_bool(value: Any) -> bool:
-    """A YAML boolean; YAML 1.1 words (yes/no/on/off) are accepted too."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _YAML_BOOLS:
-        return _YAML_BOOLS[value.strip().lower()]
-    raise ValueError(f"expected true or false, got {_show(value)}")
+def _yaml_bool(value: Any) -> Any:
+    """YAML 1.1 words (yes/no/on/off) as booleans; anything else is left to the bool check."""
+    return _YAML_BOOLS.get(value.strip().lower(), value) if isinstance(value, str) else value
 
 
-def _in_range(value: float, spec: str) -> bool:
-    lo, hi = (float(x) for x in spec[1:-1].split(","))
-    above = value > lo or (spec[0] == "[" and value == lo)
-    below = value < hi or (spec[-1] == "]" and value == hi)
-    return above and below
+def _integral(value: Any) -> Any:
+    """An integral float (``10.0``) as an int; anything else is left to the int check."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _range_text(spec: str) -> str:
-    lo, hi = (x.strip() for x in spec[1:-1].split(","))
-    if hi == "inf":
-        return f"(must be {'>=' if spec[0] == '[' else '>'} {lo})"
-    return spec
+def _empty_if_none(empty: Any) -> BeforeValidator:
+    """``null`` (an empty YAML key) read as ``empty``."""
+    return BeforeValidator(lambda value: empty if value is None else value)
 
 
-def _coerce(spec: Knob, value: Any) -> Any:
-    """The typed value of one knob; raises ValueError with the reason (no key name)."""
-    kind = spec.kind
-    if kind == "bool":
-        out = _to_bool(value)
-    elif kind in ("int", "float"):
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or math.isnan(value) or (kind == "int" and not float(value).is_integer()):
-            raise ValueError(f"expected {'an integer' if kind == 'int' else 'a number'}, "
-                             f"got {_show(value)}")
-        out = int(value) if kind == "int" else float(value)
-    elif kind == "duration":
-        out = parse_duration(value)
-    elif kind in ("str", "choice"):
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"expected a non-empty string, got {_show(value)}")
-        out = str(value)
-        if spec.choices and out not in spec.choices:
-            close = difflib.get_close_matches(out, spec.choices, n=1)
-            raise ValueError(f"{_show(value)} is not one of {', '.join(spec.choices)}"
-                             + (f"; did you mean {close[0]!r}?" if close else ""))
-    elif kind == "globmap":
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise ValueError("expected a mapping of glob pattern to true/false, "
-                             f"got {_show(value)}")
-        out = {}
-        for pattern, flag in value.items():
-            try:
-                out[str(pattern)] = _to_bool(flag)
-            except ValueError as exc:
-                raise ValueError(f"pattern {str(pattern)!r}: {exc}") from None
-    elif kind == "path":
-        if value is None:
-            return None
-        if not isinstance(value, (str, os.PathLike)) or not str(value):
-            raise ValueError(f"expected a file path or null, got {_show(value)}")
-        out = os.fspath(value)
-    elif kind == "strlist":
-        out = _strlist(value)
-    elif kind == "rules":
-        out = _persona_rules(value)
-    else:
-        raise TypeError(f"unknown knob kind {kind!r}")
-    if spec.range and not _in_range(out, spec.range):
-        raise ValueError(f"{_show(value)} is out of range {_range_text(spec.range)}")
-    return out
-
-
-def _strlist(value: Any) -> tuple[str, ...]:
-    """A list of non-empty names (None → empty)."""
+def _glob_map(value: Any) -> Any:
     if value is None:
-        return ()
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(f"expected a list of names, got {_show(value)}")
-    bad = [v for v in value if not isinstance(v, str) or not v.strip()]
-    if bad:
-        raise ValueError(f"expected a list of non-empty strings, got item {_show(bad[0])}")
-    return tuple(v.strip() for v in value)
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected a mapping of glob pattern to true/false, got {_show(value)}")
+    return {str(pattern): flag for pattern, flag in value.items()}
+
+
+def _path(value: Any) -> str | None:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError(f"expected a file path or null, got {_show(value)}")
+    return value
 
 
 #: Prefix of a persona-rule pattern that is a regular expression (``re.search``), not a glob.
@@ -251,152 +173,128 @@ def check_pattern(pattern: Any) -> str:
     return pattern
 
 
-def _persona_rule(rule: Any) -> dict[str, Any]:
-    if not isinstance(rule, Mapping):
-        raise ValueError(f"expected a mapping {{persona: name, when: {{field: pattern}}}}, "
-                         f"got {_show(rule)}")
-    unknown = [str(k) for k in rule if str(k) not in ("persona", "when")]
-    if unknown:
-        raise ValueError(f"unknown key {unknown[0]!r} (a rule has persona and when)")
-    persona = rule.get("persona")
-    if not isinstance(persona, str) or not persona:
-        raise ValueError(f"persona: expected a non-empty string, got {_show(persona)}")
-    when = rule.get("when")
-    if not isinstance(when, Mapping) or not when:
-        raise ValueError(f"when: expected a non-empty mapping of field or header to glob or "
-                         f"'re:<regex>', got {_show(when)}")
-    conditions = {}
-    for key, pattern in when.items():
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"when: expected field or header names, got {_show(key)}")
+Bool = Annotated[bool, Strict(), BeforeValidator(_yaml_bool)]
+Int = Annotated[int, Strict(), BeforeValidator(_integral)]
+Float = Annotated[float, Strict()]
+Name = Annotated[str, Strict(), StringConstraints(min_length=1)]
+#: Seconds, read from ``60s``, ``5m``, ``PT1M`` or a number; written back as ``60s``.
+Duration = Annotated[float, BeforeValidator(parse_duration),
+                     PlainSerializer(format_duration, return_type=str)]
+#: Glob pattern → learn? (``null`` → no map).
+GlobMap = Annotated[dict[str, Bool], BeforeValidator(_glob_map)]
+#: A file name, or null.
+PathOrNone = Annotated[str | None, BeforeValidator(_path)]
+_ListedName = Annotated[str, Strict(), StringConstraints(strip_whitespace=True, min_length=1)]
+#: A list of non-empty names (``null`` → none).
+Names = Annotated[tuple[_ListedName, ...], _empty_if_none(())]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class PersonaRule(TypedDict):
+    """One ``persona_rules`` entry: ``{persona: name, when: {field_or_header: pattern}}``."""
+
+    persona: Name
+    when: Annotated[dict[Name, Annotated[str, BeforeValidator(check_pattern)]],
+                    Field(min_length=1)]
+
+
+# --------------------------------------------------------------------------- models
+
+
+class _Checked(type(BaseModel)):
+    """Calling a knob class raises :class:`ConfigError` (nested blocks are validated by pydantic
+    itself, without this call, so their errors come out once, with their full location)."""
+
+    def __call__(cls, **data: Any) -> Any:
         try:
-            conditions[key] = check_pattern(pattern)
-        except ValueError as exc:
-            raise ValueError(f"when.{key}: {exc}") from None
-    return {"persona": persona, "when": conditions}
+            return super().__call__(**data)
+        except ValidationError as exc:
+            raise ConfigError(_messages(exc, data, cls.at)) from None
 
 
-def _persona_rules(value: Any) -> tuple[dict[str, Any], ...]:
-    """Ordered persona rules ``[{persona, when: {field_or_header: pattern}}]`` (None → none)."""
-    if value is None:
-        return ()
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(f"expected a list of {{persona: name, when: {{field: pattern}}}} rules, "
-                         f"got {_show(value)}")
-    out = []
-    for i, rule in enumerate(value, start=1):
-        try:
-            out.append(_persona_rule(rule))
-        except ValueError as exc:
-            raise ValueError(f"rule {i}: {exc}") from None
-    return tuple(out)
+class _Knobs(BaseModel, metaclass=_Checked):
+    """A block of knobs: immutable, unknown keys refused, every problem a :class:`ConfigError`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    #: Where the block sits under ``drift_learning`` (for error messages).
+    at: ClassVar[tuple[str, ...]] = ()
+
+    def replace(self, **changes: Any) -> Any:
+        """A validated copy with ``changes`` (``dataclasses.replace`` for the knobs)."""
+        return type(self)(**{**dict(self), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Field name → YAML-ready value (durations as ``60s``, lists for tuples)."""
+        return self.model_dump(mode="json")
 
 
-def _did_you_mean(word: str, valid: Any) -> str:
-    close = difflib.get_close_matches(word, list(valid), n=1)
-    return f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(valid)}"
-
-
-def _check(obj: Any, prefix: str) -> None:
-    """Coerce and validate every knob of a dataclass instance in place (frozen-safe)."""
-    errors = []
-    for name, spec in _knobs(type(obj)).items():
-        if spec.kind == "synthetic":
-            continue
-        if spec.kind == "section":
-            value = getattr(obj, name)
-            if isinstance(value, Mapping):  # Config(redact={...}) convenience
-                unknown = [str(k) for k in value if str(k) not in _knobs(spec.cls)]
-                if unknown:
-                    errors.append(f"unknown key '{prefix}.{name}.{unknown[0]}'"
-                                  + _did_you_mean(unknown[0], _knobs(spec.cls)))
-                    continue
-                try:
-                    object.__setattr__(obj, name, spec.cls(**value))
-                except ConfigError as exc:
-                    errors.extend(exc.errors)
-            elif not isinstance(value, spec.cls):
-                errors.append(f"{prefix}.{name}: expected a {spec.cls.__name__} or a mapping")
-            continue
-        try:
-            object.__setattr__(obj, name, _coerce(spec, getattr(obj, name)))
-        except ValueError as exc:
-            errors.append(f"{prefix}.{name}: {exc}")
-    if errors:
-        raise ConfigError(errors)
-
-
-# --------------------------------------------------------------------------- dataclasses
-
-
-@dataclass(frozen=True)
-class SyntheticPrior:
+class SyntheticPrior(_Knobs):
     """What the mock does before it has learned anything (the prior of every cell)."""
 
-    latency_median_ms: float = knob(100.0, "median latency of the synthetic log-normal, ms",
-                                    range="(0, inf)")
-    latency_sigma: float = knob(0.6, "log-scale sd of the synthetic latency log-normal",
-                                range="(0, inf)")
-    status: int = knob(200, "status served on success", range="[100, 599]")
-    error_status: int = knob(500, "status served on error", range="[400, 599]")
-    error_rate: float = knob(0.01, "share of responses with error_status", range="[0, 1)")
-    think_time_median_ms: float = knob(1000.0, "median gap between a session's requests, ms",
-                                       range="(0, inf)")
-    think_time_sigma: float = knob(1.0, "log-scale sd of the synthetic think time",
-                                   range="(0, inf)")
-    rate_per_s: float = knob(0.1, "synthetic request rate per endpoint x persona, 1/s",
-                             range="(0, inf)")
-    session_length: float = knob(5.0, "mean requests per session", range="[1, inf)")
-    prior_strength: float = knob(10.0, "pseudo-observations the synthetic prior is worth",
-                                 range="(0, inf)")
-
-    def __post_init__(self) -> None:
-        _check(self, f"{BLOCK}.synthetic")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Field name → value."""
-        return {name: getattr(self, name) for name in _knobs(SyntheticPrior)}
+    at: ClassVar[tuple[str, ...]] = ("synthetic",)
+    latency_median_ms: Float = Field(100.0, gt=0, description="median latency of the synthetic "
+                                     "log-normal, ms")
+    latency_sigma: Float = Field(0.6, gt=0, description="log-scale sd of the synthetic latency "
+                                 "log-normal")
+    status: Int = Field(200, ge=100, le=599, description="status served on success")
+    error_status: Int = Field(500, ge=400, le=599, description="status served on error")
+    error_rate: Float = Field(0.01, ge=0, lt=1, description="share of responses with "
+                              "error_status")
+    think_time_median_ms: Float = Field(1000.0, gt=0, description="median gap between a "
+                                        "session's requests, ms")
+    think_time_sigma: Float = Field(1.0, gt=0, description="log-scale sd of the synthetic think "
+                                    "time")
+    rate_per_s: Float = Field(0.1, gt=0, description="synthetic request rate per endpoint x "
+                              "persona, 1/s")
+    session_length: Float = Field(5.0, ge=1, description="mean requests per session")
+    prior_strength: Float = Field(10.0, gt=0, description="pseudo-observations the synthetic "
+                                  "prior is worth")
 
 
-@dataclass(frozen=True)
-class RedactConfig:
+def _partial(model: type[BaseModel], name: str) -> type:
+    """A TypedDict of any subset of ``model``'s fields, checked like the model's."""
+    fields = {k: Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation
+              for k, f in model.model_fields.items()}
+    return with_config(ConfigDict(extra="forbid"))(TypedDict(name, fields, total=False))
+
+
+#: Per-endpoint overrides of :class:`SyntheticPrior` (any subset of its fields).
+SyntheticOverride = _partial(SyntheticPrior, "SyntheticOverride")
+
+
+class RedactConfig(_Knobs):
     """The ``redact`` section: which secrets are removed on the way in (see driftbayes.redact)."""
 
-    enabled: bool = knob(True, "redact secrets (Authorization, cookies, API keys, tokens) on the "
-                         "way in; false only for traffic without real secrets")
-    extra_headers: tuple[str, ...] = knob((), "more header names to redact (case-insensitive, "
-                                          "globs ok)", kind="strlist")
-    extra_keys: tuple[str, ...] = knob((), "more query-parameter / JSON-field names to redact "
-                                       "(case-insensitive, globs ok)", kind="strlist")
-    disable: tuple[str, ...] = knob((), "value detectors switched off: jwt, aws_key, "
-                                    "github_token, slack_token, stripe_key, card, email, iban, "
-                                    "ssn, entropy (docs/redaction.md)", kind="strlist")
-    hash_sessions: bool = knob(True, "store session ids given by a recording as s-<sha256>")
-    entropy_min_length: int = knob(24, "shortest token the entropy detector judges",
-                                   range="[8, inf)")
-    entropy_threshold: float = knob(0.83, "entropy floor, share of log2(min(length, 64)) bits "
-                                    "per character", range="(0, 1]")
+    at: ClassVar[tuple[str, ...]] = ("redact",)
+    enabled: Bool = Field(True, description="redact secrets (Authorization, cookies, API keys, "
+                          "tokens) on the way in; false only for traffic without real secrets")
+    extra_headers: Names = Field((), description="more header names to redact "
+                                 "(case-insensitive, globs ok)")
+    extra_keys: Names = Field((), description="more query-parameter / JSON-field names to redact "
+                              "(case-insensitive, globs ok)")
+    disable: Names = Field((), description="value detectors switched off: jwt, aws_key, "
+                           "github_token, slack_token, stripe_key, card, email, iban, ssn, "
+                           "entropy (docs/redaction.md)")
+    hash_sessions: Bool = Field(True, description="store session ids given by a recording as "
+                                "s-<sha256>")
+    entropy_min_length: Int = Field(24, ge=8, description="shortest token the entropy detector "
+                                    "judges")
+    entropy_threshold: Float = Field(0.83, gt=0, le=1, description="entropy floor, share of "
+                                     "log2(min(length, 64)) bits per character")
 
-    def __post_init__(self) -> None:
-        _check(self, f"{BLOCK}.redact")
+    @field_validator("disable")
+    @classmethod
+    def _known_detectors(cls, names: tuple[str, ...]) -> tuple[str, ...]:
         from driftbayes.redact import DETECTORS
 
-        unknown = [d for d in self.disable if d not in DETECTORS]
+        unknown = [d for d in names if d not in DETECTORS]
         if unknown:
-            raise ConfigError([f"{BLOCK}.redact.disable: unknown detector {unknown[0]!r}"
-                               + _did_you_mean(unknown[0], DETECTORS)])
-
-    def to_dict(self) -> dict[str, Any]:
-        """Field name → YAML-ready value."""
-        return {"enabled": self.enabled, "extra_headers": list(self.extra_headers),
-                "extra_keys": list(self.extra_keys), "disable": list(self.disable),
-                "hash_sessions": self.hash_sessions,
-                "entropy_min_length": self.entropy_min_length,
-                "entropy_threshold": self.entropy_threshold}
+            raise ValueError(f"unknown detector {unknown[0]!r}" + _did_you_mean(unknown[0],
+                                                                                 DETECTORS))
+        return names
 
 
-@dataclass(frozen=True)
-class InputLimits:
+class InputLimits(_Knobs):
     """The ``limits`` section: what a reader accepts from one input record.
 
     A record outside these limits is a *bad record* (docs/input-limits.md): skipped, counted and
@@ -405,126 +303,130 @@ class InputLimits:
     bloating the state; no bad record changes what is learned from the good ones.
     """
 
-    max_clock_skew: float = knob(
-        86400.0, "a timestamp more than this from the stream's clock (the state's last event "
-        "time, else the median of the stream's first batch, then the latest accepted event) is "
-        "bad unless clock_quorum of its 16 neighbouring records agree with it within this "
-        "skew (a real gap or an older file)", kind="duration", range="(0, inf)")
-    clock_quorum: int = knob(
-        4, "records among a timestamp's 16 neighbours (8 before, 8 after) that must lie "
-        "within max_clock_skew of it for a jump beyond max_clock_skew to be accepted",
-        range="[1, 16]")
-    min_year: int = knob(1970, "timestamps before 1 January of this year are bad",
-                         range="[1970, 9999]")
-    max_year: int = knob(2100, "timestamps from 1 January of this year on are bad",
-                         range="[1971, 9999]")
-    max_latency_ms: float = knob(3.6e6, "latencies above this (ms; default 1 hour) are bad, as "
-                                 "are negative and infinite ones", range="(0, inf)")
-    max_path_chars: int = knob(8192, "longest path / endpoint template, characters",
-                               range="[1, inf)")
-    max_name_chars: int = knob(256, "longest method, persona or session id, characters",
-                               range="[1, inf)")
-    max_header_chars: int = knob(8192, "longest header value, query string, user agent or "
-                                 "client id, characters", range="[1, inf)")
+    at: ClassVar[tuple[str, ...]] = ("limits",)
+    max_clock_skew: Duration = Field(
+        86400.0, gt=0, description="a timestamp more than this from the stream's clock (the "
+        "state's last event time, else the median of the stream's first batch, then the latest "
+        "accepted event) is bad unless clock_quorum of its 16 neighbouring records agree with it "
+        "within this skew (a real gap or an older file)")
+    clock_quorum: Int = Field(
+        4, ge=1, le=16, description="records among a timestamp's 16 neighbours (8 before, 8 "
+        "after) that must lie within max_clock_skew of it for a jump beyond max_clock_skew to be "
+        "accepted")
+    min_year: Int = Field(1970, ge=1970, le=9999, description="timestamps before 1 January of "
+                          "this year are bad")
+    max_year: Int = Field(2100, ge=1971, le=9999, description="timestamps from 1 January of this "
+                          "year on are bad")
+    max_latency_ms: Float = Field(3.6e6, gt=0, description="latencies above this (ms; default 1 "
+                                  "hour) are bad, as are negative and infinite ones")
+    max_path_chars: Int = Field(8192, ge=1, description="longest path / endpoint template, "
+                                "characters")
+    max_name_chars: Int = Field(256, ge=1, description="longest method, persona or session id, "
+                                "characters")
+    max_header_chars: Int = Field(8192, ge=1, description="longest header value, query string, "
+                                  "user agent or client id, characters")
 
-    def __post_init__(self) -> None:
-        _check(self, f"{BLOCK}.limits")
-        if self.max_year <= self.min_year:
-            raise ConfigError(f"{BLOCK}.limits.max_year: must be after min_year "
-                              f"({self.min_year}), got {self.max_year}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Field name → YAML-ready value (the skew as a duration such as ``86400s``)."""
-        out = {name: getattr(self, name) for name in _knobs(InputLimits)}
-        out["max_clock_skew"] = format_duration(self.max_clock_skew)
-        return out
+    @field_validator("max_year")
+    @classmethod
+    def _after_min_year(cls, year: int, info: ValidationInfo) -> int:
+        low = info.data.get("min_year")
+        if low is not None and year <= low:
+            raise ValueError(f"must be after min_year ({low}), got {year}")
+        return year
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(_Knobs):
     """The ``drift_learning`` block. Construct with keywords, :meth:`from_dict` or
     :func:`load_config`; invalid values raise :class:`ConfigError`.
 
     ``synthetic_endpoints`` maps endpoint globs to partial :class:`SyntheticPrior` overrides (YAML
-    ``synthetic.endpoints``); see :meth:`synthetic_for`.
+    ``synthetic.endpoints``); see :meth:`synthetic_for`. Two configs are equal when their knobs
+    are (where they were loaded from does not count).
     """
 
-    enabled: bool = knob(True, "master switch for learning")
-    mode: str = knob("hybrid", "statistical (latency, errors, frequency), behavioral "
-                     "(transitions, think times) or hybrid (both)", choices=MODES)
-    sensitivity: float = knob(0.2, "share of the way applied moves toward the posterior per "
-                              "open-gate interval", range="[0, 1]")
-    decay: float = knob(0.05, "share of posterior evidence forgotten per update_interval",
-                        range="[0, 1]")
-    min_samples: int = knob(10, "effective (decay-weighted) samples the gate needs",
-                            range="[0, inf)")
-    update_interval: float = knob(60.0, "length of a learning window in event time",
-                                  kind="duration", range="(0, inf)")
-    persona_adaptation: bool = knob(True, "persona cells borrow strength from their endpoint")
-    traffic_mirroring: bool = knob(True, "generate whole sessions from learned flows and rates")
-    endpoint_learning: dict[str, bool] = knob({}, "endpoint glob -> learn?; a present map is "
-                                              "opt-in, most specific match wins")
-    persona_learning: dict[str, bool] = knob({}, "persona glob -> learn?; a present map is "
-                                             "opt-in, most specific match wins")
-    confidence_threshold: float = knob(0.5, "credible-interval contraction the gate needs",
-                                       range="[0, 1]")
-    credible_mass: float = knob(0.9, "probability mass of reported credible intervals",
-                                range="(0, 1)")
-    pooling_strength: float = knob(100.0, "pseudo-observations a persona borrows from its "
-                                   "endpoint", range="[0, inf)")
-    changepoint_z: float = knob(5.0, "adaptive forgetting: a window whose latency, think time, "
-                                "error rate or request rate contradicts a cell's evidence beyond "
-                                "this z-score keeps only a quarter of that evidence; 0 = off",
-                                range="[0, inf)")
-    session_gap: float = knob(1800.0, "inactivity gap that ends a session", kind="duration",
-                              range="(0, inf)")
-    persona_field: str = knob("persona", "event field the persona comes from")
-    persona_header: str = knob("X-Persona", "request header the mock server reads the persona "
-                               "from")
-    session_key: str = knob("auto", "what sessions are cut from (at session_gap) for events "
-                            "without a session id: auto (client, else user, else trace), "
-                            "client, user, trace or none", choices=SESSION_KEYS)
-    persona_map: str | None = knob(None, "YAML/JSON/CSV file of user or client id -> persona",
-                                   kind="path")
-    persona_rules: tuple[dict[str, Any], ...] = knob(
-        (), "ordered [{persona: name, when: {field_or_header: glob or 're:regex'}}]; the first "
-        "rule whose conditions all match wins", kind="rules")
-    redact: RedactConfig = field(default_factory=RedactConfig, metadata={
-        "knob": Knob("section", "secret redaction on the way in", cls=RedactConfig)})
-    limits: InputLimits = field(default_factory=InputLimits, metadata={
-        "knob": Knob("section", "what one input record may hold (docs/input-limits.md)",
-                     cls=InputLimits)})
-    synthetic: SyntheticPrior = field(default_factory=SyntheticPrior, metadata={
-        "knob": Knob("synthetic", "synthetic prior; endpoints: {glob: {field: value}} overrides")})
-    synthetic_endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _synthetic_cache: dict[str, SyntheticPrior] = field(
-        default_factory=dict, init=False, repr=False, compare=False)
-    #: Folder of the file the config was loaded from: relative ``persona_map`` paths resolve
-    #: against it (None → the working directory).
-    source_dir: Path | None = field(default=None, init=False, repr=False, compare=False)
+    enabled: Bool = Field(True, description="master switch for learning")
+    mode: Literal["behavioral", "statistical", "hybrid"] = Field(
+        "hybrid", description="statistical (latency, errors, frequency), behavioral "
+        "(transitions, think times) or hybrid (both)")
+    sensitivity: Float = Field(0.2, ge=0, le=1, description="share of the way applied moves "
+                               "toward the posterior per open-gate interval")
+    decay: Float = Field(0.05, ge=0, le=1, description="share of posterior evidence forgotten per "
+                         "update_interval")
+    min_samples: Int = Field(10, ge=0, description="effective (decay-weighted) samples the gate "
+                             "needs")
+    update_interval: Duration = Field(60.0, gt=0, description="length of a learning window in "
+                                      "event time")
+    persona_adaptation: Bool = Field(True, description="persona cells borrow strength from their "
+                                     "endpoint")
+    traffic_mirroring: Bool = Field(True, description="generate whole sessions from learned flows "
+                                    "and rates")
+    endpoint_learning: GlobMap = Field(default_factory=dict, description="endpoint glob -> "
+                                       "learn?; a present map is opt-in, most specific match wins")
+    persona_learning: GlobMap = Field(default_factory=dict, description="persona glob -> learn?; "
+                                      "a present map is opt-in, most specific match wins")
+    confidence_threshold: Float = Field(0.5, ge=0, le=1, description="credible-interval "
+                                        "contraction the gate needs")
+    credible_mass: Float = Field(0.9, gt=0, lt=1, description="probability mass of reported "
+                                 "credible intervals")
+    pooling_strength: Float = Field(100.0, ge=0, description="pseudo-observations a persona "
+                                    "borrows from its endpoint")
+    changepoint_z: Float = Field(5.0, ge=0, description="adaptive forgetting: a window whose "
+                                 "latency, think time, error rate or request rate contradicts a "
+                                 "cell's evidence beyond this z-score keeps only a quarter of "
+                                 "that evidence; 0 = off")
+    session_gap: Duration = Field(1800.0, gt=0, description="inactivity gap that ends a session")
+    persona_field: Name = Field("persona", description="event field the persona comes from")
+    persona_header: Name = Field("X-Persona", description="request header the mock server reads "
+                                 "the persona from")
+    session_key: Literal["auto", "client", "user", "trace", "none"] = Field(
+        "auto", description="what sessions are cut from (at session_gap) for events without a "
+        "session id: auto (client, else user, else trace), client, user, trace or none")
+    persona_map: PathOrNone = Field(None, description="YAML/JSON/CSV file of user or client id -> "
+                                    "persona")
+    persona_rules: Annotated[tuple[PersonaRule, ...], _empty_if_none(())] = Field(
+        (), description="ordered [{persona: name, when: {field_or_header: glob or 're:regex'}}]; "
+        "the first rule whose conditions all match wins")
+    redact: Annotated[RedactConfig, _empty_if_none({})] = Field(
+        default_factory=RedactConfig, description="secret redaction on the way in")
+    limits: Annotated[InputLimits, _empty_if_none({})] = Field(
+        default_factory=InputLimits, description="what one input record may hold "
+        "(docs/input-limits.md)")
+    synthetic: Annotated[SyntheticPrior, _empty_if_none({})] = Field(
+        default_factory=SyntheticPrior, description="synthetic prior; endpoints: {glob: {field: "
+        "value}} overrides")
+    synthetic_endpoints: Annotated[
+        dict[str, Annotated[SyntheticOverride, _empty_if_none({})]], _empty_if_none({})
+    ] = Field(default_factory=dict, exclude=True)
+
+    _synthetic_cache: dict[str, SyntheticPrior] = PrivateAttr(default_factory=dict)
+    _source_dir: Path | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _endpoints_beside_synthetic(cls, data: Any) -> Any:
+        """YAML nests the overrides as ``synthetic.endpoints``; the model keeps them beside."""
+        synthetic = data.get("synthetic") if isinstance(data, Mapping) else None
+        if isinstance(synthetic, Mapping) and "endpoints" in synthetic:
+            synthetic = dict(synthetic)
+            data = {**data, "synthetic": synthetic,
+                    "synthetic_endpoints": synthetic.pop("endpoints")}
+        return data
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # dict-valued knobs, as before
+
+    @property
+    def source_dir(self) -> Path | None:
+        """Folder of the file the config was loaded from: relative ``persona_map`` paths resolve
+        against it (None → the working directory)."""
+        return self._source_dir
 
     def resolve_path(self, name: str | os.PathLike) -> Path:
         """A file named in the config, relative to the config file's folder."""
         p = Path(name).expanduser()
         return p if p.is_absolute() or self.source_dir is None else self.source_dir / p
-
-    def __post_init__(self) -> None:
-        _check(self, BLOCK)
-        if not isinstance(self.synthetic, SyntheticPrior):
-            raise ConfigError(f"{BLOCK}.synthetic: expected a SyntheticPrior")
-        overrides: dict[str, dict[str, Any]] = {}
-        for pattern, override in self.synthetic_endpoints.items():
-            path = f"{BLOCK}.synthetic.endpoints.{pattern}"
-            overrides[str(pattern)] = {}
-            for name, value in override.items():
-                if name not in SYNTHETIC_KNOBS:
-                    raise ConfigError(f"unknown key '{path}.{name}'"
-                                      + _did_you_mean(name, SYNTHETIC_KNOBS))
-                try:
-                    overrides[str(pattern)][name] = _coerce(SYNTHETIC_KNOBS[name], value)
-                except ValueError as exc:
-                    raise ConfigError(f"{path}.{name}: {exc}") from None
-        object.__setattr__(self, "synthetic_endpoints", overrides)
 
     # ---- queries the learner makes
 
@@ -537,7 +439,7 @@ class Config:
         prior = self._synthetic_cache.get(endpoint)
         if prior is None:
             override = most_specific(self.synthetic_endpoints, endpoint)
-            prior = replace(self.synthetic, **override) if override else self.synthetic
+            prior = self.synthetic.model_copy(update=override) if override else self.synthetic
             self._synthetic_cache[endpoint] = prior
         return prior
 
@@ -596,11 +498,11 @@ class Config:
         problem is collected and raised together as one :class:`ConfigError`; with ``warn``,
         :meth:`diagnostics` are issued as :class:`GateUnreachableWarning`.
         """
-        reader = _Reader(source)
-        values = reader.section(_find_block(d, source), BLOCK, CONFIG_KNOBS)
-        if reader.errors:
-            raise ConfigError(reader.errors)
-        cfg = cls(**values)
+        block = _find_block(d, source)
+        try:
+            cfg = cls.model_validate(block)
+        except ValidationError as exc:
+            raise ConfigError(_messages(exc, block, source=source)) from None
         if warn:
             for note in cfg.diagnostics():
                 warnings.warn(f"{source}: {note}", GateUnreachableWarning, stacklevel=2)
@@ -608,72 +510,212 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """The block as plain YAML-ready values (durations as ``60s``); round-trips."""
-        out: dict[str, Any] = {}
-        for name, spec in _knobs(Config).items():
-            value = getattr(self, name)
-            if spec.kind == "duration":
-                value = format_duration(value)
-            elif spec.kind == "globmap":
-                value = dict(value)
-            elif spec.kind == "synthetic":
-                value = {**value.to_dict(),
-                         "endpoints": {g: dict(o) for g, o in self.synthetic_endpoints.items()}}
-            elif spec.kind == "section":
-                value = value.to_dict()
-            elif spec.kind == "strlist":
-                value = list(value)
-            elif spec.kind == "rules":
-                value = [{"persona": r["persona"], "when": dict(r["when"])} for r in value]
-            out[name] = value
+        out = self.model_dump(mode="json")  # synthetic_endpoints is excluded: it goes in synthetic
+        out["synthetic"]["endpoints"] = {g: dict(o) for g, o in self.synthetic_endpoints.items()}
         return out
 
     def to_yaml(self, comments: bool = True) -> str:
         """The config as a ``drift_learning:`` YAML block, each key commented with its help."""
         block = CommentedMap(self.to_dict())
-        synthetic = block["synthetic"] = CommentedMap(block["synthetic"])
-        redact = block["redact"] = CommentedMap(block["redact"])
-        limits = block["limits"] = CommentedMap(block["limits"])
+        levels = [(block, Config, 2)]
+        for name in ("redact", "limits", "synthetic"):
+            block[name] = CommentedMap(block[name])
+            levels.append((block[name], type(getattr(self, name)), 4))
         if comments:
-            for mapping, cls, indent in ((block, Config, 2), (synthetic, SyntheticPrior, 4),
-                                         (redact, RedactConfig, 4), (limits, InputLimits, 4)):
+            for mapping, model, indent in levels:
                 width = max(len(f"{k}: {v}") for k, v in mapping.items()
                             if not isinstance(v, (dict, list)))
-                for name, spec in _knobs(cls).items():
-                    text = spec.help + (f"; {spec.range}" if spec.range else "")
-                    mapping.yaml_add_eol_comment(text, name, column=indent + width + 2)
+                for name, info in model.model_fields.items():
+                    if name in mapping:
+                        bounds = _range_of(info)
+                        mapping.yaml_add_eol_comment(
+                            info.description + (f"; {bounds}" if bounds else ""), name,
+                            column=indent + width + 2)
         out = io.StringIO()
         _yaml().dump(CommentedMap({BLOCK: block}), out)
         return out.getvalue()
 
 
-CONFIG_KNOBS = _knobs(Config)
-SYNTHETIC_KNOBS = _knobs(SyntheticPrior)
-REDACT_KNOBS = _knobs(RedactConfig)
-LIMIT_KNOBS = _knobs(InputLimits)
+#: The keys of a ``drift_learning`` block.
+_BLOCK_KEYS = [k for k, f in Config.model_fields.items() if not f.exclude]
+
+
+# --------------------------------------------------------------------------- error messages
+# Pydantic reports each problem with its location (a tuple of keys and list indices), its type
+# and the input. Here that becomes ``file:line: drift_learning.key: what is wrong``.
+
+_EXPECTED = {
+    "bool_type": "expected true or false", "int_type": "expected an integer",
+    "float_type": "expected a number", "finite_number": "expected a finite number",
+    "string_type": "expected a non-empty string", "string_too_short": "expected a non-empty string",
+    "dict_type": "expected a mapping", "model_type": "expected a mapping",
+    "tuple_type": "expected a list", "list_type": "expected a list",
+    "too_short": "expected at least one entry",
+}
+_BOUNDS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+#: What one item of a list knob is called in messages.
+_ITEM = {"persona_rules": "rule"}
+
+
+def _did_you_mean(word: str, valid: Any) -> str:
+    close = difflib.get_close_matches(word, list(valid), n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(valid)}"
+
+
+def _bare(tp: Any) -> Any:
+    while get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    return tp
+
+
+def _fields_of(tp: Any) -> dict[str, FieldInfo] | None:
+    """The fields of a model or TypedDict type (None for anything else)."""
+    tp = _bare(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp.model_fields
+    if is_typeddict(tp):
+        return {k: FieldInfo.from_annotation(a)
+                for k, a in get_type_hints(tp, include_extras=True).items()}
+    return None
+
+
+def _item_type(tp: Any) -> Any:
+    """The type of one value of a dict, tuple or list type."""
+    tp = _bare(tp)
+    args = get_args(tp)
+    return args[-1] if get_origin(tp) is dict else args[0] if args else None
+
+
+def _lookup(loc: tuple) -> tuple[dict[str, FieldInfo] | None, FieldInfo | None]:
+    """Fields of the mapping holding the last key of ``loc`` (from the block), and its field."""
+    tp: Any = Config
+    fields = info = None
+    for part in loc:
+        fields = _fields_of(tp)
+        if fields is None:
+            tp = _item_type(tp)
+            continue
+        info = fields.get(part) if isinstance(part, str) else None
+        if info is None:
+            return fields, None
+        tp = info.annotation
+    return fields, info
+
+
+def _range_of(info: FieldInfo) -> str | None:
+    """A field's interval from its ``ge``/``gt``/``le``/``lt``: ``[0, 1)``, ``(0, inf)``."""
+    lo, hi = "(-inf", "inf)"
+    for m in info.metadata:
+        if isinstance(m, (at.Ge, at.Gt)):
+            lo = f"[{m.ge:g}" if isinstance(m, at.Ge) else f"({m.gt:g}"
+        elif isinstance(m, (at.Le, at.Lt)):
+            hi = f"{m.le:g}]" if isinstance(m, at.Le) else f"{m.lt:g})"
+    return None if (lo, hi) == ("(-inf", "inf)") else f"{lo}, {hi}"
+
+
+def _range_words(info: FieldInfo | None) -> str:
+    bounds = _range_of(info) if info is not None else None
+    if bounds is None:
+        return ""
+    if bounds.endswith("inf)"):
+        return f" (must be {'>=' if bounds[0] == '[' else '>'} {bounds[1:].split(',')[0]})"
+    return f" {bounds}"
+
+
+def _yaml_loc(loc: tuple) -> tuple:
+    """A model location as YAML keys (``synthetic_endpoints`` sits in ``synthetic.endpoints``)."""
+    return ("synthetic", "endpoints", *loc[1:]) if loc[:1] == ("synthetic_endpoints",) else loc
+
+
+def _key_path(loc: tuple) -> str:
+    """``drift_learning.a.b``, with ``: rule 2: `` for list items."""
+    text, sep = BLOCK, "."
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            noun = _ITEM.get(str(loc[i - 1]), "item") if i else "item"
+            text, sep = f"{text}: {noun} {part + 1}", ": "
+        else:
+            text, sep = f"{text}{sep}{part}", "."
+    return text
+
+
+def _line_at(node: Any, key: Any) -> int | None:
+    """1-based line of ``key`` (or list index) in a ruamel.yaml mapping or sequence, if known."""
+    try:
+        pos = node.lc.item(key) if isinstance(key, int) else node.lc.key(key)
+        return pos[0] + 1
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return None
+
+
+def _dig(data: Any, loc: tuple) -> tuple[bool, Any, int | None]:
+    """Whether ``loc`` is in ``data``, the value there and the line of the deepest key found."""
+    node, line = data, None
+    for part in loc:
+        try:
+            line = _line_at(node, part) or line
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False, None, line
+    return True, node, line
+
+
+def _message(err: dict, at: tuple, value: Any) -> str:
+    """One problem in words: the dotted key, the value and what was expected (``at``: where the
+    validated block sits)."""
+    kind, shown = err["type"], _show(value)
+    where = at + err["loc"]  # the models' names, to look fields up
+    loc = at + _yaml_loc(err["loc"])  # the YAML keys, to name the key
+    if loc[-1:] == ("[key]",):  # a bad key of a mapping
+        return f"{_key_path(loc[:-2])}: key {shown}: {_EXPECTED.get(kind, err['msg'])}"
+    if kind == "extra_forbidden":
+        fields, _ = _lookup(where)
+        valid = [k for k, f in (fields or {}).items() if not f.exclude]
+        if loc[:-1] == ("synthetic",):
+            valid.append("endpoints")
+        hint = _did_you_mean(str(loc[-1]), valid)
+        if any(isinstance(part, int) for part in loc):
+            return f"{_key_path(loc[:-1])}: unknown key '{loc[-1]}'{hint}"
+        return f"unknown key '{_key_path(loc)}'{hint}"
+    if kind == "missing":
+        return f"{_key_path(loc)}: required, not given"
+    if kind == "value_error":
+        return f"{_key_path(loc)}: {err['ctx']['error']}"
+    if kind in _BOUNDS:
+        return f"{_key_path(loc)}: {shown} is out of range{_range_words(_lookup(where)[1])}"
+    if kind == "literal_error":
+        choices = get_args(_lookup(where)[1].annotation)
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        return (f"{_key_path(loc)}: {shown} is not one of {', '.join(choices)}"
+                + (f"; did you mean {close[0]!r}?" if close else ""))
+    return f"{_key_path(loc)}: {_EXPECTED.get(kind, err['msg'])}, got {shown}"
+
+
+def _messages(exc: ValidationError, data: Any, at: tuple = (),
+              source: str | None = None) -> list[str]:
+    """Every problem of ``exc`` as ``source:line: message``, in the order of the lines.
+
+    ``data`` is what was validated (a ruamel.yaml mapping knows its lines), ``at`` where it sits
+    in the block.
+    """
+    found = []
+    for err in exc.errors(include_url=False):
+        loc = _yaml_loc(err["loc"])
+        there, value, line = _dig(data, loc)
+        if not there:  # keyword arguments keep the model's own names
+            there, value, _ = _dig(data, err["loc"])
+        found.append((line or 0, _message(err, at, value if there else err["input"])))
+    found.sort(key=lambda lm: lm[0])
+    return [(f"{source}:{line}: " if source and line else f"{source}: " if source else "") + msg
+            for line, msg in found]
 
 
 # --------------------------------------------------------------------------- reading mappings
 
 
-def _line_of(mapping: Any, key: Any) -> int | None:
-    """1-based line of ``key`` in a ruamel.yaml mapping, if known."""
-    try:
-        return mapping.lc.key(key)[0] + 1
-    except (AttributeError, KeyError, TypeError, IndexError):
-        return None
-
-
-def _item_line(seq: Any, index: int) -> int | None:
-    """1-based line of item ``index`` in a ruamel.yaml sequence, if known."""
-    try:
-        return seq.lc.item(index)[0] + 1
-    except (AttributeError, KeyError, TypeError, IndexError):
-        return None
-
-
 def _looks_like_block(doc: Mapping) -> bool:
     """Whether a file without ``drift_learning:`` holds the block's keys at its top level."""
-    return any(str(k) in CONFIG_KNOBS or difflib.get_close_matches(str(k), CONFIG_KNOBS, n=1)
+    return any(str(k) in _BLOCK_KEYS or difflib.get_close_matches(str(k), _BLOCK_KEYS, n=1)
                for k in doc)
 
 
@@ -685,97 +727,14 @@ def _find_block(doc: Any, source: str) -> Mapping:
     if BLOCK in doc:
         block = doc[BLOCK]
         if block is not None and not isinstance(block, Mapping):
-            where = f"{source}:{_line_of(doc, BLOCK)}" if _line_of(doc, BLOCK) else source
+            line = _line_at(doc, BLOCK)
+            where = f"{source}:{line}" if line else source
             raise ConfigError(f"{where}: {BLOCK}: expected a mapping, got {_show(block)}")
         return block or {}
     if doc and not _looks_like_block(doc):
         raise ConfigError(f"{source}: no '{BLOCK}' block and no {BLOCK} keys at the top level "
                           f"(top-level keys: {', '.join(map(str, doc))})")
     return doc
-
-
-class _Reader:
-    """Walks a block, collecting typed values and every error with file:line."""
-
-    def __init__(self, source: str):
-        self.source = source
-        self.errors: list[str] = []
-
-    def fail(self, mapping: Any, key: Any, message: str) -> None:
-        line = _line_of(mapping, key)
-        self.errors.append(f"{self.source}:{line}: {message}" if line
-                           else f"{self.source}: {message}")
-
-    def section(self, mapping: Any, path: str, knobs: dict[str, Knob], extra: tuple[str, ...] = (),
-                where: tuple[Any, Any] = (None, None)) -> dict[str, Any]:
-        """Typed values of one mapping level (``where`` = its parent mapping and key, for the
-        line); unknown keys are reported with a suggestion."""
-        if mapping is None:
-            return {}
-        if not isinstance(mapping, Mapping):
-            self.fail(*where, f"{path}: expected a mapping, got {_show(mapping)}")
-            return {}
-        values = {}
-        for key, raw in mapping.items():
-            name = str(key)
-            if name in extra:
-                continue
-            if name not in knobs:
-                self.fail(mapping, key, f"unknown key '{path}.{name}'"
-                          + _did_you_mean(name, [*knobs, *extra]))
-            elif knobs[name].kind == "synthetic":
-                values["synthetic"], values["synthetic_endpoints"] = self.synthetic(
-                    raw, f"{path}.{name}", (mapping, key))
-            elif knobs[name].kind == "globmap" and isinstance(raw, Mapping):
-                values[name] = self.globmap(raw, f"{path}.{name}")
-            elif knobs[name].kind == "section":
-                cls = knobs[name].cls
-                values[name] = cls(**self.section(raw, f"{path}.{name}", _knobs(cls),
-                                                  where=(mapping, key)))
-            elif knobs[name].kind == "rules" and isinstance(raw, (list, tuple)):
-                values[name] = self.rules(raw, f"{path}.{name}")
-            else:
-                try:
-                    values[name] = _coerce(knobs[name], raw)
-                except ValueError as exc:
-                    self.fail(mapping, key, f"{path}.{name}: {exc}")
-        return values
-
-    def globmap(self, rules: Mapping, path: str) -> dict[str, bool]:
-        """Glob → bool entries, each error on its own line."""
-        values = {}
-        for pattern, flag in rules.items():
-            try:
-                values[str(pattern)] = _to_bool(flag)
-            except ValueError as exc:
-                self.fail(rules, pattern, f"{path}.{pattern}: {exc}")
-        return values
-
-    def rules(self, rules: list, path: str) -> tuple[dict[str, Any], ...]:
-        """Persona rules, each error on the line of its rule."""
-        values = []
-        for i, rule in enumerate(rules):
-            try:
-                values.append(_persona_rule(rule))
-            except ValueError as exc:
-                line = _item_line(rules, i)
-                where = f"{self.source}:{line}" if line else self.source
-                self.errors.append(f"{where}: {path}: rule {i + 1}: {exc}")
-        return tuple(values)
-
-    def synthetic(self, raw: Any, path: str,
-                  where: tuple[Any, Any]) -> tuple[SyntheticPrior, dict[str, dict]]:
-        """The global synthetic prior and its per-endpoint overrides."""
-        values = self.section(raw, path, SYNTHETIC_KNOBS, extra=("endpoints",), where=where)
-        endpoints = raw.get("endpoints") if isinstance(raw, Mapping) else None
-        if endpoints is not None and not isinstance(endpoints, Mapping):
-            self.fail(raw, "endpoints", f"{path}.endpoints: expected a mapping of endpoint glob "
-                      f"to synthetic overrides, got {_show(endpoints)}")
-            endpoints = None
-        overrides = {str(glob): self.section(over, f"{path}.endpoints.{glob}", SYNTHETIC_KNOBS,
-                                             where=(endpoints, glob))
-                     for glob, over in (endpoints or {}).items()}
-        return SyntheticPrior(**values), overrides
 
 
 # --------------------------------------------------------------------------- files
@@ -839,50 +798,43 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         return Config()
     source = str(path)
     cfg = Config.from_dict(_parse(_read_text(Path(path)), source), source)
-    object.__setattr__(cfg, "source_dir", Path(path).resolve().parent)
+    cfg._source_dir = Path(path).resolve().parent
     return cfg
 
 
 # --------------------------------------------------------------------------- dotted get / set
 
 
-def _resolve(key: str) -> tuple[list[str], Knob | None]:
-    """YAML key path of a dotted key, and the knob of its leaf (None for mappings).
+def _resolve(key: str) -> tuple[list[str], FieldInfo | None]:
+    """YAML key path of a dotted key, and the field of its leaf (None for mappings).
 
     Glob patterns may contain dots: ``endpoint_learning.<glob>`` and
     ``synthetic.endpoints.<glob>[.<field>]`` take the rest of the key as the glob.
     """
     rest = key.removeprefix(f"{BLOCK}.")
     head, _, tail = rest.partition(".")
-    if head not in CONFIG_KNOBS:
-        raise ConfigError(f"unknown key '{BLOCK}.{head}'" + _did_you_mean(head, CONFIG_KNOBS))
-    spec = CONFIG_KNOBS[head]
-    if spec.kind == "globmap":
-        return ([head, tail], Knob("bool", "")) if tail else ([head], None)
-    if spec.kind == "section":
-        if not tail:
-            return [head], None
-        sub = _knobs(spec.cls)
-        if tail not in sub:
-            raise ConfigError(f"unknown key '{BLOCK}.{head}.{tail}'" + _did_you_mean(tail, sub))
-        return [head, tail], sub[tail]
-    if spec.kind != "synthetic":
-        if tail:
-            raise ConfigError(f"'{BLOCK}.{head}' is a {spec.kind}, it has no key '{tail}'")
-        return [head], spec
+    if head not in _BLOCK_KEYS:
+        raise ConfigError(f"unknown key '{BLOCK}.{head}'" + _did_you_mean(head, _BLOCK_KEYS))
+    info = Config.model_fields[head]
+    section = _fields_of(info.annotation)
+    mapping = section is not None or get_origin(info.annotation) is dict
     if not tail:
-        return [head], None
+        return [head], None if mapping else info
+    if get_origin(info.annotation) is dict:  # a glob map: the rest is one pattern
+        return [head, tail], None
+    if section is None:
+        raise ConfigError(f"'{BLOCK}.{head}' holds a value, not a mapping: it has no key '{tail}'")
     sub, _, glob = tail.partition(".")
-    if sub in SYNTHETIC_KNOBS and not glob:
-        return [head, sub], SYNTHETIC_KNOBS[sub]
-    if sub != "endpoints":
-        raise ConfigError(f"unknown key '{BLOCK}.{head}.{sub}'"
-                          + _did_you_mean(sub, [*SYNTHETIC_KNOBS, "endpoints"]))
+    if sub in section and not glob:
+        return [head, sub], section[sub]
+    if head != "synthetic" or sub != "endpoints":
+        valid = [*section, "endpoints"] if head == "synthetic" else list(section)
+        raise ConfigError(f"unknown key '{BLOCK}.{head}.{sub}'" + _did_you_mean(sub, valid))
     if not glob:
         return [head, sub], None
     pattern, _, last = glob.rpartition(".")
-    if pattern and last in SYNTHETIC_KNOBS:
-        return [head, sub, pattern, last], SYNTHETIC_KNOBS[last]
+    if pattern and last in section:
+        return [head, sub, pattern, last], section[last]
     return [head, sub, glob], None
 
 
@@ -901,18 +853,19 @@ def get_key(path: str | os.PathLike | None, key: str) -> Any:
     return node
 
 
-def _parse_value(text: str, spec: Knob | None) -> Any:
+def _parse_value(text: str, info: FieldInfo | None) -> Any:
     """A CLI string as YAML (so ``true``, ``0.3``, ``{"/api/*": true}`` get their types);
     strings stay strings for string knobs and when the text is not valid YAML."""
-    if spec is not None and spec.kind in ("str", "choice"):
+    kind = info.annotation if info is not None else None
+    if kind is str or get_origin(kind) is Literal:
         return text
-    if spec is not None and spec.kind == "path":
+    if kind == str | None:  # a file name
         return None if text.strip() in ("", "null", "~") else text
     try:
         value = YAML(typ="safe", pure=True).load(text)
     except YAMLError:
         value = text
-    if spec is not None and spec.kind == "strlist" and isinstance(value, str):
+    if kind == tuple[_ListedName, ...] and isinstance(value, str):
         return [value]  # `config set redact.extra_headers X-Session` sets a one-name list
     return value
 
@@ -940,7 +893,7 @@ def set_key(path: str | os.PathLike, key: str, value: str) -> Config:
     """
     path = Path(path)
     source = str(path)
-    keys, spec = _resolve(key)
+    keys, info = _resolve(key)
     text = _read_text(path) if path.exists() else ""
     doc = _parse(text, source)
     if doc is None:
@@ -952,7 +905,7 @@ def set_key(path: str | os.PathLike, key: str, value: str) -> Config:
         if not isinstance(node.get(k), Mapping):
             node[k] = CommentedMap()
         node = node[k]
-    node[keys[-1]] = _parse_value(value, spec)
+    node[keys[-1]] = _parse_value(value, info)
 
     out = io.StringIO()
     _yaml(text).dump(doc, out)

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-import yaml
 
-from driftbayes import __version__
+from driftbayes import __version__, yamlio
 from driftbayes.bodies import recorded_bodies_from_dataset, recorded_bodies_to_dataset
 from driftbayes.config import Config
 from driftbayes.conjugate import LATENCY_EDGES_MS, N_LATENCY_BINS
@@ -219,7 +218,7 @@ def _state_group(path: Path) -> xr.Dataset | None:
 
 
 def _stored_config(text: str) -> Config:
-    doc = yaml.safe_load(text) or {}
+    doc = yamlio.load(text) or {}
     block = doc.get("drift_learning", doc) if isinstance(doc, dict) else {}
     return Config.from_dict(block, source="<state config>", warn=False)
 

@@ -362,7 +362,7 @@ class OpenApiTemplates:
         ValueError
             Not YAML/JSON, or no ``paths`` mapping; the message names the file.
         """
-        import yaml
+        from driftbayes import yamlio
 
         p = Path(path)
         try:
@@ -371,10 +371,9 @@ class OpenApiTemplates:
             raise FileNotFoundError(f"{p}: no such OpenAPI document") from None
         except (UnicodeDecodeError, IsADirectoryError) as exc:
             raise ValueError(f"{p}: cannot read as an OpenAPI document: {exc}") from None
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         try:
-            doc = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
-        except yaml.YAMLError as exc:
+            doc = yamlio.load(text)
+        except yamlio.YAMLError as exc:
             raise ValueError(f"{p}: not valid YAML or JSON: {exc}") from None
         return cls.from_dict(doc, str(p))
 

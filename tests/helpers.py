@@ -149,3 +149,22 @@ def hold_state_lock(state: Path) -> subprocess.Popen:
 def dense(x):
     """A statistic as a dense array (sparse transition counts become ``(P, E+1, E+1)``)."""
     return x.to_dense() if hasattr(x, "to_dense") else x
+
+
+def cart_learner():
+    """A learner on 3,000 synthetic events, for the ArviZ tests of both generations."""
+    from driftbayes.config import Config
+    from driftbayes.learner import DriftLearner
+
+    return DriftLearner(Config()).learn_many(traffic(3000, seed=18))
+
+
+def cart_error_beta(learner):
+    """The exact Beta posterior of ``/api/cart`` × premium's 5xx share."""
+    from scipy import stats
+
+    snap = learner.snapshot()
+    e, p = snap.resolve_endpoint("/api/cart"), snap.resolve_persona("premium")
+    alpha = snap.layer("posterior")["errors"].alpha[e, p]
+    codes = np.asarray(snap.statuses_)
+    return stats.beta(alpha[codes >= 500].sum(), alpha[codes < 500].sum())

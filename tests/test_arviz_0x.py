@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from driftbayes.draws import arviz_generation, to_datatree, to_inference_data
-from tests.helpers import traffic
+from tests.helpers import cart_error_beta, cart_learner
 
 az = pytest.importorskip("arviz")
 if arviz_generation() >= 1:
@@ -21,10 +20,7 @@ N = 2000  # chains × draws
 
 @pytest.fixture(scope="module")
 def learner():
-    from driftbayes.config import Config
-    from driftbayes.learner import DriftLearner
-
-    return DriftLearner(Config()).learn_many(traffic(3000, seed=18))
+    return cart_learner()
 
 
 @pytest.fixture(scope="module")
@@ -32,20 +28,12 @@ def idata(learner):
     return to_inference_data(learner, "/api/cart", "premium", draws=500, chains=4, seed=2)
 
 
-def error_beta(learner):
-    snap = learner.snapshot()
-    e, p = snap.resolve_endpoint("/api/cart"), snap.resolve_persona("premium")
-    alpha = snap.layer("posterior")["errors"].alpha[e, p]
-    codes = np.asarray(snap.statuses_)
-    return stats.beta(alpha[codes >= 500].sum(), alpha[codes < 500].sum())
-
-
 def test_summary_and_hdi(idata, learner):
     assert isinstance(idata, az.InferenceData)
     summ = az.summary(idata, hdi_prob=0.9, var_names=["error_rate", "latency_median_ms",
                                                       "request_rate", "status_p"])
     assert {"hdi_5%", "hdi_95%", "ess_bulk", "r_hat"} <= set(summ.columns)
-    beta = error_beta(learner)
+    beta = cart_error_beta(learner)
     assert abs(summ.loc["error_rate", "mean"] - beta.mean()) <= 4 * beta.std() / np.sqrt(N) + 1e-3
     assert summ.loc["error_rate", "ess_bulk"] > N / 2  # independent draws
     hdi = az.hdi(idata, hdi_prob=0.9)["error_rate"].values

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from driftbayes.draws import arviz_generation, to_datatree, to_inference_data
-from tests.helpers import traffic
+from tests.helpers import cart_error_beta, cart_learner
 
 az = pytest.importorskip("arviz")
 if arviz_generation() < 1:
@@ -22,23 +21,12 @@ N = 2000  # chains × draws
 
 @pytest.fixture(scope="module")
 def learner():
-    from driftbayes.config import Config
-    from driftbayes.learner import DriftLearner
-
-    return DriftLearner(Config()).learn_many(traffic(3000, seed=18))
+    return cart_learner()
 
 
 @pytest.fixture(scope="module")
 def dt(learner):
     return to_datatree(learner, "/api/cart", "premium", draws=500, chains=4, seed=2)
-
-
-def error_beta(learner):
-    snap = learner.snapshot()
-    e, p = snap.resolve_endpoint("/api/cart"), snap.resolve_persona("premium")
-    alpha = snap.layer("posterior")["errors"].alpha[e, p]
-    codes = np.asarray(snap.statuses_)
-    return stats.beta(alpha[codes >= 500].sum(), alpha[codes < 500].sum())
 
 
 def test_summary_and_hdi(dt, learner):
@@ -48,7 +36,7 @@ def test_summary_and_hdi(dt, learner):
     summ = az.summary(dt, ci_prob=0.9, var_names=["error_rate", "latency_median_ms",
                                                   "request_rate", "status_p"])
     assert {"eti90_lb", "eti90_ub", "ess_bulk", "r_hat"} <= set(summ.columns)
-    beta = error_beta(learner)
+    beta = cart_error_beta(learner)
     mean = float(summ.loc["error_rate", "mean"])
     # the table is rounded to two significant digits of the sd
     assert abs(mean - beta.mean()) <= 4 * beta.std() / np.sqrt(N) + beta.std() / 10

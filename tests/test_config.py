@@ -1,16 +1,22 @@
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import re
 import warnings
 from pathlib import Path
 
+import annotated_types as at
 import pytest
 
+from driftbayes import yamlio
 from driftbayes.config import (
     Config,
     ConfigError,
     GateUnreachableWarning,
+    InputLimits,
+    RedactConfig,
     SyntheticPrior,
     format_duration,
     gate_reachable,
@@ -632,7 +638,7 @@ def test_set_key_maps_from_json(tmp_path):
      ("update_interval", "soon", "update_interval: expected a duration"),
      ("endpoint_learning./api/*", "maybe", r"endpoint_learning./api/\*: expected true or false"),
      ("synthetic.endpoints./x/*.status", "99", r"endpoints./x/\*.status: 99 is out of range"),
-     ("mode.sub", "x", "'drift_learning.mode' is a choice, it has no key 'sub'")],
+     ("mode.sub", "x", "'drift_learning.mode' holds a value, not a mapping: it has no key 'sub'")],
 )
 def test_set_key_refuses_bad_values_and_leaves_file_byte_identical(tmp_path, key, value, match):
     path = write(tmp_path, MOCKFORGE_YAML)
@@ -671,3 +677,128 @@ def test_set_key_warns_about_unreachable_gate(tmp_path):
     with pytest.warns(GateUnreachableWarning, match="sensitivity 0"):
         cfg = set_key(path, "sensitivity", "0")
     assert cfg.sensitivity == 0.0 and "sensitivity: 0\n" in path.read_text()
+
+
+# ------------------------------------------------------------------ the models behind the knobs
+
+
+def _bounds():
+    """(dotted key, model field, bound) of every knob with a range."""
+    for prefix, model in (("", Config), ("synthetic.", SyntheticPrior),
+                          ("redact.", RedactConfig), ("limits.", InputLimits)):
+        for name, info in model.model_fields.items():
+            for bound in info.metadata:
+                if isinstance(bound, (at.Ge, at.Gt, at.Le, at.Lt)):
+                    yield pytest.param(prefix + name, info, bound, id=f"{prefix}{name}-{bound}")
+
+
+@pytest.mark.parametrize(("key", "info", "bound"), list(_bounds()))
+def test_every_range_refuses_the_value_past_it_naming_line_key_and_range(tmp_path, key, info,
+                                                                          bound):
+    limit = getattr(bound, type(bound).__name__.lower())  # Ge(ge=0).ge
+    value = {at.Ge: limit - 1, at.Gt: limit, at.Le: limit + 1, at.Lt: limit}[type(bound)]
+    value = int(value) if info.annotation is int else value
+    head, _, sub = key.rpartition(".")
+    text = (f"drift_learning:\n  {head}:\n    {sub}: {value}\n" if head
+            else f"drift_learning:\n  {sub}: {value}\n")
+    with pytest.raises(ConfigError) as info_:
+        load_config(write(tmp_path, text).name)
+    line = 3 if head else 2
+    first = f"driftbayes.yaml:{line}: drift_learning.{key}: {value} is out of range "
+    hits = [e for e in info_.value.errors if e.startswith(first)]
+    assert hits, info_.value.errors
+    # the words name the limit, as the to_yaml comment of the key does
+    assert f"{limit:g}" in hits[0].removeprefix(first)
+    comment = next(ln for ln in Config().to_yaml().splitlines()
+                   if ln.strip().startswith(f"{sub}:"))
+    assert f"{limit:g}" in comment.rsplit(";", 1)[1]
+
+
+def test_config_is_immutable_and_replace_validates():
+    cfg = Config(decay=0.1)
+    with pytest.raises(ValueError):
+        cfg.decay = 0.2  # noqa: B003 - the point
+    again = cfg.replace(update_interval="5m", synthetic=cfg.synthetic.replace(status=201))
+    assert (again.decay, again.update_interval, again.synthetic.status) == (0.1, 300.0, 201)
+    assert cfg.update_interval == 60.0  # the original is untouched
+    with pytest.raises(ConfigError, match=r"drift_learning.decay: 2 is out of range \[0, 1\]"):
+        cfg.replace(decay=2)
+    with pytest.raises(ConfigError, match=r"drift_learning.synthetic.status: 99 is out of range"):
+        cfg.synthetic.replace(status=99)
+
+
+def test_equality_pickle_and_copies_ignore_where_it_was_loaded_and_caches(tmp_path):
+    text = ("drift_learning:\n  decay: 0.1\n  synthetic:\n    endpoints:\n"
+            "      /a/*: {status: 201}\n")
+    loaded = load_config(write(tmp_path, text))
+    built = Config(decay=0.1, synthetic_endpoints={"/a/*": {"status": 201}})
+    assert loaded.source_dir == tmp_path.resolve() and built.source_dir is None
+    assert loaded.synthetic_for("GET /a/b").status == 201  # fills the cache of one only
+    assert loaded == built and loaded != Config()
+    for copy_ in (pickle.loads(pickle.dumps(loaded)), copy.deepcopy(loaded)):
+        assert copy_ == loaded and copy_.source_dir == loaded.source_dir
+        assert copy_.synthetic_for("GET /a/b").status == 201
+    assert hash(loaded.synthetic) == hash(SyntheticPrior())  # the sections stay hashable
+    with pytest.raises(TypeError):
+        hash(loaded)  # dict-valued knobs, as before
+
+
+def test_state_round_trip_through_plain_yaml():
+    """What a state file stores (``to_yaml``) read back by the safe loader gives the config."""
+    cfg = Config(mode="statistical", session_gap="2h", endpoint_learning={"/api/*": True},
+                 persona_rules=[{"persona": "m", "when": {"user_agent": "*Mobile*"}}],
+                 redact={"extra_keys": ["ssn"], "disable": ["card"]},
+                 limits={"max_clock_skew": "2d", "max_year": 2200},
+                 synthetic_endpoints={"GET /api/*": {"status": 204, "error_rate": 0.2}})
+    assert Config.from_dict(yamlio.load(cfg.to_yaml()), warn=False) == cfg
+
+
+def test_sections_built_alone_raise_config_error_with_every_problem():
+    with pytest.raises(ConfigError) as info:
+        SyntheticPrior(status=700, latency_sigma=0, statsu=1)
+    assert info.value.errors == [
+        "drift_learning.synthetic.latency_sigma: 0 is out of range (must be > 0)",
+        "drift_learning.synthetic.status: 700 is out of range [100, 599]",
+        "unknown key 'drift_learning.synthetic.statsu'; did you mean 'status'?"]
+    with pytest.raises(ConfigError, match="drift_learning.limits.max_year: must be after "
+                                          r"min_year \(2000\), got 1999"):
+        InputLimits(min_year=2000, max_year=1999)
+
+
+def test_every_problem_of_a_section_is_reported_on_its_line(tmp_path):
+    text = ("drift_learning:\n  redact:\n    disable: [jwtt]\n    extra_keys: [' ']\n"
+            "    entropy_threshold: 0\n  limits:\n    min_year: 2000\n    max_year: 1999\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text).name)
+    assert info.value.errors == [
+        "driftbayes.yaml:3: drift_learning.redact.disable: unknown detector 'jwtt'; did you "
+        "mean 'jwt'?",
+        "driftbayes.yaml:4: drift_learning.redact.extra_keys: item 1: expected a non-empty "
+        "string, got ' '",
+        "driftbayes.yaml:5: drift_learning.redact.entropy_threshold: 0 is out of range (0, 1]",
+        "driftbayes.yaml:8: drift_learning.limits.max_year: must be after min_year (2000), "
+        "got 1999"]
+
+
+def test_empty_keys_mean_the_defaults(tmp_path):
+    text = ("drift_learning:\n  redact:\n  limits:\n  endpoint_learning:\n  persona_rules:\n"
+            "  synthetic:\n    endpoints:\n      /a/*:\n")
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.redact == RedactConfig() and cfg.limits == InputLimits()
+    assert (cfg.endpoint_learning, cfg.persona_rules) == ({}, ())
+    assert cfg.synthetic_endpoints == {"/a/*": {}}
+    assert cfg.synthetic_for("GET /a/b") == cfg.synthetic
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("sensitivity: .nan", "drift_learning.sensitivity: expected a finite number, got nan"),
+    ("synthetic: {rate_per_s: .inf}", "drift_learning.synthetic.rate_per_s: expected a finite "
+                                      "number, got inf"),
+    ("decay: '0.1'", "drift_learning.decay: expected a number, got '0.1'"),
+    ("mode: 5", "drift_learning.mode: 5 is not one of behavioral, statistical, hybrid"),
+    ("persona_rules: [{persona: x}]", "drift_learning.persona_rules: rule 1: when: required"),
+])
+def test_more_wrong_values(tmp_path, line, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, f"drift_learning:\n  {line}\n").name)
+    assert str(info.value).startswith(f"driftbayes.yaml:2: {message}")

@@ -95,3 +95,13 @@ def test_an_empty_learner_has_an_empty_posterior():
     ds = posterior(DriftLearner(), "applied")
     assert ds.sizes["endpoint"] == 0 and ds.sizes["pair"] == 0
     assert patterns(ds) == []
+
+
+def test_a_timestamp_past_year_9999_still_gives_a_posterior_and_patterns():
+    # the learner API takes what the readers screen out; its provenance cannot be a datetime
+    learner = DriftLearner(Config())
+    learner.learn_many(traffic(200, seed=3))
+    learner.learn_many(traffic(1, seed=4, t0=1e12))
+    ds = posterior(learner)
+    assert ds.attrs["data_end"].startswith("1e+12 s since 1970")
+    assert len(patterns(learner, "posterior")) > 0

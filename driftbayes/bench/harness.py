@@ -12,7 +12,6 @@ the end of a window: a session's END arrives once its inactivity gap has passed.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -147,7 +146,7 @@ def score_stream(stream: Stream, mocks: dict[str, MockFactory], *,
     ``config`` (default: the defaults) gives the synthetic defaults and the session gap; its
     ``update_interval`` is set to the stream's window for every mock.
     """
-    cfg = dataclasses.replace(config or Config(), update_interval=stream.window_s)
+    cfg = (config or Config()).replace(update_interval=stream.window_s)
     b = stream.events
     keys = endpoint_keys(b)
     vocab = Vocabulary(list(pd.unique(keys)), list(pd.unique(b.persona)))
@@ -405,5 +404,5 @@ def with_knobs(cfg: Config, knobs: dict) -> Config:
     knobs = dict(knobs)
     synthetic = knobs.pop("synthetic", None)
     if synthetic:
-        knobs["synthetic"] = dataclasses.replace(cfg.synthetic, **synthetic)
-    return dataclasses.replace(cfg, **knobs)
+        knobs["synthetic"] = cfg.synthetic.replace(**synthetic)
+    return cfg.replace(**knobs)

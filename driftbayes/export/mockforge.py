@@ -53,18 +53,34 @@ requests that use the literal template.
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
 import math
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
-import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import ConstructorError, SafeConstructor
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.nodes import MappingNode
+from ruamel.yaml.representer import SafeRepresenter
 from scipy import stats
 
 from driftbayes import conjugate as cj
+from driftbayes import yamlio
 from driftbayes.export.model import (
     CellModel,
     ExportModel,
@@ -78,14 +94,6 @@ MOCKFORGE_VERSION = "0.3.213"
 FAULT_ENTRIES = 20
 #: Statuses from this code on are faults.
 ERROR_STATUS = 400
-#: driftbayes config fields that exist in MockForge's ``DriftLearningConfig``.
-DRIFT_LEARNING_FIELDS = ("enabled", "mode", "sensitivity", "decay", "min_samples",
-                         "persona_adaptation", "endpoint_learning", "persona_learning")
-FAILURE_CONFIG_FIELDS = ("global_error_rate", "default_status_codes", "tag_configs",
-                         "include_tags", "exclude_tags")
-FAULT_TYPES = {"http_error": ("status_code",), "connection_error": (),
-               "timeout": ("duration_ms",), "partial_response": ("truncate_percent",),
-               "payload_corruption": ("corruption_type",)}
 TABLE = "endpoint_probabilities"
 TABLE_SQL = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
     endpoint TEXT NOT NULL,
@@ -107,73 +115,83 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE",
 # YAML with MockForge's tagged latency variants
 
 
-@dataclass(frozen=True)
-class NormalLatency:
+class NormalLatency(BaseModel):
     """``LatencyDistribution::Normal`` — written as ``!normal {mean_ms, std_dev_ms}``."""
 
-    mean_ms: float
-    std_dev_ms: float
+    model_config = ConfigDict(frozen=True, strict=True, revalidate_instances="always")
+    mean_ms: float = Field(ge=0)
+    std_dev_ms: float = Field(ge=0)
 
 
-@dataclass(frozen=True)
-class ExponentialLatency:
+class ExponentialLatency(BaseModel):
     """``LatencyDistribution::Exponential`` (read by the validator only; MockForge's sampler
     for it is wrong, so nothing is exported as exponential)."""
 
-    lambda_: float
+    model_config = ConfigDict(frozen=True, strict=True, revalidate_instances="always")
+    lambda_: float  # YAML key ``lambda``
 
 
-class MockForgeDumper(yaml.SafeDumper):
-    """Safe dumper that writes :class:`NormalLatency` as a ``!normal`` mapping."""
+class MockForgeRepresenter(SafeRepresenter):
+    """Safe representer that writes :class:`NormalLatency` as a ``!normal`` mapping."""
 
 
-class MockForgeLoader(yaml.SafeLoader):
-    """Safe loader that reads ``!normal`` / ``!exponential`` (and rejects other tags)."""
+class MockForgeConstructor(SafeConstructor):
+    """Safe constructor that reads ``!normal`` / ``!exponential`` (and rejects other tags)."""
 
 
-def _represent_normal(dumper: yaml.SafeDumper, value: NormalLatency):
-    return dumper.represent_mapping(
+def _represent_normal(representer: SafeRepresenter, value: NormalLatency):
+    return representer.represent_mapping(
         "!normal", {"mean_ms": float(value.mean_ms), "std_dev_ms": float(value.std_dev_ms)})
 
 
-def _construct_normal(loader: yaml.SafeLoader, node):
-    data = loader.construct_mapping(node, deep=True) if isinstance(node, yaml.MappingNode) else {}
-    missing = {"mean_ms", "std_dev_ms"} - set(data)
-    extra = set(data) - {"mean_ms", "std_dev_ms"}
-    if missing or extra:
-        raise yaml.constructor.ConstructorError(
-            None, None, f"!normal needs exactly mean_ms and std_dev_ms (missing "
-            f"{sorted(missing)}, unknown {sorted(extra)})", node.start_mark)
-    return NormalLatency(data["mean_ms"], data["std_dev_ms"])
+def _tagged_fields(constructor: SafeConstructor, node, fields: set[str]) -> dict:
+    data = constructor.construct_mapping(node, deep=True) if isinstance(node, MappingNode) else {}
+    if set(data) != fields:
+        raise ConstructorError(None, None, f"{node.tag} needs exactly {', '.join(sorted(fields))}"
+                               f" (got {', '.join(map(str, data)) or 'nothing'})",
+                               node.start_mark)
+    return data
 
 
-def _construct_exponential(loader: yaml.SafeLoader, node):
-    data = loader.construct_mapping(node, deep=True) if isinstance(node, yaml.MappingNode) else {}
-    if set(data) != {"lambda"}:
-        raise yaml.constructor.ConstructorError(None, None, "!exponential needs lambda",
-                                                node.start_mark)
-    return ExponentialLatency(data["lambda"])
+def _construct_normal(constructor: SafeConstructor, node) -> NormalLatency:
+    # model_construct: the values are checked by validate_mockforge, with their path
+    return NormalLatency.model_construct(**_tagged_fields(constructor, node,
+                                                          {"mean_ms", "std_dev_ms"}))
 
 
-def _str_presenter(dumper: yaml.SafeDumper, value: str):
+def _construct_exponential(constructor: SafeConstructor, node) -> ExponentialLatency:
+    data = _tagged_fields(constructor, node, {"lambda"})
+    return ExponentialLatency.model_construct(lambda_=data["lambda"])
+
+
+def _represent_str(representer: SafeRepresenter, value: str):
     style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+    return representer.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
-MockForgeDumper.add_representer(NormalLatency, _represent_normal)
-MockForgeDumper.add_representer(str, _str_presenter)
-MockForgeLoader.add_constructor("!normal", _construct_normal)
-MockForgeLoader.add_constructor("!exponential", _construct_exponential)
+MockForgeRepresenter.add_representer(NormalLatency, _represent_normal)
+MockForgeRepresenter.add_representer(str, _represent_str)
+MockForgeConstructor.add_constructor("!normal", _construct_normal)
+MockForgeConstructor.add_constructor("!exponential", _construct_exponential)
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.Representer, yaml.Constructor = MockForgeRepresenter, MockForgeConstructor
+    yaml.default_flow_style, yaml.sort_base_mapping_type_on_output, yaml.width = None, False, 100
+    return yaml
 
 
 def load_mockforge_yaml(text: str) -> Any:
-    """Parse MockForge YAML (``!normal`` → :class:`NormalLatency`)."""
-    return yaml.load(text, Loader=MockForgeLoader)  # noqa: S506 (a SafeLoader subclass)
+    """Parse MockForge YAML (``!normal`` → :class:`NormalLatency`); raises ``YAMLError``."""
+    return _yaml().load(text)
 
 
-def _dump(data: Any) -> str:
-    return yaml.dump(data, Dumper=MockForgeDumper, sort_keys=False, allow_unicode=True,
-                     default_flow_style=None, width=100)
+def dump_mockforge_yaml(data: Any) -> str:
+    """MockForge YAML of ``data`` (:class:`NormalLatency` → ``!normal``), keys in their order."""
+    out = io.StringIO()
+    _yaml().dump(data, out)
+    return out.getvalue()
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,7 +304,8 @@ def mockforge_route(cell: CellModel, *, fault_entries: int = FAULT_ENTRIES) -> d
         "method": cell.method.upper() or "GET",
         "response": response,
         "latency": {"enabled": True, "probability": 1.0, "jitter_percent": 0.0,
-                    "distribution": NormalLatency(round(mean, 3), round(sd, 3))},
+                    "distribution": NormalLatency(mean_ms=round(mean, 3),
+                                                  std_dev_ms=round(sd, 3))},
         "fault_injection": {
             "enabled": split.error_share > 0 and bool(split.fault_statuses),
             "probability": round(split.error_share, 6),
@@ -300,7 +319,7 @@ def _drift_learning_block(model: ExportModel) -> dict | None:
     text = model.provenance.get("config_yaml")
     if not text:
         return None
-    data = yaml.safe_load(text) or {}
+    data = yamlio.load(text) or {}
     block = data.get("drift_learning", data) if isinstance(data, dict) else {}
     out = {k: block[k] for k in DRIFT_LEARNING_FIELDS if k in block}
     for k in ("endpoint_learning", "persona_learning"):
@@ -369,20 +388,20 @@ def render_mockforge_yaml(model: ExportModel, *, persona: str | None = None,
         "",
         "# REQUIRED: an enabled reality slider overwrites latencies and chaos with presets.",
     ]
-    lines.append(_dump({"reality": doc["reality"]}).rstrip())
+    lines.append(dump_mockforge_yaml({"reality": doc["reality"]}).rstrip())
     lines += [
         "",
         "# Traffic-weighted error mix of all routes, for paths no route matches; off by default "
         "because the",
         "# routes below inject their own faults (turn on with failures_enabled: true).",
-        _dump({"core": doc["core"]}).rstrip(),
+        dump_mockforge_yaml({"core": doc["core"]}).rstrip(),
     ]
     if "drift_learning" in doc:
         lines += [
             "",
             "# The driftbayes config fields MockForge has (update_interval and traffic_mirroring "
             "are not fields there).",
-            _dump({"drift_learning": doc["drift_learning"]}).rstrip(),
+            dump_mockforge_yaml({"drift_learning": doc["drift_learning"]}).rstrip(),
         ]
     lines += ["", "routes:"]
     cells = sorted(_cells_for(model, persona), key=lambda cb: _pattern_key(cb[0].template))
@@ -400,7 +419,7 @@ def render_mockforge_yaml(model: ExportModel, *, persona: str | None = None,
         if borrowed:
             lines.append(f"#   persona {_one_line(persona)!r} never called it: cell of persona "
                          f"{_one_line(cell.persona)!r}")
-        lines.append(_dump([route]).rstrip())
+        lines.append(dump_mockforge_yaml([route]).rstrip())
     return "\n".join(lines) + "\n"
 
 
@@ -519,164 +538,173 @@ def write_mockforge(model: ExportModel, out: Path, *, persona: str | None = None
 # validation (MockForge cannot be built here: check against its serde schema)
 
 
-def _num(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+# Strict like serde: no "1" for a number, no 200.0 for an integer, no "yes" for a bool. Keys
+# MockForge does not know are ignored, as serde does, except in ``drift_learning``, where a
+# driftbayes key would be dropped silently.
+
+_Prob = Annotated[float, Field(ge=0, le=1)]
+_UInt = Annotated[int, Field(ge=0)]  # u16 / u64
+_Status = Annotated[int, Field(ge=100, le=599)]
 
 
-def _uint(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+class _Schema(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True)
 
 
-def _prob(x) -> bool:
-    return _num(x) and 0.0 <= float(x) <= 1.0
+def _variant(value: Any) -> str | None:
+    """The ``LatencyDistribution`` variant of a loaded value (None: not one)."""
+    if isinstance(value, (NormalLatency, ExponentialLatency)):
+        return type(value).__name__
+    return "name" if value in ("fixed", "uniform") else None
 
 
-def _check_latency(lat, where: str, errs: list[str]) -> None:
-    if not isinstance(lat, dict):
-        errs.append(f"{where}: latency must be a mapping")
-        return
-    if not isinstance(lat.get("enabled"), bool):
-        errs.append(f"{where}.latency.enabled: required bool")
-    if not _prob(lat.get("probability")):
-        errs.append(f"{where}.latency.probability: required number in [0, 1]")
-    if not (_num(lat.get("jitter_percent")) and 0 <= lat["jitter_percent"] <= 100):
-        errs.append(f"{where}.latency.jitter_percent: required number in [0, 100]")
-    if "fixed_delay_ms" in lat and lat["fixed_delay_ms"] is not None and not _uint(
-            lat["fixed_delay_ms"]):
-        errs.append(f"{where}.latency.fixed_delay_ms: must be a non-negative integer")
-    rng = lat.get("random_delay_range_ms")
-    if rng is not None and not (isinstance(rng, list) and len(rng) == 2
-                                and all(_uint(v) for v in rng)):
-        errs.append(f"{where}.latency.random_delay_range_ms: must be [min_ms, max_ms] integers")
-    dist = lat.get("distribution", "fixed")
-    if isinstance(dist, NormalLatency):
-        if not (_num(dist.mean_ms) and dist.mean_ms >= 0 and _num(dist.std_dev_ms)
-                and dist.std_dev_ms >= 0):
-            errs.append(f"{where}.latency.distribution: !normal needs numbers mean_ms, "
-                        "std_dev_ms >= 0")
-    elif isinstance(dist, ExponentialLatency):
-        if not _num(dist.lambda_):
-            errs.append(f"{where}.latency.distribution: !exponential needs a number lambda")
-    elif dist not in ("fixed", "uniform"):
-        errs.append(f"{where}.latency.distribution: {dist!r} is not fixed, uniform, !normal "
-                    "{mean_ms, std_dev_ms} or !exponential {lambda} (struct variants need the "
-                    "YAML tag under serde_yaml 0.9)")
+class _Latency(_Schema):
+    enabled: bool
+    probability: _Prob
+    jitter_percent: float = Field(ge=0, le=100)
+    fixed_delay_ms: _UInt | None = None
+    random_delay_range_ms: Annotated[list[_UInt], Field(min_length=2, max_length=2)] | None = None
+    distribution: Annotated[
+        Annotated[NormalLatency, Tag("NormalLatency")]
+        | Annotated[ExponentialLatency, Tag("ExponentialLatency")]
+        | Annotated[Literal["fixed", "uniform"], Tag("name")],
+        Discriminator(_variant, custom_error_type="variant", custom_error_message=(
+            "is not fixed, uniform, !normal {mean_ms, std_dev_ms} or !exponential {lambda} "
+            "(struct variants need the YAML tag under serde_yaml 0.9)"))] = "fixed"
 
 
-def _check_faults(fi, where: str, errs: list[str]) -> None:
-    if not isinstance(fi, dict):
-        errs.append(f"{where}: fault_injection must be a mapping")
-        return
-    if not isinstance(fi.get("enabled"), bool):
-        errs.append(f"{where}.fault_injection.enabled: required bool")
-    if not _prob(fi.get("probability")):
-        errs.append(f"{where}.fault_injection.probability: required number in [0, 1]")
-    types = fi.get("fault_types")
-    if not isinstance(types, list):
-        errs.append(f"{where}.fault_injection.fault_types: required list")
-        return
-    for i, ft in enumerate(types):
-        w = f"{where}.fault_injection.fault_types[{i}]"
-        if not isinstance(ft, dict) or ft.get("type") not in FAULT_TYPES:
-            errs.append(f"{w}: needs type one of {', '.join(FAULT_TYPES)}")
-            continue
-        for key in FAULT_TYPES[ft["type"]]:
-            if key not in ft:
-                errs.append(f"{w}: {ft['type']} needs {key}")
-        if ft["type"] == "http_error" and not (
-                _uint(ft.get("status_code")) and 100 <= ft["status_code"] <= 599):
-            errs.append(f"{w}.status_code: must be an integer HTTP status")
-        if ft["type"] == "timeout" and not _uint(ft.get("duration_ms")):
-            errs.append(f"{w}.duration_ms: must be a non-negative integer")
-    if fi.get("enabled") and _num(fi.get("probability")) and fi["probability"] > 0 and not types:
-        errs.append(f"{where}.fault_injection: enabled with no fault_types")
+class _HttpError(_Schema):
+    type: Literal["http_error"]
+    status_code: _Status
 
 
-def _check_route(route, i: int, errs: list[str]) -> None:
-    where = f"routes[{i}]"
-    if not isinstance(route, dict):
-        errs.append(f"{where}: must be a mapping")
-        return
-    if not (isinstance(route.get("path"), str) and route["path"].startswith("/")):
-        errs.append(f"{where}.path: required string starting with /")
-    if not (isinstance(route.get("method"), str) and route["method"].upper() in _METHODS):
-        errs.append(f"{where}.method: required HTTP method")
-    resp = route.get("response")
-    if not isinstance(resp, dict):
-        errs.append(f"{where}.response: required mapping")
-    else:
-        if not (_uint(resp.get("status")) and 100 <= resp["status"] <= 599):
-            errs.append(f"{where}.response.status: required integer HTTP status")
-        hdrs = resp.get("headers", {})
-        if not (isinstance(hdrs, dict) and all(isinstance(k, str) and isinstance(v, str)
-                                               for k, v in hdrs.items())):
-            errs.append(f"{where}.response.headers: must map strings to strings")
-    if route.get("latency") is not None:
-        _check_latency(route["latency"], where, errs)
-    if route.get("fault_injection") is not None:
-        _check_faults(route["fault_injection"], where, errs)
+class _ConnectionError(_Schema):
+    type: Literal["connection_error"]
 
 
-def _problems(doc) -> list[str]:
-    errs: list[str] = []
-    if not isinstance(doc, dict):
-        return ["the document must be a mapping"]
-    reality = doc.get("reality")
-    if not (isinstance(reality, dict) and reality.get("enabled") is False):
-        errs.append("reality.enabled: must be false (the enabled default overwrites route "
-                    "latencies and chaos with presets)")
-    core = doc.get("core")
-    if core is not None:
-        if not isinstance(core, dict):
-            errs.append("core: must be a mapping")
-        else:
-            if "failures_enabled" in core and not isinstance(core["failures_enabled"], bool):
-                errs.append("core.failures_enabled: must be bool")
-            fc = core.get("failure_config")
-            if fc is not None:
-                if not isinstance(fc, dict):
-                    errs.append("core.failure_config: must be a mapping")
-                else:
-                    for key in FAILURE_CONFIG_FIELDS:
-                        if key not in fc:
-                            errs.append(f"core.failure_config.{key}: required")
-                    if "global_error_rate" in fc and not _prob(fc["global_error_rate"]):
-                        errs.append("core.failure_config.global_error_rate: number in [0, 1]")
-                    codes = fc.get("default_status_codes", [])
-                    if not (isinstance(codes, list) and all(_uint(c) for c in codes)):
-                        errs.append("core.failure_config.default_status_codes: list of ints")
-                    if not isinstance(fc.get("tag_configs", {}), dict):
-                        errs.append("core.failure_config.tag_configs: must be a mapping")
-                    for key in ("include_tags", "exclude_tags"):
-                        if not isinstance(fc.get(key, []), list):
-                            errs.append(f"core.failure_config.{key}: must be a list")
-    dl = doc.get("drift_learning")
-    if dl is not None:
-        if not isinstance(dl, dict):
-            errs.append("drift_learning: must be a mapping")
-        else:
-            for key in dl:
-                if key not in DRIFT_LEARNING_FIELDS:
-                    errs.append(f"drift_learning.{key}: not a MockForge field (silently dropped)")
-            types = {"enabled": bool, "persona_adaptation": bool, "mode": str,
-                     "endpoint_learning": dict, "persona_learning": dict}
-            for key, typ in types.items():
-                if key in dl and not isinstance(dl[key], typ):
-                    errs.append(f"drift_learning.{key}: must be {typ.__name__}")
-            if "mode" in dl and dl["mode"] not in ("behavioral", "statistical", "hybrid"):
-                errs.append("drift_learning.mode: behavioral, statistical or hybrid")
-            for key in ("sensitivity", "decay"):
-                if key in dl and not _num(dl[key]):
-                    errs.append(f"drift_learning.{key}: must be a number")
-            if "min_samples" in dl and not _uint(dl["min_samples"]):
-                errs.append("drift_learning.min_samples: must be a non-negative integer (u64)")
-    routes = doc.get("routes", [])
-    if not isinstance(routes, list):
-        errs.append("routes: must be a list")
-    else:
-        for i, route in enumerate(routes):
-            _check_route(route, i, errs)
-    return errs
+class _Timeout(_Schema):
+    type: Literal["timeout"]
+    duration_ms: _UInt
+
+
+class _PartialResponse(_Schema):
+    type: Literal["partial_response"]
+    truncate_percent: Any
+
+
+class _PayloadCorruption(_Schema):
+    type: Literal["payload_corruption"]
+    corruption_type: Any
+
+
+class _FaultInjection(_Schema):
+    enabled: bool
+    probability: _Prob
+    fault_types: list[Annotated[_HttpError | _ConnectionError | _Timeout | _PartialResponse
+                                | _PayloadCorruption, Field(discriminator="type")]]
+
+    @model_validator(mode="after")
+    def _faults_to_inject(self) -> _FaultInjection:
+        if self.enabled and self.probability > 0 and not self.fault_types:
+            raise ValueError("enabled with no fault_types")
+        return self
+
+
+class _Response(_Schema):
+    status: _Status
+    headers: dict[str, str] = {}
+
+
+class _Route(_Schema):
+    path: str = Field(pattern="^/")
+    method: str
+    response: _Response
+    latency: _Latency | None = None
+    fault_injection: _FaultInjection | None = None
+
+    @field_validator("method")
+    @classmethod
+    def _http_method(cls, method: str) -> str:
+        if method.upper() not in _METHODS:
+            raise ValueError(f"{method!r} is not an HTTP method ({', '.join(_METHODS)})")
+        return method
+
+
+class _Reality(_Schema):
+    enabled: bool = Field(True, validate_default=True)  # MockForge's default, refused below
+
+    @field_validator("enabled")
+    @classmethod
+    def _off(cls, enabled: bool) -> bool:
+        if enabled:
+            raise ValueError("must be false (the enabled default overwrites route latencies and "
+                             "chaos with presets)")
+        return enabled
+
+
+class _FailureConfig(_Schema):
+    global_error_rate: _Prob
+    default_status_codes: list[_UInt]
+    tag_configs: dict
+    include_tags: list
+    exclude_tags: list
+
+
+class _Core(_Schema):
+    failures_enabled: bool = False
+    failure_config: _FailureConfig | None = None
+
+
+class _DriftLearning(_Schema):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    mode: Literal["behavioral", "statistical", "hybrid"] = "hybrid"
+    sensitivity: float = 0.2
+    decay: float = 0.05
+    min_samples: _UInt = 10
+    persona_adaptation: bool = True
+    endpoint_learning: dict = {}
+    persona_learning: dict = {}
+
+
+class _MockForgeFile(_Schema):
+    """The part of MockForge's ``ServerConfig`` an export writes (as serde reads it)."""
+
+    reality: _Reality = Field(default_factory=dict, validate_default=True)
+    core: _Core | None = None
+    drift_learning: _DriftLearning | None = None
+    routes: list[_Route] = []
+
+
+#: driftbayes config fields that exist in MockForge's ``DriftLearningConfig``.
+DRIFT_LEARNING_FIELDS = tuple(_DriftLearning.model_fields)
+#: The fields of ``core.failure_config`` (MockForge needs all five).
+FAILURE_CONFIG_FIELDS = tuple(_FailureConfig.model_fields)
+_WORDS = {"missing": "required", "extra_forbidden": "not a MockForge field (silently dropped)",
+          "model_type": "must be a mapping", "model_attributes_type": "must be a mapping"}
+
+
+def _problems(doc: Any) -> list[str]:
+    """Every way ``doc`` breaks MockForge's schema, one ``path: problem`` line each."""
+    try:
+        _MockForgeFile.model_validate(doc)
+    except ValidationError as exc:
+        return [f"{_path(e['loc'])}: {_problem(e)}" for e in exc.errors(include_url=False)]
+    return []
+
+
+def _problem(err: dict) -> str:
+    if err["type"] == "value_error":
+        return str(err["ctx"]["error"])
+    if err["type"] == "variant":
+        return f"{err['input']!r} {err['msg']}"
+    return _WORDS.get(err["type"], err["msg"])
+
+
+def _path(loc: tuple) -> str:
+    """``routes[0].latency.probability`` (the document itself: ``(document)``)."""
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    return text or "(document)"
 
 
 def validate_mockforge(path: str | Path) -> dict:
@@ -694,7 +722,7 @@ def validate_mockforge(path: str | Path) -> dict:
     path = Path(path)
     try:
         doc = load_mockforge_yaml(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
+    except YAMLError as exc:
         raise ValueError(f"{path}: not valid MockForge YAML: {exc}") from exc
     problems = _problems(doc)
     if problems:
@@ -702,9 +730,9 @@ def validate_mockforge(path: str | Path) -> dict:
     return doc
 
 
-__all__ = ["DRIFT_LEARNING_FIELDS", "FAULT_ENTRIES", "MOCKFORGE_VERSION", "ExponentialLatency",
-           "MockForgeDumper", "MockForgeLoader", "NormalLatency", "StatusSplit",
-           "endpoint_probability_rows", "export_persona", "histogram_moments",
-           "load_mockforge_yaml", "lognormal_moments", "mockforge_config", "mockforge_route",
-           "render_mockforge_yaml", "status_split", "validate_mockforge",
+__all__ = ["DRIFT_LEARNING_FIELDS", "FAILURE_CONFIG_FIELDS", "FAULT_ENTRIES", "MOCKFORGE_VERSION",
+           "ExponentialLatency", "MockForgeConstructor", "MockForgeRepresenter", "NormalLatency",
+           "StatusSplit", "dump_mockforge_yaml", "endpoint_probability_rows", "export_persona",
+           "histogram_moments", "load_mockforge_yaml", "lognormal_moments", "mockforge_config",
+           "mockforge_route", "render_mockforge_yaml", "status_split", "validate_mockforge",
            "write_endpoint_probabilities_sqlite", "write_mockforge"]

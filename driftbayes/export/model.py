@@ -217,7 +217,10 @@ def provenance(learner: DriftLearner, layer: str) -> dict:
     def iso(t: float) -> str:
         if not np.isfinite(t):
             return ""
-        return _dt.datetime.fromtimestamp(t, _dt.UTC).isoformat(timespec="seconds")
+        try:
+            return _dt.datetime.fromtimestamp(t, _dt.UTC).isoformat(timespec="seconds")
+        except (OverflowError, OSError, ValueError):  # past year 9999: the learner API takes it
+            return f"{t:.6g} s since 1970-01-01T00:00:00+00:00"
 
     return {
         "driftbayes_version": __version__,

@@ -146,11 +146,11 @@ def load_persona_map(path: str | os.PathLike[str]) -> dict[str, str]:
     text = p.read_text(encoding="utf-8-sig")
     if p.suffix.lower() in (".csv", ".tsv"):
         return _persona_csv(text, p, "\t" if p.suffix.lower() == ".tsv" else ",")
-    import yaml
+    from driftbayes import yamlio
 
     try:
-        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
-    except yaml.YAMLError as exc:
+        doc = yamlio.load(text)
+    except yamlio.YAMLError as exc:
         raise ValueError(f"{p}: persona_map is not valid YAML/JSON: {exc}") from None
     if isinstance(doc, dict) and set(doc) == {"personas"}:
         doc = doc["personas"]

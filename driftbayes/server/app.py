@@ -533,11 +533,10 @@ def _int_or(code: str) -> int | str:
 def load_openapi(path: str | Path) -> dict:
     """A parsed OpenAPI document (YAML or JSON), validated like
     :meth:`OpenApiTemplates.from_file` (same errors)."""
-    import yaml
+    from driftbayes import yamlio
 
     OpenApiTemplates.from_file(path)  # raises FileNotFoundError / ValueError naming the file
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+    return yamlio.load(Path(path).read_text(encoding="utf-8"))
 
 
 # --------------------------------------------------------------------------------------------

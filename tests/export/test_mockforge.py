@@ -13,18 +13,18 @@ import sqlite3
 
 import numpy as np
 import pytest
-import yaml
 from scipy import stats
 
 from driftbayes import conjugate as cj
+from driftbayes import yamlio
 from driftbayes.export.mockforge import (
     DRIFT_LEARNING_FIELDS,
     ERROR_STATUS,
     FAILURE_CONFIG_FIELDS,
     FAULT_ENTRIES,
     TABLE_COLUMNS,
-    MockForgeDumper,
     NormalLatency,
+    dump_mockforge_yaml,
     endpoint_probability_rows,
     export_persona,
     histogram_moments,
@@ -68,10 +68,10 @@ def test_normal_tag_present_and_round_trips(written, doc):
     assert text.count("distribution: !normal {mean_ms:") == len(doc["routes"])
     dists = [r["latency"]["distribution"] for r in doc["routes"]]
     assert all(isinstance(d, NormalLatency) for d in dists)
-    again = load_mockforge_yaml(yaml.dump(doc, Dumper=MockForgeDumper, sort_keys=False))
+    again = load_mockforge_yaml(dump_mockforge_yaml(doc))
     assert again == doc
-    with pytest.raises(yaml.YAMLError):  # a plain safe loader does not know the tag
-        yaml.safe_load(text)
+    with pytest.raises(yamlio.YAMLError):  # a plain safe loader does not know the tag
+        yamlio.load(text)
 
 
 def test_persona_comment_and_choice(written, model):
@@ -173,7 +173,7 @@ def test_validator_rejects(doc, tmp_path, edit, message):
     bad = copy.deepcopy(doc)
     edit(bad)
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.dump(bad, Dumper=MockForgeDumper, sort_keys=False), encoding="utf-8")
+    path.write_text(dump_mockforge_yaml(bad), encoding="utf-8")
     with pytest.raises(ValueError, match=message):
         validate_mockforge(path)
 

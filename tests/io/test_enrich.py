@@ -299,10 +299,10 @@ drift_learning:
                for e in errors)
     assert any(":3: drift_learning.persona_map: expected a file path or null" in e
                for e in errors)
-    assert any(":7: drift_learning.persona_rules: rule 2: when.path: invalid regular "
-               "expression" in e for e in errors)
-    assert any(":9: drift_learning.persona_rules: rule 3: persona: expected a non-empty "
-               "string" in e for e in errors)
+    assert any(":8: drift_learning.persona_rules: rule 2: when.path: invalid regular "
+               "expression" in e for e in errors)  # the line of the pattern itself
+    assert any(":9: drift_learning.persona_rules: rule 3: persona: required" in e
+               for e in errors)
     assert any(":11: drift_learning.redact.enabled: expected true or false" in e for e in errors)
     assert any(":12: unknown key 'drift_learning.redact.extra_header'; did you mean "
                "'extra_headers'?" in e for e in errors)
