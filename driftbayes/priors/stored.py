@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -94,7 +94,7 @@ class GroupPriors:
                 w = min(self.value(f"{kind}_weight", g), cap, float(syn.prior_strength))
                 fields = {f: self.value(f"{kind}_{p}", g) for f, p in FIELDS[kind]}
                 floor = min(MIN_WEIGHT, float(syn.prior_strength))
-                out[kind].append(replace(syn, prior_strength=max(w, floor), **fields))
+                out[kind].append(syn.replace(prior_strength=max(w, floor), **fields))
         return out
 
     def summary(self):
