@@ -304,3 +304,17 @@ def test_priors_are_saved_and_loaded_with_the_state(tmp_path):
     # a state without priors loads without them
     lrn.set_group_priors(None)
     assert load_state(save_state(lrn, tmp_path / "plain.nc")).group_priors_ is None
+
+
+def test_cli_show_and_fit_say_what_is_wrong(tmp_path):
+    from typer.testing import CliRunner
+
+    from driftbayes.cli import app
+
+    path = save_state(shop(), tmp_path / "s.nc")
+    res = CliRunner().invoke(app, ["priors", "show", "--state", str(path)])
+    assert res.exit_code == 1 and "no fitted priors" in res.output
+    res = CliRunner().invoke(app, ["priors", "fit", "--state", str(path), "--group-by", "host"])
+    assert res.exit_code == 2 and "choose one of prefix, method, persona, none" in res.output
+    res = CliRunner().invoke(app, ["priors", "fit", "--state", str(tmp_path / "none.nc")])
+    assert res.exit_code == 2 and "no such state file" in res.output
