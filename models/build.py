@@ -17,6 +17,7 @@ and the model card, written from what was fitted. Needs the real recordings
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 import time
@@ -76,8 +77,14 @@ def build(name: str) -> Path:
            if ds[v].dtype.kind in "fiub" and ds[v].ndim}
     ds.to_netcdf(out / "state.nc", engine="h5netcdf", encoding=enc)
     rows = learner.patterns("applied").to_dict(orient="records")
-    (out / "patterns.json").write_text(json.dumps(rows, indent=1, default=_plain) + "\n")
-    (out / "MODEL_CARD.md").write_text(card(name, spec, learner, fit, learn_s))
+    text = json.dumps(rows, separators=(",", ":"), default=_plain) + "\n"
+    patterns = out / "patterns.json"
+    if len(text) > 2_000_000:  # NASA's 1,738 endpoints: gzip keeps the folder small
+        patterns = out / "patterns.json.gz"
+        patterns.write_bytes(gzip.compress(text.encode(), mtime=0))
+    else:
+        patterns.write_text(text)
+    (out / "MODEL_CARD.md").write_text(card(name, spec, learner, fit, learn_s, patterns.name))
     return out
 
 
@@ -87,7 +94,7 @@ def _plain(x):
     return str(x)
 
 
-def card(name, spec, learner, fit, learn_s) -> str:
+def card(name, spec, learner, fit, learn_s, patterns: str) -> str:
     d, pri, info = fit.data, fit.priors, fit.priors.info
     sizes = {k: np.bincount(d.group[d.cells[k]], minlength=len(d.groups)) for k in d.kinds}
     lines = [f"# {spec['title']}: drift model with hierarchical priors", "",
@@ -110,8 +117,8 @@ def card(name, spec, learner, fit, learn_s) -> str:
              f"{info['min_ess_bulk']:.0f} (≥ 400), {info['divergences']} divergences.", "",
              "**Files:** `state.nc` (the driftbayes state with the priors; zlib-compressed "
              "NetCDF, read by every command: `driftbayes priors show --state "
-             f"models/{name}/state.nc`), `patterns.json` (`driftbayes patterns` of the "
-             "applied layer).", "",
+             f"models/{name}/state.nc`), `{patterns}` (`driftbayes patterns --format json` of "
+             "the applied layer).", "",
              "## Fitted group priors", "",
              "Posterior median (90% interval) of each group's population; `weight` is what "
              "the prior is worth in pseudo-observations before the per-endpoint cap and the "
