@@ -39,7 +39,8 @@ def as_config(config: Config | str | os.PathLike | Mapping | None) -> Config:
 def learn(source, *, config: Config | str | os.PathLike | Mapping | None = None,
           learner: DriftLearner | None = None, track_history: bool = False,
           fmt: str | None = None, strict: bool = False, openapi=None,
-          report: BadRecordReport | None = None) -> DriftLearner:
+          report: BadRecordReport | None = None, client=None, batch_size: int = 65536,
+          partition_bytes: int | None = None) -> DriftLearner:
     """Learn from ``source`` and return the learner.
 
     Parameters
@@ -55,23 +56,50 @@ def learn(source, *, config: Config | str | os.PathLike | Mapping | None = None,
         Continue this learner (its config, clock and open sessions) instead of a new one.
     track_history
         Keep per-window estimates for drift plots (a new learner only).
-    fmt, strict, openapi, report
+    fmt, strict, openapi, report, batch_size
         As for :func:`driftbayes.io.recordings.read_events`.
+    client : dask.distributed.Client, optional
+        Learn paths and named recordings on this Dask cluster
+        (:func:`driftbayes.distributed.learn_distributed`, ``pip install
+        "driftbayes[distributed]"``): the same learner as without it.
+    partition_bytes : int, optional
+        With ``client``: line files larger than this are read in ranges of about this size.
     """
     from driftbayes.events import Screen, screening
     from driftbayes.io.enrich import Enricher
+    from driftbayes.templates import OpenApiTemplates
 
     if learner is None:
         learner = DriftLearner(as_config(config), track_history=track_history)
     report = report if report is not None else BadRecordReport()
+    if client is not None:
+        from driftbayes.distributed import PARTITION_BYTES, learn_distributed
+
+        if not _is_paths(source):
+            raise TypeError("learn(client=...) reads paths or named recordings; learn "
+                            f"{type(source).__name__} without a client")
+        if openapi is not None and not isinstance(openapi, OpenApiTemplates):
+            openapi = OpenApiTemplates.from_file(openapi)
+        learn_distributed(learner, source, client, fmt=fmt, strict=strict, report=report,
+                          openapi=openapi, batch_size=batch_size,
+                          partition_bytes=partition_bytes or PARTITION_BYTES)
+        return learner
     enricher = Enricher(learner.config, openapi=openapi).resume_from(learner)
     with screening(Screen(learner.config.limits, clock=learner.t_last_)):
-        for batch in _batches(source, enricher, fmt=fmt, strict=strict, report=report):
+        for batch in _batches(source, enricher, fmt=fmt, strict=strict, report=report,
+                              batch_size=batch_size):
             learner.learn_many(batch)
     return learner
 
 
-def _batches(source, enricher, *, fmt, strict, report) -> Iterator[EventBatch]:
+def _is_paths(source) -> bool:
+    return isinstance(source, str | os.PathLike) or (
+        isinstance(source, list | tuple) and bool(source)
+        and all(isinstance(s, str | os.PathLike) for s in source))
+
+
+def _batches(source, enricher, *, fmt, strict, report,
+             batch_size: int = 65536) -> Iterator[EventBatch]:
     from driftbayes.io.recordings import read_events
 
     if isinstance(source, str | os.PathLike):
@@ -87,7 +115,7 @@ def _batches(source, enricher, *, fmt, strict, report) -> Iterator[EventBatch]:
             isinstance(s, str | os.PathLike) for s in source):
         for path in source:
             yield from read_events(path, fmt=fmt, strict=strict, report=report,
-                                   enricher=enricher)
+                                   enricher=enricher, batch_size=batch_size)
     elif isinstance(source, Iterable):
         yield from enricher.stream(_record_batches(source, strict, report))
     else:

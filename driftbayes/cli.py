@@ -180,6 +180,50 @@ def learn_files(learner, files: list[str], *, fmt: str | None = None, strict: bo
     return total
 
 
+def _partition_error() -> type[Exception]:
+    """:class:`driftbayes.distributed.PartitionError` (defined without importing Dask)."""
+    from driftbayes.distributed import PartitionError
+
+    return PartitionError
+
+
+def learn_files_distributed(learner, files: list[str], *, workers: int | None = None,
+                            scheduler: str | None = None, fmt: str | None = None,
+                            strict: bool = False, progress: bool = True,
+                            report: BadRecordReport | None = None, openapi=None,
+                            partition_bytes: int | None = None) -> int:
+    """:func:`learn_files` on Dask: a local cluster of ``workers`` processes or the running
+    cluster at ``scheduler`` (:func:`driftbayes.distributed.learn_distributed`); progress per
+    partition read and per session group learned."""
+    try:
+        from dask.distributed import Client
+
+        from driftbayes.distributed import PARTITION_BYTES, learn_distributed, local_cluster
+    except ImportError as exc:
+        raise ValueError(f"--workers/--scheduler need Dask ({exc}): "
+                         "pip install 'driftbayes[distributed]'") from None
+    if scheduler is not None:
+        connect = contextlib.closing(Client(scheduler, timeout="30s"))
+    else:
+        connect = local_cluster(workers, silence_logs=40)
+    with connect as client, Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+        console=err, disable=not progress, transient=False,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                what = "partitions read" if stage == "read" else "session groups learned"
+                tasks[stage] = bar.add_task(what, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        return learn_distributed(learner, files, client, fmt=fmt, strict=strict, report=report,
+                                 openapi=openapi, progress=tick,
+                                 partition_bytes=partition_bytes or PARTITION_BYTES)
+
+
 #: ``--format`` values (driftbayes.io.recordings.FORMATS; kept literal so `--help` stays fast).
 FORMAT_NAMES = ("jsonl", "har", "access-log", "combined", "common", "nasa-tsv", "otlp", "jaeger",
                 "trainticket-spans", "openstack", "regex", "csv", "mockforge-sqlite")
@@ -206,6 +250,17 @@ def learn(
                                 help="Stop at the first bad record (file:line and field)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     wait: float = WaitOpt,
+    workers: int | None = typer.Option(
+        None, "--workers", min=1,
+        help="Learn on a local Dask cluster of this many processes (same result as one "
+        "process; pip install 'driftbayes[distributed]')."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Learn on the running Dask cluster of this scheduler "
+        "(tcp://HOST:8786)."),
+    partition_mb: float = typer.Option(
+        64.0, "--partition-mb", min=0.001,
+        help="With --workers/--scheduler: line files larger than this are read in ranges of "
+        "about this many MiB."),
 ) -> None:
     """Learn from recordings, creating STATE or updating it incrementally.
 
@@ -215,6 +270,7 @@ def learn(
     from driftbayes.io.recordings import FormatUnavailableError
     from driftbayes.templates import OpenApiTemplates
 
+    PartitionError = _partition_error()
     ctx.with_resource(_writing(state, wait))
     learner = _load_learner(state, config, must_exist=False)
     templates = None
@@ -228,12 +284,22 @@ def learn(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            n = learn_files(learner, files, fmt=fmt, strict=strict, progress=progress,
-                            report=report, openapi=templates)
+            if workers is not None or scheduler is not None:
+                if workers is not None and scheduler is not None:
+                    _fail("give --workers or --scheduler, not both")
+                n = learn_files_distributed(
+                    learner, files, workers=workers, scheduler=scheduler, fmt=fmt,
+                    strict=strict, progress=progress, report=report, openapi=templates,
+                    partition_bytes=int(partition_mb * (1 << 20)))
+            else:
+                n = learn_files(learner, files, fmt=fmt, strict=strict, progress=progress,
+                                report=report, openapi=templates)
         except BadRecordError as exc:
             _fail(f"{exc} (strict mode: nothing from this run was saved)")
         except (FileNotFoundError, ValueError, FormatUnavailableError) as exc:
             _fail(str(exc))
+        except PartitionError as exc:
+            _fail(f"{exc} (nothing from this run was saved)")
         except OSError as exc:
             _fail(f"{_one_line(exc)} (nothing from this run was saved)")
         learner.warn_unreachable()

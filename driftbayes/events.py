@@ -167,6 +167,13 @@ class BadRecordReport:
         if len(self.first) < self.keep:
             self.first.append(bad)
 
+    def merge(self, other: BadRecordReport) -> None:
+        """Add another report's counts and first records, as if its records came next."""
+        self.count += other.count
+        for name, n in other.by_field.items():
+            self.by_field[name] = self.by_field.get(name, 0) + n
+        self.first.extend(other.first[: max(self.keep - len(self.first), 0)])
+
     def summary(self) -> str:
         if not self.count:
             return "no bad records"
@@ -253,9 +260,15 @@ class Screen:
         Check timestamps against the stream's clock (``max_clock_skew``). ``learn`` does; a
         reader used on its own (no learner, so no clock to protect) checks only the limits
         that hold for one record.
+    defer_clock : bool
+        Check only the limits that hold for one record, and keep each batch's timestamps
+        (NaN where a record is already bad) in :attr:`deferred`, one array per batch with a
+        good record, for a :meth:`clock_check` in stream order elsewhere: how a distributed
+        ``learn`` reads partitions in parallel and still screens one stream clock.
     """
 
-    def __init__(self, limits=None, clock: float = math.nan, *, track_clock: bool = True):
+    def __init__(self, limits=None, clock: float = math.nan, *, track_clock: bool = True,
+                 defer_clock: bool = False):
         if limits is None:
             from driftbayes.config import InputLimits
 
@@ -265,6 +278,8 @@ class Screen:
         self.track_clock = track_clock
         self.lo, self.hi = _year_start(limits.min_year), _year_start(limits.max_year)
         self._tail = np.full(_NEIGHBOURS, np.nan)  # last accepted timestamps, for neighbours
+        #: Timestamps kept for a deferred clock check (``defer_clock``), else None.
+        self.deferred: list[np.ndarray] | None = [] if defer_clock else None
 
     def check(self, batch: EventBatch) -> tuple[EventBatch, list[BadRecord]]:
         """The batch without its bad events, and those events as :class:`BadRecord` s."""
@@ -295,7 +310,11 @@ class Screen:
             flag(lat > lim.max_latency_ms, "latency_ms",
                  lambda i: f"{lat[i]:g} ms is over limits.max_latency_ms "
                            f"({lim.max_latency_ms:g})")
-        if self.track_clock:
+        if self.deferred is not None:
+            fine = field_of == None  # noqa: E711
+            if fine.any():
+                self.deferred.append(np.where(fine, ts, np.nan))
+        elif self.track_clock:
             self._check_clock(ts, field_of == None, flag)  # noqa: E711
         if not reasons:
             return batch, []
@@ -337,6 +356,20 @@ class Screen:
                     return f"control character {m.group()!r} at position {m.start()}"
 
                 flag(mask, name, why)
+
+    def clock_check(self, ts: np.ndarray) -> dict[int, str]:
+        """The clock check of one batch deferred by another screen (``defer_clock``): its
+        timestamps, NaN for records already bad, give the positions the clock rejects with
+        their reasons; the clock advances as :meth:`check` advances it."""
+        ts = np.asarray(ts, dtype=float)
+        reasons: dict[int, str] = {}
+
+        def flag(mask, name, why):
+            for i in np.flatnonzero(mask).tolist():
+                reasons[i] = why(i)
+
+        self._check_clock(ts, ~np.isnan(ts), flag)
+        return reasons
 
     def _check_clock(self, ts: np.ndarray, fine: np.ndarray, flag) -> None:
         """Flag timestamps more than ``max_clock_skew`` from the stream's clock that fewer than

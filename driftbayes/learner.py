@@ -138,13 +138,38 @@ class DriftLearner:
         self._clear()
 
     @classmethod
-    def shard(cls, config: Config | None = None) -> DriftLearner:
+    def shard(cls, config: Config | None = None, *, resume: DriftLearner | None = None,
+              sessions=None, names: tuple | None = None) -> DriftLearner:
         """A learner that only *maps* events to per-(cell, window) sums: each closed window's
         statistics (with the session ends that fall in it) are kept in ``window_sums_`` rather
         than learned. Shards of one stream split by session key merge exactly with ``+`` in
         any order; :meth:`learn_sums` then runs the sequential scan (decay, change tests,
-        gates, applied layer) over the merged sums."""
-        return cls(config, collect_windows=True)
+        gates, applied layer) over the merged sums.
+
+        ``resume`` starts the shard where that learner stands (its open window and
+        vocabularies) holding those of its open sessions whose ids are in ``sessions`` (all
+        when None), so the shard's events continue them and their session ends fall in the
+        right windows. ``names`` (endpoints, personas, statuses) join the shard's
+        vocabularies first (after the resumed learner's): shards given the whole run's names
+        share one vocabulary, so merging them remaps nothing.
+        """
+        out = cls(config, collect_windows=True)
+        if resume is not None:
+            for mine, theirs in ((out.endpoint_vocab, resume.endpoint_vocab),
+                                 (out.persona_vocab, resume.persona_vocab),
+                                 (out.status_vocab, resume.status_vocab)):
+                mine.add(theirs.names)
+            out._grow()
+            out.window_ = resume.window_
+            keep = None if sessions is None else set(sessions)
+            out.sessions = OpenSessions.from_open(
+                [s for s in resume.sessions.open() if keep is None or s.session in keep])
+        if names is not None:
+            for vocab, more in zip((out.endpoint_vocab, out.persona_vocab, out.status_vocab),
+                                   names):
+                vocab.add(more)
+            out._grow()
+        return out
 
     # ------------------------------------------------------------------ state
     def _clear(self) -> None:
@@ -365,8 +390,14 @@ class DriftLearner:
         """Learn from one canonical event dict (see :meth:`EventBatch.from_records`)."""
         return self.learn_many(EventBatch.from_records([event]))
 
-    def learn_many(self, batch: EventBatch) -> DriftLearner:
-        """Learn from a batch of events in order; windows close as event time passes them."""
+    def learn_many(self, batch: EventBatch, *, windows: np.ndarray | None = None) -> DriftLearner:
+        """Learn from a batch of events in order; windows close as event time passes them.
+
+        An event earlier than the open window (a late event) is learned in the open window.
+        ``windows`` gives each event's learning window instead (non-decreasing, none before
+        the open window): a shard of one stream (:meth:`shard`) takes the windows the whole
+        stream gives its events, so late events land where one learner would put them.
+        """
         if len(batch) == 0:
             return self
         interval = float(self.config.update_interval)
@@ -375,7 +406,7 @@ class DriftLearner:
         pair, pairs = pd.factorize(mc * len(tu) + tc)
         keys = np.array([f"{mu[k // len(tu)]} {tu[k % len(tu)]}" for k in pairs], dtype=object)
         if "response_body" in batch.extra:
-            self._remember_bodies(keys[pair], batch)
+            self.bodies_.update(response_bodies(batch, keys[pair]))
         # codes now; each new name joins the vocabulary in the window of its first event, so a
         # new cell's exposure starts there whatever the batching
         e, new_e, first_e = self.endpoint_vocab.plan(keys[pair])
@@ -388,11 +419,12 @@ class DriftLearner:
                    (self.status_vocab, new_s, has_status[first_s])]
         rows = self.sessions.rows(batch.session)
         win = np.floor(batch.ts / interval).astype(np.int64)
+        target = win if windows is None else np.asarray(windows, dtype=np.int64)
         if self.window_ is None:
-            self.window_ = int(win[0])
+            self.window_ = int(target[0])
             self.t_first_ = float(batch.ts[0])
         self._lazy_init()
-        eff = np.maximum.accumulate(np.concatenate([[self.window_], win]))[1:]
+        eff = np.maximum.accumulate(np.concatenate([[self.window_], target]))[1:]
         self.n_late_ += int(np.count_nonzero(win < eff))
         cuts = np.flatnonzero(np.diff(eff)) + 1
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(eff)]):
@@ -404,15 +436,6 @@ class DriftLearner:
         self.n_events_ += len(batch)
         self.t_last_ = float(np.nanmax([self.t_last_, batch.ts.max()]))
         return self
-
-    def _remember_bodies(self, keys: np.ndarray, b: EventBatch) -> None:
-        """Keep the latest (already redacted) response body per endpoint × status."""
-        body = b.extra["response_body"]
-        ctype = b.extra.get("response_content_type")
-        for i in np.flatnonzero(pd.notna(body) & (b.status > 0)):
-            if isinstance(body[i], str) and body[i]:
-                ct = ctype[i] if ctype is not None and isinstance(ctype[i], str) else ""
-                self.bodies_[(str(keys[i]), int(b.status[i]))] = (ct or "application/json", body[i])
 
     def _accumulate(self, b: EventBatch, e, p, s, rows, sl: slice) -> None:
         """Add one window's events to the pending statistics (vectorised)."""
@@ -1051,32 +1074,46 @@ class DriftLearner:
                     w in out.window_sums_) else s
         return out
 
-    def learn_sums(self, shard: DriftLearner) -> DriftLearner:
+    def learn_sums(self, shard: DriftLearner, *, joins=None) -> DriftLearner:
         """Run the sequential scan over a shard's (or merged shards') per-window sums: the
-        same result as learning the shards' events in one process (see :meth:`shard`)."""
+        same result as learning the shards' events in one process (see :meth:`shard`).
+
+        Each name joins the vocabularies in the window of its first event, found in the sums;
+        ``joins`` (window → ``(endpoints, personas, statuses)`` first seen in it, in order of
+        first appearance) says so instead, for sums that hold only some cells (a scan split by
+        cell) or shards whose vocabularies list names in another order. Windows are read from
+        ``window_sums_`` one at a time (in window order), so it may be a lazy mapping.
+        """
         if shard.window_sums_ is None:
             raise ValueError("learn_sums needs a shard (DriftLearner.shard()), not a learner")
         if shard.window_ is None:
             return self
-        sums = [(w, s.grown(shard.sizes)) for w, s in sorted(shard.window_sums_.items())]
-        sums.append((shard.window_, shard.pending_))
+
+        def sums():
+            for w in sorted(shard.window_sums_):
+                yield w, shard.window_sums_[w].grown(shard.sizes)
+            yield shard.window_, shard.pending_
+
         vocabs = [(self.endpoint_vocab, shard.endpoint_vocab, (1, 2)),
-                  (self.persona_vocab, shard.persona_vocab, (0, 2))]
+                  (self.persona_vocab, shard.persona_vocab, (0, 2)),
+                  (self.status_vocab, shard.status_vocab, None)]
         maps = None
-        for w, stats in sums:
+        for w, stats in sums():
             if self.window_ is None:
                 self.window_ = w
             self._lazy_init()
             if w > self.window_:
                 self._advance(w)
             # each name joins in the window of its first event, as when learning the events
-            status_seen = stats["status_count"].sum(axis=(0, 1)) > 0
             joined = False
-            for mine, theirs, other_axes in vocabs + [(self.status_vocab, shard.status_vocab,
-                                                       None)]:
-                seen = status_seen if other_axes is None else (
-                    stats["freq_count"].sum(axis=other_axes) > 0)
-                new = mine.missing([theirs.names[i] for i in np.flatnonzero(seen)])
+            for which, (mine, theirs, other_axes) in enumerate(vocabs):
+                if joins is not None:
+                    names = joins[w][which] if w in joins else []
+                else:
+                    seen = (stats["status_count"].sum(axis=(0, 1)) if other_axes is None
+                            else stats["freq_count"].sum(axis=other_axes)) > 0
+                    names = [theirs.names[c] for c in np.flatnonzero(seen)]
+                new = mine.missing(names)
                 self._register(new, mine)
                 joined |= bool(new)
             if maps is None or joined:
@@ -1105,9 +1142,19 @@ class DriftLearner:
                 self._touched_e |= stats[name].any(axis=tuple(range(1, len(dims))))
         self._touched_r |= stats["trans_count"].rows_with_data()
 
+    def _copy(self) -> DriftLearner:
+        """A deep copy sharing the closed windows' sums of a shard (never changed in place)."""
+        sums, self.window_sums_ = self.window_sums_, None
+        try:
+            out = copy.deepcopy(self)
+        finally:
+            self.window_sums_ = sums
+        out.window_sums_ = None if sums is None else dict(sums)
+        return out
+
     @staticmethod
     def _aligned(x: DriftLearner, y: DriftLearner) -> tuple[DriftLearner, DriftLearner]:
-        a, b = copy.deepcopy(x), copy.deepcopy(y)
+        a, b = x._copy(), y._copy()
         # y's vocabulary codes are remapped into a's (appending new names)
         a.endpoint_vocab.add(b.endpoints_)
         a.persona_vocab.add(b.personas_)
@@ -1125,7 +1172,9 @@ class DriftLearner:
         for attr in ("evidence_", "applied_", "pending_"):
             setattr(remapped, attr, getattr(b, attr).remapped(maps, remapped.sizes))
         if b.window_sums_ is not None:
-            remapped.window_sums_ = {w: s.grown(b.sizes).remapped(maps, remapped.sizes)
+            same = all(np.array_equal(m, np.arange(len(m))) for m in maps.values())
+            remapped.window_sums_ = {w: s.grown(remapped.sizes) if same else
+                                     s.grown(b.sizes).remapped(maps, remapped.sizes)
                                      for w, s in b.window_sums_.items()}
         remapped.gate_ = remapped._closed_gates()
         for k, g in b.gate_.items():
@@ -1181,6 +1230,24 @@ class DriftLearner:
                 self._warned_cells.add(reason)
                 warnings.warn(f"gate can never open for {reason}", GateUnreachableWarning,
                               stacklevel=2)
+
+
+def response_bodies(batch: EventBatch, keys: np.ndarray | None = None
+                    ) -> dict[tuple[str, int], tuple[str, str]]:
+    """The latest (already redacted) response body per endpoint key × status in a batch:
+    ``(key, status) → (content type, text)``, keys in order of first appearance (what
+    :attr:`DriftLearner.bodies_` keeps). ``keys``: each event's ``"METHOD /template"``."""
+    body = batch.extra.get("response_body")
+    if body is None:
+        return {}
+    ctype = batch.extra.get("response_content_type")
+    out: dict[tuple[str, int], tuple[str, str]] = {}
+    for i in np.flatnonzero(pd.notna(body) & (batch.status > 0)):
+        if isinstance(body[i], str) and body[i]:
+            key = keys[i] if keys is not None else f"{batch.method[i]} {batch.endpoint[i]}"
+            ct = ctype[i] if ctype is not None and isinstance(ctype[i], str) else ""
+            out[(str(key), int(batch.status[i]))] = (ct or "application/json", body[i])
+    return out
 
 
 def _has_events(stats: Stats) -> bool:

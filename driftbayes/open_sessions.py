@@ -150,11 +150,20 @@ class OpenSessions:
 
     def merge(self, other: OpenSessions) -> None:
         """Take the other table's open sessions where they are more recent than ours."""
-        for s in other.open():
-            mine = self._ids.get(s.session)
-            if mine is None or not self._alive[mine] or self._ts[mine] < s.ts:
-                (r,) = self.rows(np.array([s.session], dtype=object))
-                self.touch(r, s.endpoint, s.persona, s.ts)
+        theirs = np.flatnonzero(other._alive)
+        if not theirs.size:
+            return
+        ids = {row: sid for sid, row in other._ids.items()}
+        sessions = np.array([ids[r] for r in theirs.tolist()], dtype=object)
+        ts = other._ts[theirs]
+        mine = np.fromiter((self._ids.get(sid, -1) for sid in sessions.tolist()),
+                           dtype=np.int64, count=len(sessions))
+        known = mine >= 0
+        take = ~known
+        take[known] = ~self._alive[mine[known]] | (self._ts[mine[known]] < ts[known])
+        if take.any():
+            rows = self.rows(sessions[take])
+            self.touch(rows, other._e[theirs[take]], other._p[theirs[take]], ts[take])
 
     def _compact(self) -> None:
         """Drop ended sessions from the table once they outnumber the open ones."""

@@ -75,6 +75,28 @@ class Stats:
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
 
+    def __getstate__(self) -> dict:
+        """Pickled with mostly-zero dense arrays as their nonzero entries (a window's sums
+        touch few cells and latency bins: shards travel between processes this way)."""
+        packed = {}
+        for n, a in self.arrays.items():
+            if isinstance(a, np.ndarray) and a.size > 64:
+                at = np.flatnonzero(a)
+                if at.size * 3 < a.size:
+                    a = ("nonzero", a.shape, a.dtype.str, at, a.ravel()[at])
+            packed[n] = a
+        return {"arrays": packed}
+
+    def __setstate__(self, state: dict) -> None:
+        arrays = {}
+        for n, a in state["arrays"].items():
+            if isinstance(a, tuple) and a and a[0] == "nonzero":
+                _, shape, dtype, at, values = a
+                a = np.zeros(shape, dtype=dtype)
+                a.ravel()[at] = values
+            arrays[n] = a
+        self.arrays = arrays
+
     def __setitem__(self, name: str, value: np.ndarray) -> None:
         self.arrays[name] = value
 
@@ -135,8 +157,14 @@ class Stats:
                 out[name] = a.remapped(maps["src"], maps["persona"], sizes.persona,
                                        sizes.endpoint + 1)
                 continue
-            idx = [maps.get(d, np.arange(a.shape[i])) for i, d in enumerate(dims)]
+            # index the leading vocabulary dims; the kinds' own dims (bins, hours) follow whole
+            lead = next((i for i, d in enumerate(dims) if d not in maps), len(dims))
+            idx = [maps[d] for d in dims[:lead]]
             keep = [m >= 0 for m in idx]
+            rows = np.flatnonzero(a.reshape(a.shape[0], -1).any(axis=1)) if a.size else []
+            if len(rows) == 0:
+                continue
+            keep[0] = keep[0] & np.isin(np.arange(len(keep[0])), rows)
             out[name][np.ix_(*(m[k] for m, k in zip(idx, keep)))] = a[np.ix_(*keep)]
         return out
 
@@ -163,6 +191,9 @@ def _grow(arr: np.ndarray, dims: tuple[str, ...], sizes: Sizes) -> np.ndarray:
     if target == arr.shape:
         return arr
     out = np.zeros(target, dtype=arr.dtype)
+    if not _TAILED.intersection(dims):
+        out[tuple(slice(0, n) for n in arr.shape)] = arr
+        return out
     src_idx, dst_idx = [], []
     for d, old, new in zip(dims, arr.shape, target):
         if d in _TAILED:  # body then the fixed tail slot

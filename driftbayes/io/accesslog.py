@@ -489,13 +489,15 @@ def no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def text_batches(f: io.BufferedIOBase, batch_size: int) -> Iterator[tuple[int, list[str]]]:
+def text_batches(f: io.BufferedIOBase, batch_size: int, first: int = 1
+                 ) -> Iterator[tuple[int, list[str]]]:
     """``(first line number, lines)`` of a binary file, ``batch_size`` physical lines each.
 
     Lines are decoded as UTF-8 (invalid bytes → U+FFFD) and lose their ``\\n``; a UTF-8
-    byte-order mark at the start is dropped.
+    byte-order mark at the start is dropped. Batches keep to the file's grid of ``batch_size``
+    lines from line 1: reading from line ``first`` (a byte range), the first batch is shorter.
     """
-    first = 1
+    size = batch_size - (first - 1) % batch_size
     pending: list[str] = []
     tail = b""
     while chunk := f.read(_CHUNK_BYTES):
@@ -510,10 +512,11 @@ def text_batches(f: io.BufferedIOBase, batch_size: int) -> Iterator[tuple[int, l
         lines = text.split("\n")
         lines.pop()  # "" after the final newline
         pending.extend(lines)
-        while len(pending) >= batch_size:
-            yield first, pending[:batch_size]
-            del pending[:batch_size]
-            first += batch_size
+        while len(pending) >= size:
+            yield first, pending[:size]
+            del pending[:size]
+            first += size
+            size = batch_size
     if tail:
         text = tail.decode("utf-8", "replace")
         pending.append(text.removeprefix("\ufeff") if first == 1 and not pending else text)
@@ -786,6 +789,8 @@ def read_access_log(
     batch_size: int = 65536,
     strict: bool = False,
     report: BadRecordReport | None = None,
+    byte_range: tuple[int, int] | None = None,
+    first_line: int = 1,
 ) -> Iterator[EventBatch]:
     """Stream a web server access log as :class:`EventBatch` es.
 
@@ -803,6 +808,10 @@ def read_access_log(
         yielded) instead of skipping it.
     report : BadRecordReport, optional
         Collects skipped lines. Without one, a warning summarises them at the end.
+    byte_range, first_line
+        Read only bytes ``start:end`` of an uncompressed file, starting at its line
+        ``first_line`` (as :func:`~driftbayes.io.jsonl.read_jsonl`); ``"auto"`` still sniffs
+        the file's first bytes.
 
     Yields
     ------
@@ -818,7 +827,7 @@ def read_access_log(
     """
     check_input(path, batch_size)
     fmt = None if log_format == "auto" else _format(log_format)
-    return _iter_access_log(path, fmt, batch_size, strict, report)
+    return _iter_access_log(path, fmt, batch_size, strict, report, byte_range, first_line)
 
 
 def _iter_access_log(
@@ -827,14 +836,20 @@ def _iter_access_log(
     batch_size: int,
     strict: bool,
     report: BadRecordReport | None,
+    byte_range: tuple[int, int] | None = None,
+    first_line: int = 1,
 ) -> Iterator[EventBatch]:
     with reading(path, report) as scope:
         source = scope.source
-        with open_input(path) as f:
+        with open_input(path, byte_range) as f:
             if fmt is None:
-                head = f.peek(1 << 16) if hasattr(f, "peek") else b""
+                if byte_range is None:
+                    head = f.peek(1 << 16) if hasattr(f, "peek") else b""
+                else:
+                    with open_input(path) as whole:
+                        head = whole.peek(1 << 16)
                 fmt = _format("nasa-tsv" if sniff_access_log(head) == "nasa-tsv" else "auto")
-            for first, lines in text_batches(f, batch_size):
+            for first, lines in text_batches(f, batch_size, first_line):
                 with no_gc():
                     batch, bad = _read_batch(lines, first, fmt, source)
                 batch = scope.accept(batch, bad, strict=strict)

@@ -90,7 +90,8 @@ from driftbayes.redact import (
 )
 from driftbayes.templates import OpenApiTemplates
 
-__all__ = ["Enricher", "OpenApiTemplates", "cut_sessions", "load_persona_map", "persona_matcher"]
+__all__ = ["Enricher", "OpenApiTemplates", "cut_sessions", "load_persona_map", "persona_matcher",
+           "session_group"]
 
 #: Event columns a persona rule can name (everything else is an extra attribute or a header).
 _EVENT_FIELDS = ("endpoint", "method", "status", "session")
@@ -246,6 +247,13 @@ def cut_sessions(
     return out
 
 
+def session_group(session: str) -> str:
+    """The key a session id was cut from (``"key#k"`` → ``"key"``), else the id itself: the
+    events of one group decide its sessions alone, whatever the other groups hold."""
+    m = _SESSION_ID.fullmatch(session)
+    return m.group(1) if m is not None else session
+
+
 # --------------------------------------------------------------------------------------------
 # the enricher
 
@@ -274,8 +282,12 @@ class Enricher:
     """
 
     def __init__(self, config: Config | None = None, *,
-                 openapi: OpenApiTemplates | str | os.PathLike[str] | None = None):
+                 openapi: OpenApiTemplates | str | os.PathLike[str] | None = None,
+                 sessions: bool = True):
         self.config = config if config is not None else Config()
+        #: Whether :meth:`enrich` cuts sessions; a distributed run prepares batches where they
+        #: are read and cuts sessions after gathering each key's events (:meth:`cut`).
+        self.cuts_sessions = sessions
         if openapi is not None and not isinstance(openapi, OpenApiTemplates):
             openapi = OpenApiTemplates.from_file(openapi)
         self.openapi: OpenApiTemplates | None = openapi
@@ -300,6 +312,12 @@ class Enricher:
     def enrich(self, batch: EventBatch) -> EventBatch:
         """The batch with redacted extras, final endpoints, personas and sessions (a new batch;
         the input is not modified)."""
+        out = self.prepare(batch)
+        return self.cut(out) if self.cuts_sessions else out
+
+    def prepare(self, batch: EventBatch) -> EventBatch:
+        """Every step but cutting sessions: redaction, templates, personas and hashed session
+        ids, each a function of one event (a new batch)."""
         extra = dict(batch.extra)
         if self.policy.enabled and extra:
             self._redact(extra)
@@ -314,7 +332,17 @@ class Enricher:
         out.persona = self._personas(out)
         if self.policy.enabled and self.policy.hash_sessions:
             out.session = _map_text(out.session, hash_session)
-        out.session = self._sessions(out)
+        return out
+
+    def cut(self, batch: EventBatch) -> EventBatch:
+        """The prepared batch with sessions cut for its events without a session id, continuing
+        :attr:`last_seen` and :attr:`session_count` (a new batch)."""
+        out = EventBatch(ts=batch.ts, method=batch.method, endpoint=batch.endpoint,
+                         status=batch.status, latency_ms=batch.latency_ms,
+                         persona=batch.persona, session=batch.session, line=batch.line,
+                         source=batch.source, extra=batch.extra)
+        if len(out):
+            out.session = self._sessions(out)
         return out
 
     def stream(self, batches: Iterable[EventBatch]) -> Iterator[EventBatch]:
@@ -448,15 +476,23 @@ class Enricher:
             return np.where(_is_text(client), client, user)
         return b.extra.get(key)
 
-    def _sessions(self, b: EventBatch) -> np.ndarray:
-        session = b.session
+    def cut_keys(self, b: EventBatch) -> np.ndarray:
+        """The key (``session_key``) each event's session is cut from, None for events that get
+        no cut session (they have a session id, or no key). Sessions of different keys are
+        independent: a key's events alone decide its sessions."""
+        out = np.full(len(b), None, dtype=object)
         keys = self._session_keys(b)
-        if keys is None:
-            return session
-        need = (np.asarray(session == "", dtype=bool)) & _is_text(keys)
+        if keys is not None:
+            need = np.asarray(b.session == "", dtype=bool) & _is_text(keys)
+            out[need] = keys[need]
+        return out
+
+    def _sessions(self, b: EventBatch) -> np.ndarray:
+        keys = self.cut_keys(b)
+        need = np.not_equal(keys, None)
         if not need.any():
-            return session
-        session = np.array(session, dtype=object, copy=True)
+            return b.session
+        session = np.array(b.session, dtype=object, copy=True)
         session[need] = cut_sessions(keys[need], b.ts[need], float(self.config.session_gap),
                                      self.last_seen, self.session_count)
         return session

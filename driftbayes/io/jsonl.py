@@ -90,8 +90,22 @@ _FIELDS = ("json", "ts", "method", "path", "endpoint", "status", "latency_ms", "
 
 
 @contextmanager
-def open_input(path: str | PathLike[str]) -> Iterator[io.BufferedIOBase]:
-    """Open ``path`` for binary reading; ``-`` is stdin, gzip is detected by its magic bytes."""
+def open_input(path: str | PathLike[str], byte_range: tuple[int, int] | None = None
+               ) -> Iterator[io.BufferedIOBase]:
+    """Open ``path`` for binary reading; ``-`` is stdin, gzip is detected by its magic bytes.
+
+    ``byte_range=(start, end)`` reads only those bytes of an uncompressed file (one partition
+    of a file split at line starts, :mod:`driftbayes.io.partitions`).
+    """
+    if byte_range is not None:
+        start, end = byte_range
+        with open(path, "rb") as raw:
+            if raw.peek(2)[:2] == _GZIP_MAGIC:
+                raise ValueError(f"{path}: a gzip file is read whole, not by byte range")
+            raw.seek(start)
+            with io.BufferedReader(_RangeStream(raw, end - start), 1 << 16) as part:
+                yield part
+        return
     if str(path) == "-":
         raw = sys.stdin.buffer
         owned = False
@@ -109,6 +123,24 @@ def open_input(path: str | PathLike[str]) -> Iterator[io.BufferedIOBase]:
     finally:
         if owned:
             raw.close()
+
+
+class _RangeStream(io.RawIOBase):
+    """The next ``size`` bytes of a binary file, then end of file."""
+
+    def __init__(self, raw, size: int):
+        self.raw, self.left = raw, max(int(size), 0)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), self.left)
+        if n == 0:
+            return 0
+        got = self.raw.readinto(memoryview(buffer)[:n])
+        self.left -= got
+        return got
 
 
 class _GunzipStream(io.RawIOBase):
@@ -188,14 +220,17 @@ class _GunzipStream(io.RawIOBase):
         return n
 
 
-def _line_batches(f: io.BufferedIOBase, batch_size: int) -> Iterator[tuple[int, list[bytes]]]:
+def _line_batches(f: io.BufferedIOBase, batch_size: int, first: int = 1
+                  ) -> Iterator[tuple[int, list[bytes]]]:
     """``(first line number, lines)`` with ``batch_size`` physical lines each (last: fewer).
 
-    Lines lose their ``\\n``; a final line without newline is still a line.
+    Lines lose their ``\\n``; a final line without newline is still a line. Batches keep to the
+    file's grid of ``batch_size`` lines from line 1: reading from line ``first`` (a byte range
+    of the file), the first batch is shorter.
     """
     pending: list[bytes] = []
     tail: list[bytes] = []
-    first = 1
+    size = batch_size - (first - 1) % batch_size
     while chunk := f.read(_CHUNK_BYTES):
         parts = chunk.split(b"\n")
         if len(parts) == 1:  # no newline in this chunk: part of one long line
@@ -207,10 +242,11 @@ def _line_batches(f: io.BufferedIOBase, batch_size: int) -> Iterator[tuple[int, 
         last = parts.pop()
         tail = [last] if last else []
         pending.extend(parts)
-        while len(pending) >= batch_size:
-            yield first, pending[:batch_size]
-            del pending[:batch_size]
-            first += batch_size
+        while len(pending) >= size:
+            yield first, pending[:size]
+            del pending[:size]
+            first += size
+            size = batch_size
     if tail:
         pending.append(b"".join(tail))
     if pending:
@@ -723,6 +759,8 @@ def read_jsonl(
     strict: bool = False,
     report: BadRecordReport | None = None,
     persona_field: str = "persona",
+    byte_range: tuple[int, int] | None = None,
+    first_line: int = 1,
 ) -> Iterator[EventBatch]:
     """Stream canonical JSONL events as :class:`EventBatch` es.
 
@@ -739,6 +777,11 @@ def read_jsonl(
         Collects skipped lines. Without one, a warning summarises them at the end.
     persona_field : str
         Name of the field that holds the persona.
+    byte_range : (int, int), optional
+        Read only bytes ``start:end`` of an uncompressed file, both at line starts (a partition
+        of a file split for a distributed run, :mod:`driftbayes.io.partitions`) ...
+    first_line : int
+        ... whose first line is this line of the file.
 
     Yields
     ------
@@ -747,7 +790,7 @@ def read_jsonl(
         given (``<stdin>`` for ``-``). Empty batches are not yielded.
     """
     check_input(path, batch_size)
-    return _iter_jsonl(path, batch_size, strict, report, persona_field)
+    return _iter_jsonl(path, batch_size, strict, report, persona_field, byte_range, first_line)
 
 
 def check_input(path: str | PathLike[str], batch_size: int) -> None:
@@ -764,12 +807,14 @@ def _iter_jsonl(
     strict: bool,
     report: BadRecordReport | None,
     persona_field: str,
+    byte_range: tuple[int, int] | None = None,
+    first_line: int = 1,
 ) -> Iterator[EventBatch]:
     with reading(path, report) as scope:
         source = scope.source
         ts_types = list(_ARROW_TS_TYPES)
-        with open_input(path) as f:
-            for first, lines in _line_batches(f, batch_size):
+        with open_input(path, byte_range) as f:
+            for first, lines in _line_batches(f, batch_size, first_line):
                 if first == 1 and lines and lines[0].startswith(b"\xef\xbb\xbf"):
                     lines[0] = lines[0][3:]  # UTF-8 byte-order mark
                 batch, bad = _read_batch(lines, first, source, persona_field, ts_types)

@@ -65,6 +65,7 @@ __all__ = [
     "detect_format",
     "open_recording",
     "read_events",
+    "resolve_input",
 ]
 
 _SNIFF_BYTES = 1 << 16
@@ -527,6 +528,45 @@ def _mapping_format(mapping: Any) -> str:
     raise TypeError(f"mapping must be a CsvMapping or a RegexMapping, got {type(mapping).__name__}")
 
 
+def resolve_input(path_or_name: str | PathLike[str], *, fmt: str | None = None,
+                  mapping: Any = None) -> tuple[str, Recording | None]:
+    """How :func:`read_events` reads a source, decided before reading: the format's name and,
+    for a registered recording's name, the recording (else None).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`read_events`.
+    """
+    key = os.fspath(path_or_name)
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"{key}: unknown format {fmt!r}. Supported formats: {_format_list()}")
+    if fmt is None and isinstance(key, str) and key in RECORDINGS:
+        return RECORDINGS[key].fmt, RECORDINGS[key]
+    if fmt is None and mapping is not None:
+        fmt = _mapping_format(mapping)
+    if fmt is None:
+        if key == "-":
+            fmt = "jsonl"
+        elif not Path(key).is_file():
+            raise FileNotFoundError(
+                f"{key}: no such file and not a registered recording "
+                f"(registered: {', '.join(RECORDINGS)})"
+            )
+        else:
+            fmt = detect_format(key)
+    if fmt is None:
+        raise ValueError(
+            f"{key}: cannot tell its format. Supported: JSONL (.jsonl, .jsonl.gz, .ndjson, "
+            f"or content starting with '{{'), HAR, access logs (Common/Combined, NASA TSV), "
+            f"OTLP/Jaeger JSON, TrainTicket spans, OpenStack nova logs and MockForge SQLite, "
+            f"detected from the content; CSV with a column mapping (mapping=CsvMapping(...))"
+            f" and any line log with mapping=RegexMapping(...). Force one with fmt= / "
+            f"--format: {_format_list()}. Registered recordings: {', '.join(RECORDINGS)}."
+        )
+    return fmt, None
+
+
 def read_events(
     path_or_name: str | PathLike[str],
     *,
@@ -601,35 +641,12 @@ def read_events(
     guard = _RedactingReport(report, policy)
     options = {"strict": strict, "report": guard, "batch_size": batch_size, **reader_options}
     key = os.fspath(path_or_name)
-    if fmt is not None and fmt not in FORMATS:
-        raise ValueError(f"{key}: unknown format {fmt!r}. Supported formats: {_format_list()}")
-    if fmt is None and isinstance(key, str) and key in RECORDINGS:
-        recording = RECORDINGS[key]
+    fmt, recording = resolve_input(key, fmt=fmt, mapping=mapping)
+    if recording is not None:
         if FORMATS[recording.fmt].persona_field:
             options["persona_field"] = persona_field
         batches = recording.open(**options)
     else:
-        if fmt is None and mapping is not None:
-            fmt = _mapping_format(mapping)
-        if fmt is None:
-            if key == "-":
-                fmt = "jsonl"
-            elif not Path(key).is_file():
-                raise FileNotFoundError(
-                    f"{key}: no such file and not a registered recording "
-                    f"(registered: {', '.join(RECORDINGS)})"
-                )
-            else:
-                fmt = detect_format(key)
-        if fmt is None:
-            raise ValueError(
-                f"{key}: cannot tell its format. Supported: JSONL (.jsonl, .jsonl.gz, .ndjson, "
-                f"or content starting with '{{'), HAR, access logs (Common/Combined, NASA TSV), "
-                f"OTLP/Jaeger JSON, TrainTicket spans, OpenStack nova logs and MockForge SQLite, "
-                f"detected from the content; CSV with a column mapping (mapping=CsvMapping(...))"
-                f" and any line log with mapping=RegexMapping(...). Force one with fmt= / "
-                f"--format: {_format_list()}. Registered recordings: {', '.join(RECORDINGS)}."
-            )
         batches = FORMATS[fmt].open(path_or_name, mapping=mapping, persona_field=persona_field,
                                     **options)
     batches = _redacting(_under_policy(iter(batches), policy), guard, key, strict)

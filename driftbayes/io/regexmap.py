@@ -315,6 +315,8 @@ def read_regex_mapped(
     batch_size: int = 65536,
     strict: bool = False,
     report: BadRecordReport | None = None,
+    byte_range: tuple[int, int] | None = None,
+    first_line: int = 1,
 ) -> Iterator[EventBatch]:
     """Stream a line-oriented log as :class:`EventBatch` es through a :class:`RegexMapping`.
 
@@ -331,6 +333,9 @@ def read_regex_mapped(
         yielded) instead of skipping it. Unmatched lines under ``skip_unmatched`` are not bad.
     report : BadRecordReport, optional
         Collects skipped bad lines. Without one, a warning summarises them at the end.
+    byte_range, first_line
+        Read only bytes ``start:end`` of an uncompressed file, starting at its line
+        ``first_line`` (as :func:`~driftbayes.io.jsonl.read_jsonl`).
 
     Yields
     ------
@@ -340,7 +345,7 @@ def read_regex_mapped(
         yielded.
     """
     check_input(path, batch_size)
-    return _iter_regex(path, mapping, batch_size, strict, report)
+    return _iter_regex(path, mapping, batch_size, strict, report, byte_range, first_line)
 
 
 def _iter_regex(
@@ -349,11 +354,13 @@ def _iter_regex(
     batch_size: int,
     strict: bool,
     report: BadRecordReport | None,
+    byte_range: tuple[int, int] | None = None,
+    first_line: int = 1,
 ) -> Iterator[EventBatch]:
     with reading(path, report) as scope:
         source = scope.source
-        with open_input(path) as f:
-            for first, lines in text_batches(f, batch_size):
+        with open_input(path, byte_range) as f:
+            for first, lines in text_batches(f, batch_size, first_line):
                 with no_gc():
                     batch, bad = _read_batch(lines, first, mapping, source)
                 batch = scope.accept(batch, bad, strict=strict)
