@@ -253,7 +253,9 @@ class RunLengths:
              statuses: list[int]) -> tuple[int, dict[str, np.ndarray]]:
         """Run lengths of the endpoints ``A`` through window ``window``, before it is added.
 
-        ``ev`` is their decayed evidence before the window, ``x`` the window's sums and
+        ``ev`` is their decayed evidence before the window, ``x`` the window's sums,
+        ``strength`` each kind's ``(E,)`` prior strength (the new-run prior is that prior's
+        shape worth one observation) and
         ``ev_new`` (= ``ev + x``) the evidence after it: where a kind's change probability
         exceeds ``threshold`` its statistics in ``ev_new`` are replaced, in place, by the
         run-length mixture. Returns how many cells crossed the threshold upward and, per kind,
@@ -285,7 +287,7 @@ class RunLengths:
             # observation. A new regime may be anything; a prior worth prior_strength
             # observations would make a burst of errors look like the old 1% for many windows,
             # and a faded one would favour the run lengths with the least data
-            weight = np.broadcast_to(np.minimum(1.0 / strength[e], 1.0),
+            weight = np.broadcast_to(np.minimum(1.0 / strength[kind][e], 1.0),
                                      before[reads[0]].shape[:2])
             window_x = {name: x[name][ia, ip] for name in reads}
             lp = kd.log_predictive(prior[kind], e, before, window_x, weight, statuses)

@@ -17,6 +17,7 @@ import typer.core
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from driftbayes.config import ConfigError, GateUnreachableWarning, load_config
 from driftbayes.events import BadRecordError, BadRecordReport
@@ -67,6 +68,9 @@ app = typer.Typer(
 config_app = typer.Typer(help="Show, read or change the drift_learning config.",
                          no_args_is_help=True)
 app.add_typer(config_app, name="config")
+priors_app = typer.Typer(help="Hierarchical priors for cold cells, fitted with PyMC from the "
+                         "learned state.", no_args_is_help=True)
+app.add_typer(priors_app, name="priors")
 
 out = Console()
 if not out.is_terminal:  # piped or captured: keep table columns readable
@@ -841,6 +845,125 @@ def bench(
     out.print(table)
     err.print(f"results {files['json']} · table {files['md']} · report {files['html']}",
               highlight=False)
+
+
+# ----------------------------------------------------------------------------- priors
+def _priors_table(priors) -> Table:
+    t = Table(title=f"group priors (group by {priors.group_by}; '*' = the population)",
+              header_style="bold")
+    for col in ("group", "kind", "prior", "90% interval", "weight"):
+        t.add_column(col, justify="right" if col == "weight" else "left")
+    main = {"latency": ("median_ms", "ms"), "think_time": ("median_ms", "ms"),
+            "errors": ("rate", ""), "frequency": ("rate", "req/s")}
+    for kind in priors.kinds:
+        p, unit = main[kind]
+        extra = ", sigma {:.3g}" if kind in ("latency", "think_time") else ""
+        for i, g in enumerate(priors.groups):
+            med, lo, hi = priors.values[f"{kind}_{p}"][i]
+            text = f"{p} {med:.4g} {unit}".rstrip()
+            if extra:
+                text += extra.format(priors.values[f"{kind}_sigma"][i, 0])
+            t.add_row(Text(g), kind, text, Text(f"[{lo:.4g}, {hi:.4g}]"),
+                      f"{priors.values[f'{kind}_weight'][i, 0]:.3g}")
+    return t
+
+
+@priors_app.command("fit")
+def priors_fit(
+    ctx: typer.Context,
+    state: Path = StateOpt,
+    config: Path | None = ConfigOpt,
+    group_by: str = typer.Option("prefix", "--group-by",
+                                 help="prefix | method | persona | none (how cells are grouped)"),
+    depth: int = typer.Option(1, "--depth", min=1,
+                              help="Directory segments of the URL template that name a prefix "
+                              "group."),
+    draws: int = typer.Option(1000, "--draws", min=100, help="Draws per chain."),
+    tune: int = typer.Option(1000, "--tune", min=100, help="Tuning steps per chain."),
+    chains: int = typer.Option(2, "--chains", min=2, help="Chains (run in parallel)."),
+    seed: int = typer.Option(0, "--seed"),
+    sampler: str = typer.Option("auto", "--sampler",
+                                help="auto (nutpie when installed, else PyMC) | nutpie | pymc"),
+    wait: float = WaitOpt,
+) -> None:
+    """Fit hierarchical priors on the state's learned statistics and store them in it.
+
+    The fit is refused (exit 1, nothing stored) when a diagnostic fails: r_hat above 1.01,
+    bulk ESS below 400 or any divergent transition; the message names the variable.
+    """
+    from driftbayes.priors import GROUPINGS, fit_priors
+
+    if group_by not in GROUPINGS:
+        _fail(f"--group-by {group_by!r}: choose one of {', '.join(GROUPINGS)}")
+    try:
+        import pymc  # noqa: F401
+    except ImportError:
+        _fail("fitting priors needs PyMC: pip install 'driftbayes[pymc]' (and 'nutpie' to fit "
+              "faster)")
+    warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+    ctx.with_resource(_writing(state, wait))
+    learner = _load_learner(state, config)
+    err.print(f"fitting hierarchical priors of {state} (group by {group_by}) …", highlight=False)
+    try:
+        fit = fit_priors(learner, group_by, depth=depth, draws=draws, tune=tune, chains=chains,
+                         seed=seed, sampler=sampler)
+    except ValueError as exc:
+        _fail(str(exc))
+    d = fit.data
+    err.print(f"{len(d.groups)} groups, {d.n_cells} cells ({', '.join(d.kinds)}); sampler "
+              f"{fit.sampler}: compile {fit.compile_s:.1f} s, sampling {fit.sampling_s:.1f} s "
+              f"({chains} chains × {draws} draws)", highlight=False)
+    worst = fit.diagnostics.sort_values("r_hat", ascending=False)
+    err.print(f"diagnostics: max r_hat {worst['r_hat'].iloc[0]:.4f} "
+              f"({worst['variable'].iloc[0]}{worst['at'].iloc[0]}), min bulk ESS "
+              f"{fit.diagnostics['ess_bulk'].min():.0f}, {fit.divergences} divergences",
+              highlight=False, markup=False)
+    if not fit.ok:
+        shown = fit.failures[:8]
+        more = len(fit.failures) - len(shown)
+        err.print("[bold red]error:[/] the fit fails its diagnostics; no priors stored:",
+                  highlight=False)
+        err.print("  " + "\n  ".join(shown) + (f"\n  … and {more} more" if more else ""),
+                  highlight=False, markup=False)
+        raise typer.Exit(1)
+    learner.set_group_priors(fit.priors)
+    _save(learner, state)
+    out.print(_priors_table(fit.priors))
+    err.print(f"stored the priors of {len(d.groups)} groups in {state}", highlight=False)
+
+
+@priors_app.command("show")
+def priors_show(state: Path = StateOpt,
+                as_json: bool = typer.Option(False, "--json", help="JSON lines instead.")) -> None:
+    """Print the hierarchical priors stored in the state."""
+    learner = _load_learner(state)
+    priors = learner.group_priors_
+    if priors is None:
+        _fail(f"{state}: no fitted priors (run `driftbayes priors fit --state {state}`)", code=1)
+    if as_json:
+        rows = priors.summary().to_dict(orient="records")
+        sys.stdout.buffer.write(b"".join(orjson.dumps(
+            {k: v for k, v in r.items() if v == v}, option=orjson.OPT_APPEND_NEWLINE
+            | orjson.OPT_SERIALIZE_NUMPY) for r in rows))
+        return
+    out.print(_priors_table(priors))
+    info = priors.info
+    out.print(f"fitted {info.get('fitted_at', '?')} with {info.get('sampler', '?')} "
+              f"({info.get('chains')} chains × {info.get('draws')} draws): max r_hat "
+              f"{info.get('max_r_hat', float('nan')):.4f}, min bulk ESS "
+              f"{info.get('min_ess_bulk', float('nan')):.0f}, {info.get('divergences')} "
+              f"divergences; compile {info.get('compile_s')} s, sampling "
+              f"{info.get('sampling_s')} s", highlight=False)
+
+
+@priors_app.command("clear")
+def priors_clear(ctx: typer.Context, state: Path = StateOpt, wait: float = WaitOpt) -> None:
+    """Forget the stored priors: cells go back to the synthetic defaults."""
+    ctx.with_resource(_writing(state, wait))
+    learner = _load_learner(state)
+    learner.set_group_priors(None)
+    _save(learner, state)
+    err.print(f"cleared the fitted priors of {state}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

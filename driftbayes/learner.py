@@ -210,6 +210,8 @@ class DriftLearner:
         self._prior_cache: tuple | None = None
         #: run-length posteriors and recent window sums (online changepoint detection)
         self.runs = RunLengths(online_kinds(float(self.config.changepoint_hazard)), sizes)
+        #: fitted hierarchical priors (:class:`driftbayes.priors.GroupPriors`), None: synthetic
+        self.group_priors_ = None
         self._warned_cells: set = set()
         self._lazy_reset()
 
@@ -375,18 +377,35 @@ class DriftLearner:
     # ------------------------------------------------------------------ priors
     def _prior(self) -> dict:
         """Each kind's prior from the synthetic defaults, per endpoint (cached until the
-        vocabulary grows)."""
+        vocabulary grows); with fitted group priors, the kinds they cover start from their
+        endpoint's group instead (:meth:`set_group_priors`)."""
         if self._prior_cache is None:
-            ctx = PriorContext([self.config.synthetic_for(e) for e in self.endpoints_],
-                               self.config.synthetic, self.statuses_, self.status_vocab.codes)
-            self._prior_cache = {name: kind.prior(ctx) for name, kind in REGISTRY.items()}
-            self._strength_cache = ctx.col("prior_strength")
+            base = [self.config.synthetic_for(e) for e in self.endpoints_]
+            fitted = ({} if self.group_priors_ is None
+                      else self.group_priors_.synthetic(self.endpoints_, base))
+            ctx = {name: PriorContext(fitted.get(name, base), self.config.synthetic,
+                                      self.statuses_, self.status_vocab.codes)
+                   for name in REGISTRY}
+            self._prior_cache = {name: kind.prior(ctx[name]) for name, kind in REGISTRY.items()}
+            self._strength_cache = {name: c.col("prior_strength") for name, c in ctx.items()}
         return self._prior_cache
 
-    def _strength(self) -> np.ndarray:
-        """``(E,)`` synthetic ``prior_strength`` of each endpoint."""
+    def _strength(self, kind: str) -> np.ndarray:
+        """``(E,)`` pseudo-observations each endpoint's prior of ``kind`` is worth (the
+        synthetic ``prior_strength``, or its fitted group's weight)."""
         self._prior()
-        return self._strength_cache
+        return self._strength_cache[kind]
+
+    def set_group_priors(self, priors) -> None:
+        """Use fitted hierarchical priors (:func:`driftbayes.priors.fit_priors`) as the prior
+        of every cell from now on; None goes back to the synthetic defaults. The evidence and
+        applied statistics are kept (both are relative to the prior)."""
+        self._sync_all()  # silent cells catch up under the prior they had
+        self.group_priors_ = priors
+        self._prior_cache = None
+        self._prior_width_cache = None
+        self._prior_latq_cache = None
+        self._lazy_reset()
 
     # ------------------------------------------------------------------ learning
     def learn_one(self, event: dict) -> DriftLearner:
@@ -610,7 +629,8 @@ class DriftLearner:
         changed = {}
         if online:
             n, changed = self.runs.step(
-                window, A, ev, psub, ev_new, prior=self._prior(), strength=self._strength(),
+                window, A, ev, psub, ev_new, prior=self._prior(),
+                strength={k: self._strength(k) for k in online},
                 hazard=float(cfg.changepoint_hazard),
                 threshold=float(cfg.changepoint_threshold), decay=lam, statuses=self.statuses_)
             self.changes_ += n
@@ -790,7 +810,7 @@ class DriftLearner:
         r = 1.0 - float(cfg.decay)
         rj = r ** j.astype(float)
         x_tot = self._clock.g(d + j).sum(-1) + rj * off_tot
-        keep = cj.prior_weight(c_tot * rj, strength=self._strength()[e],
+        keep = cj.prior_weight(c_tot * rj, strength=self._strength("frequency")[e],
                                fade=float(cfg.prior_fade))
         a, b = keep * rate_a[e] + c_tot * rj, keep * rate_b[e] + x_tot
         n_eff = x_tot * (rate_a / rate_b)[e]
@@ -988,10 +1008,10 @@ class DriftLearner:
                  else None)
             if n is not None:
                 if "src" in kind.cell_dims:  # per source row: endpoints, then START
-                    strength = np.r_[self._strength(),
+                    strength = np.r_[self._strength(name),
                                      float(self.config.synthetic.prior_strength)]
                 else:
-                    strength = self._strength()[ends, None]
+                    strength = self._strength(name)[ends, None]
                 weight = cj.prior_weight(n, strength=strength, fade=fade)
             out[name] = kind.params(prior[name], ev, ends, weight)
         return CellParams(out)

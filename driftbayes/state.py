@@ -10,10 +10,12 @@ coords: endpoints plus START/END); one ``gate_<kind>`` per kind
 (:mod:`driftbayes.open_sessions`); recorded response bodies (redacted, one per endpoint
 × status) on a ``body`` dim (:mod:`driftbayes.bodies`); the run-length posteriors and recent
 window sums of online changepoint detection (``run_<kind>``, ``ring_<statistic>``;
-:mod:`driftbayes.changepoint`, absent from older files: cells start afresh); knobs and clocks
-in the attributes. Version-1 and version-2 files load through :func:`migrate`. Saving is atomic: a
-temporary file in the same folder is written, flushed and renamed over the target, so a crash
-mid-save never leaves a broken state.
+:mod:`driftbayes.changepoint`, absent from older files: cells start afresh); fitted
+hierarchical priors, when the state has them, as ``hprior_*`` variables on ``prior_group`` /
+``prior_endpoint`` dims (:mod:`driftbayes.priors.stored`; optional, older readers ignore them);
+knobs and clocks in the attributes. Version-1 and version-2 files load through :func:`migrate`.
+Saving is atomic: a temporary file in the same folder is written, flushed and renamed over the
+target, so a crash mid-save never leaves a broken state.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from driftbayes.conjugate import LATENCY_EDGES_MS, N_LATENCY_BINS
 from driftbayes.gating import gates_from_dataset, gates_to_dataset
 from driftbayes.learner import END, START, DriftLearner
 from driftbayes.open_sessions import OpenSessions
+from driftbayes.priors.stored import GroupPriors
 from driftbayes.stats import KINDS, N_HOURS, stores_from_dataset, stores_to_dataset
 
 SCHEMA = "driftbayes-state"
@@ -70,6 +73,8 @@ def to_dataset(learner: DriftLearner) -> xr.Dataset:
         recorded_bodies_to_dataset(L.bodies_),
         L.runs.to_dataset(),
     ]
+    if L.group_priors_ is not None:
+        parts.append(L.group_priors_.to_dataset())
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     attrs = {
         "schema": SCHEMA,
@@ -104,6 +109,7 @@ def from_dataset(ds: xr.Dataset, config: Config | None = None) -> DriftLearner:
     L.sessions = OpenSessions.from_dataset(ds)
     L.runs = RunLengths.from_dataset(ds, online_kinds(float(cfg.changepoint_hazard)), L.sizes)
     L.bodies_ = recorded_bodies_from_dataset(ds)
+    L.set_group_priors(GroupPriors.from_dataset(ds))
     w = int(ds.attrs["window"])
     L.window_ = None if w < 0 else w
     stored_s = float(ds.attrs["window_seconds"])

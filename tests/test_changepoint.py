@@ -159,7 +159,7 @@ def _run_learner_bocpd(windows, hazard: float, decay: float, prior, statuses):
         ev = Stats({"status_count": ev["status_count"] * (1 - decay)})
         xs = Stats({"status_count": x})
         new = Stats({"status_count": ev["status_count"] + x})
-        runs.step(t, A, ev, xs, new, prior={"errors": prior}, strength=np.array([1.0]),
+        runs.step(t, A, ev, xs, new, prior={"errors": prior}, strength={"errors": np.array([1.0])},
                   hazard=hazard, threshold=1.0, decay=decay, statuses=statuses)
         runs.push(t, A, xs)
         ev = new
@@ -221,8 +221,8 @@ def test_mixing_weights_each_window_by_the_chance_its_run_covers_it():
         new = Stats({"status_count": dec["status_count"] + x})
         plain = new["status_count"].copy()
         _, above = runs.step(t, A, dec, Stats({"status_count": x}), new,
-                             prior={"errors": prior}, strength=np.array([1.0]), hazard=0.05,
-                             threshold=0.5, decay=decay, statuses=statuses)
+                             prior={"errors": prior}, strength={"errors": np.array([1.0])},
+                             hazard=0.05, threshold=0.5, decay=decay, statuses=statuses)
         runs.push(t, A, Stats({"status_count": x}))
         hist.append(x[0, 0])
         if above["errors"].any():

@@ -527,7 +527,8 @@ class DriftLearner:
             every = np.arange(len(self.endpoints_))
             n, changed = self.runs.step(
                 window, every, ev, pend, new, prior=self._kind_priors(),
-                strength=self._strength_col, hazard=float(cfg.changepoint_hazard),
+                strength={k: self._strength_col for k in online},
+                hazard=float(cfg.changepoint_hazard),
                 threshold=float(cfg.changepoint_threshold), decay=lam, statuses=self.statuses_)
             self.changes_ += n
             self.runs.push(window, every, pend)
