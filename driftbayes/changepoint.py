@@ -4,9 +4,10 @@
 2007, arXiv:0710.3742). Each cell keeps, per kind, the posterior over its *run length*: how many
 ``update_interval`` windows ago its current regime began. At each window the cell has data
 for, every run length ``r`` predicts the window from the conjugate posterior of the cell's last
-``r`` windows (:meth:`~driftbayes.kinds.base.Kind.log_predictive`: the Dirichlet-multinomial of
-the latency histogram, the Beta-binomial of P(5xx), the Normal-Inverse-Gamma of log think
-time), a change (run length 1, predicted by the prior alone) has prior probability
+``r`` windows (:meth:`~driftbayes.kinds.base.Kind.log_predictive`: the Beta-binomial of P(5xx);
+for latency and think time the window's mean log value under a Normal–Normal model whose scale
+is the cell's whole evidence's, so heavy or skewed tails do not pass for changes), a change (run
+length 1, predicted by the prior alone, its shape worth one observation) has prior probability
 ``changepoint_hazard``, and the run lengths are reweighted by how well they predicted. Evidence
 thus accumulates across windows: a sparse cell or a slow drift builds up the case for a change
 over several windows.
@@ -24,9 +25,9 @@ over several windows.
   Above it, the kind's statistics are *mixed by run length*: each past window keeps its decay
   weight times the posterior probability that it belongs to the current run,
   ``Σ_r P(r)·(statistics of the last r windows)`` with the long run's share of the older
-  evidence; and the applied layer moves all the way to the posterior where its gate is open
-  (:meth:`driftbayes.learner.DriftLearner`), so the mock never serves a regime the data ruled
-  out.
+  evidence; and the applied layer moves all the way to the posterior, gate open or not
+  (:class:`driftbayes.learner.DriftLearner`), so the mock never serves a regime the data ruled
+  out (a thin new run keeps most of the fading prior: it stays cautious).
 
 **Request rate: a per-window Poisson tail test** (``changepoint_z``): silence is data for a rate
 (exposure grows), which the lazy clock advances in closed form; a window whose count
@@ -249,17 +250,17 @@ class RunLengths:
 
     # ---------------------------------------------------------------- one window
     def step(self, window: int, A: np.ndarray, ev: Stats, x: Stats, ev_new: Stats, *, prior,
-             strength: np.ndarray, hazard: float, threshold: float, decay: float,
+             strength: dict, hazard: float, threshold: float, decay: float,
              statuses: list[int]) -> tuple[int, dict[str, np.ndarray]]:
-        """Run lengths of the endpoints ``A`` through window ``window``, before it is added.
+        """Run lengths of the endpoints ``A`` through window ``window``.
 
-        ``ev`` is their decayed evidence before the window, ``x`` the window's sums,
-        ``strength`` each kind's ``(E,)`` prior strength (the new-run prior is that prior's
-        shape worth one observation) and
+        ``ev`` is their decayed evidence before the window, ``x`` the window's sums and
         ``ev_new`` (= ``ev + x``) the evidence after it: where a kind's change probability
         exceeds ``threshold`` its statistics in ``ev_new`` are replaced, in place, by the
-        run-length mixture. Returns how many cells crossed the threshold upward and, per kind,
-        the ``(len(A), P)`` cells above it.
+        run-length mixture. ``prior`` and ``strength`` give each kind's prior parameters and
+        ``(E,)`` prior strengths (the new-run prior is that prior's shape worth one
+        observation). Returns how many cells crossed the threshold upward and, per kind, the
+        ``(len(A), P)`` cells above it.
         """
         r = 1.0 - decay
         crossed = 0
@@ -283,7 +284,7 @@ class RunLengths:
                 tail = ev[name][ia, ip]
                 before[name] = np.concatenate([np.zeros((1,) + tail.shape),
                                                np.cumsum(wx, axis=0), tail[None]])
-            # one prior for every run length: the synthetic prior's shape worth one
+            # one prior for every run length: the kind's prior's shape worth one
             # observation. A new regime may be anything; a prior worth prior_strength
             # observations would make a burst of errors look like the old 1% for many windows,
             # and a faded one would favour the run lengths with the least data

@@ -412,25 +412,6 @@ def dirichlet_categorical_posterior(*, alpha0, counts):
     return np.asarray(alpha0, dtype=float) + np.asarray(counts, dtype=float)
 
 
-def dirichlet_multinomial_log_predictive(alpha0, before, counts):
-    """Log probability of each cell's category ``counts`` (``(n, k)``, in a fixed order: the
-    multinomial coefficient, equal for every ``before``, is left out) under the Dirichlet
-    ``alpha0 + before`` (broadcasting to ``(…, n, k)``): ``Σ_j [lgamma(a_j + x_j) −
-    lgamma(a_j)] + lgamma(A) − lgamma(A + N)``. Only the categories with counts are
-    evaluated, so a fine latency histogram costs what the window's data does."""
-    counts = np.asarray(counts, dtype=float)
-    a = np.asarray(alpha0, dtype=float) + np.asarray(before, dtype=float)
-    total = a.sum(axis=-1)
-    out = special.gammaln(total) - special.gammaln(total + counts.sum(axis=-1))
-    ci, bi = np.nonzero(counts)
-    if len(ci):
-        a_at = a[..., ci, bi]
-        terms = special.gammaln(a_at + counts[ci, bi]) - special.gammaln(a_at)
-        starts = np.flatnonzero(np.r_[True, ci[1:] != ci[:-1]])
-        out[..., ci[starts]] += np.add.reduceat(terms, starts, axis=-1)
-    return out
-
-
 def dirichlet_mean(alpha):
     """Mean of a Dirichlet along the last axis (the one-draw categorical predictive)."""
     alpha = np.asarray(alpha, dtype=float)
