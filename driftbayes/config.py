@@ -1032,7 +1032,7 @@ def gate_reachable(cfg: Config, events_per_interval: float,
 
     Examples
     --------
-    >>> gate_reachable(Config(), 2.0)[0], gate_reachable(Config(), 1.0)[0]
+    >>> gate_reachable(Config(), 1.0)[0], gate_reachable(Config(), 0.4)[0]
     (True, False)
     """
     if not cfg.enabled:
