@@ -111,8 +111,7 @@ def _batches(source, enricher, *, fmt, strict, report,
                             report=report)
     elif isinstance(source, Mapping):
         yield from _batches([source], enricher, fmt=fmt, strict=strict, report=report)
-    elif isinstance(source, list | tuple) and source and all(
-            isinstance(s, str | os.PathLike) for s in source):
+    elif _is_paths(source):
         for path in source:
             yield from read_events(path, fmt=fmt, strict=strict, report=report,
                                    enricher=enricher, batch_size=batch_size)
