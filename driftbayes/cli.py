@@ -318,7 +318,8 @@ def _pattern_table(rows: list[dict], layer: str) -> Table:
     t = Table(title=f"learned patterns ({layer} layer)", header_style="bold")
     for col, just in [("endpoint", "left"), ("persona", "left"), ("kind", "left"),
                       ("n_eff", "right"), ("confidence", "right"), ("applied", "center"),
-                      ("estimate", "right"), ("interval", "right"), ("unit", "left")]:
+                      ("change", "right"), ("estimate", "right"), ("interval", "right"),
+                      ("unit", "left")]:
         t.add_column(col, justify=just)
     for r in rows:
         ep = f"{r['method']} {r['endpoint']}".strip()
@@ -329,8 +330,16 @@ def _pattern_table(rows: list[dict], layer: str) -> Table:
                else (lambda v: f"{v:,.1f}"))
         t.add_row(ep, r["persona"], r["kind"], f"{r['n_eff']:,.1f}", f"{r['confidence']:.2f}",
                   "[green]yes[/]" if r["applied"] else ("no" if r["enabled"] else "[dim]off[/]"),
-                  fmt(r["estimate"]), f"[{fmt(iv['lower'])}, {fmt(iv['upper'])}]", r["unit"])
+                  _change_text(r.get("change_p")), fmt(r["estimate"]),
+                  f"[{fmt(iv['lower'])}, {fmt(iv['upper'])}]", r["unit"])
     return t
+
+
+def _change_text(p: float | None) -> str:
+    """A change probability for the table: bold past one half, blank for kinds without one."""
+    if p is None:
+        return ""
+    return f"[bold]{p:.2f}[/]" if p > 0.5 else f"{p:.2f}"
 
 
 #: Beyond this many cells whose gate can never open, ``learn`` prints a summary, not a list.

@@ -55,6 +55,17 @@ from driftbayes.globs import learning_enabled, most_specific
 BLOCK = "drift_learning"
 
 
+#: Windows a run-length posterior tells apart (:mod:`driftbayes.changepoint`): runs of 1 … 31
+#: windows, and longer.
+RUN_WINDOWS = 31
+
+
+def changepoint_background(hazard: float) -> float:
+    """Change probability of a cell whose data cannot tell runs apart: the hazard's prior
+    probability of a change within the last :data:`RUN_WINDOWS` windows."""
+    return 1.0 - (1.0 - hazard) ** RUN_WINDOWS
+
+
 class ConfigError(ValueError):
     """An invalid configuration; ``errors`` lists every problem found, one line each."""
 
@@ -247,8 +258,9 @@ class SyntheticPrior(_Knobs):
     rate_per_s: Float = Field(0.1, gt=0, description="synthetic request rate per endpoint x "
                               "persona, 1/s")
     session_length: Float = Field(5.0, ge=1, description="mean requests per session")
-    prior_strength: Float = Field(10.0, gt=0, description="pseudo-observations the synthetic "
-                                  "prior is worth")
+    prior_strength: Float = Field(3.0, gt=0, description="pseudo-observations the synthetic "
+                                  "prior is worth to a cell without data (it fades as data "
+                                  "comes: prior_fade)")
 
 
 def _partial(model: type[BaseModel], name: str) -> type:
@@ -370,10 +382,23 @@ class Config(_Knobs):
                                  "credible intervals")
     pooling_strength: Float = Field(100.0, ge=0, description="pseudo-observations a persona "
                                     "borrows from its endpoint")
-    changepoint_z: Float = Field(5.0, ge=0, description="adaptive forgetting: a window whose "
-                                 "latency, think time, error rate or request rate contradicts a "
-                                 "cell's evidence beyond this z-score keeps only a quarter of "
-                                 "that evidence; 0 = off")
+    changepoint_z: Float = Field(5.0, ge=0, description="adaptive forgetting of the request "
+                                 "rate: a window whose request count contradicts a cell's rate "
+                                 "beyond this z-score keeps only a quarter of its evidence (with "
+                                 "changepoint_hazard 0 also latency, think time and error rate); "
+                                 "0 = off")
+    changepoint_hazard: Float = Field(0.003, ge=0, lt=1, description="online changepoint "
+                                      "detection of latency, think time and error rate: prior "
+                                      "probability of a change per window; 0 = off (the z-test "
+                                      "of changepoint_z instead)")
+    changepoint_threshold: Float = Field(0.5, gt=0, le=1, description="change probability (a "
+                                         "change within the last 31 windows) above which a "
+                                         "cell's statistics are mixed by run length and its "
+                                         "applied layer follows at once")
+    prior_fade: Float = Field(1.0, ge=0, description="the synthetic prior fades as a cell's "
+                              "evidence grows: it is worth prior_strength / (1 + n_eff / "
+                              "(prior_fade x prior_strength)) pseudo-observations; 0 = never "
+                              "fades, else at least 1")
     session_gap: Duration = Field(1800.0, gt=0, description="inactivity gap that ends a session")
     persona_field: Name = Field("persona", description="event field the persona comes from")
     persona_header: Name = Field("X-Persona", description="request header the mock server reads "
@@ -400,6 +425,27 @@ class Config(_Knobs):
 
     _synthetic_cache: dict[str, SyntheticPrior] = PrivateAttr(default_factory=dict)
     _source_dir: Path | None = PrivateAttr(None)
+
+    @field_validator("changepoint_threshold")
+    @classmethod
+    def _above_background(cls, threshold: float, info: ValidationInfo) -> float:
+        hazard = info.data.get("changepoint_hazard")
+        if hazard and changepoint_background(hazard) >= threshold:
+            raise ValueError(
+                f"{threshold:g} is not above {changepoint_background(hazard):.3g}, the change "
+                f"probability a cell without informative data keeps under changepoint_hazard "
+                f"{hazard:g} (1 - (1 - hazard)^{RUN_WINDOWS}); every such cell would forget at "
+                "every window: raise the threshold or lower the hazard")
+        return threshold
+
+    @field_validator("prior_fade")
+    @classmethod
+    def _fade_at_least_one(cls, fade: float) -> float:
+        if 0 < fade < 1:
+            raise ValueError(f"{fade:g} is below 1: the prior would lose weight faster than data "
+                             "adds it (a first observation would widen intervals); use 0 (never "
+                             "fades) or a value >= 1")
+        return fade
 
     @model_validator(mode="before")
     @classmethod
@@ -951,11 +997,27 @@ def steady_state_n_eff(events_per_interval: float, decay: float) -> float:
     return math.inf if decay == 0 else events_per_interval / decay
 
 
-def samples_for_confidence(threshold: float, prior_strength: float) -> float:
-    """Effective samples needed for confidence ``threshold``: ``k·(1/(1-c)² - 1)`` (inf at 1)."""
+def samples_for_confidence(threshold: float, prior_strength: float, fade: float = 0.0) -> float:
+    """Effective samples needed for confidence ``threshold``: ``k·(1/(1-c)² - 1)`` (inf at 1);
+    under ``prior_fade`` ``f`` the ``n`` with ``k·f·k/(f·k + n) + n = k/(1-c)²``.
+
+    Examples
+    --------
+    >>> samples_for_confidence(0.5, 10.0), samples_for_confidence(0.5, 10.0, 1.0)
+    (30.0, 37.9128784747792)
+    """
     if threshold <= 0:
         return 0.0
-    return math.inf if threshold >= 1 else prior_strength * (1 / (1 - threshold) ** 2 - 1)
+    if threshold >= 1:
+        return math.inf
+    k = prior_strength
+    target = k / (1 - threshold) ** 2
+    if fade <= 0:
+        return target - k
+    fk = fade * k
+    # n² + n·(fk − T) + fk·(k − T) = 0, the larger root (the left side rises with n)
+    b, c = fk - target, fk * (k - target)
+    return max(0.0, (-b + math.sqrt(b * b - 4 * c)) / 2)
 
 
 def gate_reachable(cfg: Config, events_per_interval: float,
@@ -964,12 +1026,13 @@ def gate_reachable(cfg: Config, events_per_interval: float,
 
     Both gate conditions are checked at the steady state of decay: the effective sample count
     ``n_eff = r / decay`` against ``min_samples``, and the confidence ceiling
-    ``1 - sqrt(k/(k + n_eff))`` (``k`` = synthetic ``prior_strength`` of ``endpoint``) against
-    ``confidence_threshold``. The reason names every number.
+    ``1 - sqrt(k/(k' + n_eff))`` (``k`` = synthetic ``prior_strength`` of ``endpoint``, ``k'``
+    what ``prior_fade`` leaves of it) against ``confidence_threshold``. The reason names every
+    number.
 
     Examples
     --------
-    >>> gate_reachable(Config(), 2.0)[0], gate_reachable(Config(), 1.0)[0]
+    >>> gate_reachable(Config(), 1.0)[0], gate_reachable(Config(), 0.4)[0]
     (True, False)
     """
     if not cfg.enabled:
@@ -978,15 +1041,15 @@ def gate_reachable(cfg: Config, events_per_interval: float,
     from driftbayes.gating import confidence_ceiling  # the gate's own definition
 
     n_ss = steady_state_n_eff(events_per_interval, cfg.decay)
-    ceiling = confidence_ceiling(n_ss, k)
-    needed = samples_for_confidence(cfg.confidence_threshold, k)
+    ceiling = confidence_ceiling(n_ss, k, cfg.prior_fade)
+    needed = samples_for_confidence(cfg.confidence_threshold, k, cfg.prior_fade)
     enough = n_ss >= cfg.min_samples
     confident = cfg.confidence_threshold < 1 and ceiling >= cfg.confidence_threshold
     reason = (
         f"{events_per_interval:g} events per update_interval "
         f"({format_duration(cfg.update_interval)}) with decay {cfg.decay:g} give a steady-state "
         f"n_eff = {n_ss:.4g} {'>=' if enough else '<'} min_samples {cfg.min_samples}; "
-        f"confidence ceiling 1 - sqrt(k/(k+n_eff)) = {ceiling:.3f} with prior_strength "
+        f"confidence ceiling 1 - sqrt(k/(k'+n_eff)) = {ceiling:.3f} with prior_strength "
         f"k = {k:g} {'>=' if confident else '<'} confidence_threshold "
         f"{cfg.confidence_threshold:g} (needs n_eff >= {needed:.4g})"
     )

@@ -49,6 +49,26 @@ def decay_evidence(evidence, *, decay: float, k: int = 1):
 CHANGEPOINT_KEEP = 0.25
 
 
+def prior_weight(n_eff, *, strength, fade: float):
+    """Share of the synthetic prior a cell keeps (power-prior discounting): ``1 / (1 + n_eff /
+    (fade · strength))``. The prior, worth ``strength`` pseudo-observations on a cold cell, is
+    worth half that once the cell's decayed ``n_eff`` reaches ``fade · strength`` and fades like
+    ``1/n_eff`` beyond, so tails follow the data while thin cells stay close to the prior.
+    ``fade = 0`` keeps the whole prior. With ``fade ≥ 1`` the prior's weight plus ``n_eff``
+    never falls as ``n_eff`` grows (more data never widens an interval).
+
+    Examples
+    --------
+    >>> float(prior_weight(0.0, strength=10.0, fade=1.0)), float(prior_weight(10.0, strength=10.0,
+    ...                                                                      fade=1.0))
+    (1.0, 0.5)
+    """
+    n = np.maximum(np.asarray(n_eff, dtype=float), 0.0)
+    if fade <= 0:
+        return np.ones_like(n)
+    return 1.0 / (1.0 + n / (fade * np.asarray(strength, dtype=float)))
+
+
 def _two_sided_p_threshold(z: float) -> float:
     return float(2.0 * special.ndtr(-z))
 

@@ -61,11 +61,16 @@ def gate_report(pooled: Stats, post, *, prior_widths: dict, ends, rows, latency_
             "posterior": post, "latency_quantiles": lat_q}
 
 
-def confidence_ceiling(n_eff: float, prior_strength: float) -> float:
+def confidence_ceiling(n_eff: float, prior_strength: float, fade: float = 0.0) -> float:
     """Highest confidence reachable with ``n_eff`` effective samples against a prior worth
-    ``prior_strength``: every key quantity's interval narrows as ``1/√(k + n)`` once data
-    dominates, so the contraction tends to ``1 − √(k / (k + n))``."""
-    return 1.0 if math.isinf(n_eff) else 1.0 - math.sqrt(prior_strength / (prior_strength + n_eff))
+    ``prior_strength``: every key quantity's interval narrows as ``1/√(k' + n)`` once data
+    dominates, where ``k'`` is what is left of the prior (``k`` itself, or its faded weight
+    :func:`~driftbayes.conjugate.prior_weight` · ``k`` under ``prior_fade``), so the contraction
+    tends to ``1 − √(k / (k' + n))``."""
+    if math.isinf(n_eff):
+        return 1.0
+    kept = prior_strength * float(cj.prior_weight(n_eff, strength=prior_strength, fade=fade))
+    return 1.0 - math.sqrt(prior_strength / (kept + n_eff))
 
 
 def closed_gates(sizes) -> dict[str, np.ndarray]:

@@ -20,14 +20,17 @@ HISTORY_COLUMNS = (
     "t", "endpoint", "persona", "n", "observed_latency_ms", "latency_lower", "latency_median",
     "latency_upper", "latency_applied", "latency_confidence", "latency_gate",
     "observed_error_rate", "error_lower", "error_mean", "error_upper", "error_applied",
-    "error_confidence", "error_gate",
+    "error_confidence", "error_gate", "latency_change_p", "error_change_p",
 )
 
 
 def window_rows(*, t: float, endpoints: list[str], personas: list[str], statuses: list[int],
-                pend: Stats, pooled: Stats, report: dict, applied, mass: float) -> list[tuple]:
+                pend: Stats, pooled: Stats, report: dict, applied, mass: float,
+                change: dict | None = None) -> list[tuple]:
     """History rows of one closed window (``t`` its end): the window's ``pend`` statistics,
-    the ``pooled`` evidence and gate ``report`` it closed with, the ``applied`` parameters."""
+    the ``pooled`` evidence and gate ``report`` it closed with, the ``applied`` parameters and
+    the ``change`` probability of latency and errors (``{kind: (E, P)}``; NaN without online
+    changepoint detection)."""
     post, lat_q = report["posterior"], report["latency_quantiles"]
     lat_a = cj.dirichlet_median_quantiles(applied.lat_alpha, [0.5])[..., 0]
     a5, rest = error_split(post.status_alpha, statuses, 500)
@@ -42,6 +45,9 @@ def window_rows(*, t: float, endpoints: list[str], personas: list[str], statuses
     n_req = pend["freq_count"].sum(-1)
     conf, gate = report["confidence"], report["gate"]
     seen = kind_count(pooled, "latency") + kind_count(pooled, "errors") + n_req > 0
+    change = change or {}
+    nan = np.full(n_req.shape, math.nan)
+    lat_c, err_c = change.get("latency", nan), change.get("errors", nan)
     return [(
         t, endpoints[ei], personas[pi], float(n_req[ei, pi]),
         float(obs_lat[ei, pi]) if n_lat[ei, pi] > 0 else math.nan,
@@ -51,6 +57,7 @@ def window_rows(*, t: float, endpoints: list[str], personas: list[str], statuses
         float(err_lo[ei, pi]), float(err_med[ei, pi]), float(err_hi[ei, pi]),
         float(err_app[ei, pi]),
         float(conf["errors"][ei, pi]), bool(gate["errors"][ei, pi]),
+        float(lat_c[ei, pi]), float(err_c[ei, pi]),
     ) for ei, pi in zip(*np.nonzero(seen))]
 
 

@@ -5,12 +5,19 @@
 (the timestamps in the traffic), so replaying a recording is deterministic. At each window
 boundary, per endpoint × persona cell and per pattern kind:
 
-1. ``evidence ← (1-decay)·evidence + window_stats`` — the posterior is ``prior + evidence``;
+1. ``evidence ← (1-decay)·evidence + window_stats`` — the posterior is the prior (its weight
+   fading as the cell's evidence grows, ``prior_fade``) plus the evidence; where the cell's
+   run-length posterior makes a change within the last 31 windows more likely than
+   ``changepoint_threshold``, its statistics are mixed by run length instead
+   (:mod:`driftbayes.changepoint`);
 2. ``n_eff`` and ``confidence`` (credible-interval contraction against the synthetic prior) are
    computed from the posterior;
 3. where ``gate = enabled ∧ n_eff ≥ min_samples ∧ confidence ≥ confidence_threshold``,
    ``applied ← applied + sensitivity·(posterior − applied)``; elsewhere the applied layer fades
-   toward the prior at rate ``decay``.
+   toward the prior at rate ``decay``; a cell with a detected change serves its posterior at once.
+
+The open sessions' provisional session ends (:meth:`DriftLearner.censored_ends`) are read with
+the evidence, never stored.
 
 Everything is held as sufficient statistics (:class:`driftbayes.stats.Stats`), so two learners
 over the same windows merge with ``+``.
@@ -30,16 +37,21 @@ import pandas as pd
 
 from driftbayes import applied, gating
 from driftbayes import conjugate as cj
-from driftbayes.changepoint import forget_contradicted, silence_contradicts
+from driftbayes.changepoint import (
+    RunLengths,
+    forget_contradicted,
+    online_kinds,
+    silence_contradicts,
+)
 from driftbayes.config import Config, GateUnreachableWarning, gate_reachable
 from driftbayes.events import EventBatch
 from driftbayes.globs import match_glob
 from driftbayes.history import HISTORY_COLUMNS, history_frame, window_rows
 from driftbayes.kinds import REGISTRY
 from driftbayes.kinds.base import EventCells, PriorContext, SessionSteps
-from driftbayes.kinds.transitions import TransitionParams
+from driftbayes.kinds.transitions import TransitionCounts, TransitionParams
 from driftbayes.kinds.transitions import prior_widths as transition_prior_widths
-from driftbayes.open_sessions import OpenSessions
+from driftbayes.open_sessions import OpenSessions, censored_end_weights
 from driftbayes.pooling import kind_count, pool_personas
 from driftbayes.stats import KIND_STATS, KINDS, N_HOURS, STAT_DIMS, Sizes, Stats, broadcast_gate
 from driftbayes.vocabulary import Vocabulary
@@ -196,6 +208,8 @@ class DriftLearner:
         #: window → its closed statistics (shards only, see :meth:`shard`)
         self.window_sums_: dict[int, Stats] | None = {} if self.collect_windows else None
         self._prior_cache: tuple | None = None
+        #: run-length posteriors and recent window sums (online changepoint detection)
+        self.runs = RunLengths(online_kinds(float(self.config.changepoint_hazard)), sizes)
         #: fitted hierarchical priors (:class:`driftbayes.priors.GroupPriors`), None: synthetic
         self.group_priors_ = None
         self._warned_cells: set = set()
@@ -326,6 +340,7 @@ class DriftLearner:
                 self._gate[k][: g.shape[0], : g.shape[1]] = g
         self._prior_cache = None
         self._prior_width_cache = None
+        self.runs.grow(sizes)
         if self._stale:
             return
         new = sizes.endpoint - old_e
@@ -368,11 +383,18 @@ class DriftLearner:
             base = [self.config.synthetic_for(e) for e in self.endpoints_]
             fitted = ({} if self.group_priors_ is None
                       else self.group_priors_.synthetic(self.endpoints_, base))
-            self._prior_cache = {
-                name: kind.prior(PriorContext(fitted.get(name, base), self.config.synthetic,
-                                              self.statuses_, self.status_vocab.codes))
-                for name, kind in REGISTRY.items()}
+            ctx = {name: PriorContext(fitted.get(name, base), self.config.synthetic,
+                                      self.statuses_, self.status_vocab.codes)
+                   for name in REGISTRY}
+            self._prior_cache = {name: kind.prior(ctx[name]) for name, kind in REGISTRY.items()}
+            self._strength_cache = {name: c.col("prior_strength") for name, c in ctx.items()}
         return self._prior_cache
+
+    def _strength(self, kind: str) -> np.ndarray:
+        """``(E,)`` pseudo-observations each endpoint's prior of ``kind`` is worth (the
+        synthetic ``prior_strength``, or its fitted group's weight)."""
+        self._prior()
+        return self._strength_cache[kind]
 
     def set_group_priors(self, priors) -> None:
         """Use fitted hierarchical priors (:func:`driftbayes.priors.fit_priors`) as the prior
@@ -470,8 +492,9 @@ class DriftLearner:
         self._touched_r[src] = True
         self._touched_r[prev_e[broke]] = True
         trans.add(p, src, e)  # cost follows the events, not E²
-        if broke.any():  # the previous session ended before this request
-            trans.add(prev_p[broke], prev_e[broke], np.full(int(broke.sum()), E))
+        if broke.any():  # the previous session ended before this request, at its last one
+            trans.add(prev_p[broke], prev_e[broke], np.full(int(broke.sum()), E),
+                      self._end_weight(self.window_, prev_ts[broke]))
         if cont.any():
             self._touched_e[prev_e[cont]] = True  # a step belongs to its source endpoint
             steps = SessionSteps(prev_e[cont], e[cont], p[cont], dt[cont], self.sizes)
@@ -484,10 +507,21 @@ class DriftLearner:
     def _expire_sessions(self, window: int, stats: Stats) -> None:
         """END transitions for sessions whose inactivity gap has passed by the window's end."""
         end = (window + 1) * float(self.config.update_interval)
-        p, e = self.sessions.end_before(end, float(self.config.session_gap))
+        p, e, ts = self.sessions.end_before(end, float(self.config.session_gap))
         if len(e):
-            stats["trans_count"].add(p, e, np.full(len(e), len(self.endpoints_)))
+            stats["trans_count"].add(p, e, np.full(len(e), len(self.endpoints_)),
+                                     self._end_weight(window, ts))
             self._touched_r[e] = True
+
+    def _end_weight(self, window: int, ts: np.ndarray) -> np.ndarray:
+        """Weight, in window ``window``, of session ENDs confirmed now that happened after
+        requests at times ``ts``: the decay since those requests' windows. A session's END
+        belongs with its last request (as its continuation would have); counting it only when
+        ``session_gap`` runs out would leave every row short of END mass by the decay of that
+        wait."""
+        T = float(self.config.update_interval)
+        age = np.maximum(window - np.floor(np.asarray(ts) / T), 0.0)
+        return (1.0 - float(self.config.decay)) ** age
 
     # ------------------------------------------------------------------ window boundaries
     def _advance(self, target: int) -> None:
@@ -546,11 +580,11 @@ class DriftLearner:
                 expo += (w[:, None] * hour_exposure(idx * T, (idx + 1) * T)).sum(axis=0)
         ev["freq_exposure"] = ev["freq_exposure"] + expo
         # each open session ends in the window where its gap runs out
-        p, e, wend = self.sessions.end_by_window(first + count - 1,
-                                                 float(self.config.session_gap), T)
+        p, e, ts = self.sessions.end_by_window(first + count - 1,
+                                               float(self.config.session_gap), T)
         if len(e):
-            wt = (1.0 - lam) ** (first + count - 1 - np.maximum(wend, first))
-            ev["trans_count"].add(p, e, np.full(len(e), len(self.endpoints_)), wt)
+            ev["trans_count"].add(p, e, np.full(len(e), len(self.endpoints_)),
+                                  self._end_weight(first + count - 1, ts))
         self._ev = ev
         self._app = self._app.scaled(keep)
         self.n_windows_ += count
@@ -586,18 +620,32 @@ class DriftLearner:
         psub = pend.subset(A, R)
         psub["freq_exposure"] = psub["freq_exposure"] + self._clock.exposure(window)
         ev = cj.decay_evidence(sub, decay=lam)
+        online = self.runs.kinds
         if float(cfg.changepoint_z) > 0:
             self.changes_ += forget_contradicted(ev, psub, self.statuses_,
-                                                float(cfg.changepoint_z))
-        ev = ev + psub
+                                                float(cfg.changepoint_z),
+                                                kinds=[k for k in KINDS if k not in online])
+        ev_new = ev + psub
+        changed = {}
+        if online:
+            n, changed = self.runs.step(
+                window, A, ev, psub, ev_new, prior=self._prior(),
+                strength={k: self._strength(k) for k in online},
+                hazard=float(cfg.changepoint_hazard),
+                threshold=float(cfg.changepoint_threshold), decay=lam, statuses=self.statuses_)
+            self.changes_ += n
+            self.runs.push(window, A, psub)
+        ev = ev_new
         pooled = self.pooled_evidence(ev)
         report = self._gates(pooled, A, R)
         app = self._app.subset(A, R)
         for kind, names in KIND_STATS.items():
+            kd, gate = REGISTRY[kind], report["gate"][kind]
             for name in names:
-                app[name] = applied.step(REGISTRY[kind], report["gate"][kind], name, app[name],
-                                         pooled[name], sensitivity=float(cfg.sensitivity),
-                                         decay=lam)
+                app[name] = applied.step(kd, gate, name, app[name], pooled[name],
+                                         sensitivity=float(cfg.sensitivity), decay=lam)
+                if kind in changed:  # a new regime: the old one is not served any longer
+                    app[name] = kd.where(changed[kind], name, pooled[name], app[name])
         self._ev.assign(A, R, ev)
         self._app.assign(A, R, app)
         for kind, g in report["gate"].items():
@@ -609,7 +657,9 @@ class DriftLearner:
             self.history_.extend(window_rows(
                 t=(window + 1) * float(cfg.update_interval), endpoints=self.endpoints_,
                 personas=self.personas_, statuses=self.statuses_, pend=pend, pooled=pooled,
-                report=report, applied=self.params_from(self._app), mass=float(cfg.credible_mass)))
+                report=report, applied=self.params_from(self._app), mass=float(cfg.credible_mass),
+                change={k: self.runs.change_p(k, window, float(cfg.changepoint_hazard))
+                        for k in self.runs.kinds}))
         pend.clear(A, R)
         self._done_e[A] = window
         self._done_r[R] = window
@@ -760,7 +810,9 @@ class DriftLearner:
         r = 1.0 - float(cfg.decay)
         rj = r ** j.astype(float)
         x_tot = self._clock.g(d + j).sum(-1) + rj * off_tot
-        a, b = rate_a[e] + c_tot * rj, rate_b[e] + x_tot
+        keep = cj.prior_weight(c_tot * rj, strength=self._strength("frequency")[e],
+                               fade=float(cfg.prior_fade))
+        a, b = keep * rate_a[e] + c_tot * rj, keep * rate_b[e] + x_tot
         n_eff = x_tot * (rate_a / rate_b)[e]
         mass = float(cfg.credible_mass)
         conf = cj.contraction(gating.frequency_width(a, b, mass),
@@ -851,7 +903,63 @@ class DriftLearner:
         """``n_eff``, ``confidence``, ``gate`` and ``enabled`` per kind for every cell, as
         the next window close would compute them from the posterior (see
         :func:`driftbayes.gating.gate_report`)."""
-        return self._gates(self.pooled_evidence())
+        return self._gates(self.pooled_evidence(self.read_evidence()))
+
+    def change_probability(self, kind: str) -> np.ndarray:
+        """``(endpoint, persona)`` probability that each cell's ``kind`` changed regime within
+        the last 31 windows, as the last closed window leaves it (online changepoint
+        detection, :mod:`driftbayes.changepoint`; 0 for a cell without data of the kind)."""
+        if kind not in self.runs.kinds:
+            raise ValueError(f"{kind!r} has no online changepoint detection (kinds with it: "
+                             f"{', '.join(self.runs.kinds) or 'none: changepoint_hazard is 0'})")
+        if self.window_ is None:
+            return np.zeros((len(self.endpoints_), len(self.personas_)))
+        return self.runs.change_p(kind, self.window_ - 1, float(self.config.changepoint_hazard))
+
+    # ------------------------------------------------------------------ censored session ends
+    def censored_ends(self) -> TransitionCounts:
+        """END mass of the sessions still open, as the last closed window leaves them: a
+        session silent for ``t`` has ended with probability ``P(END | silent t)``, from its
+        row's END probability and the survival of the think time after its last endpoint
+        (:func:`driftbayes.open_sessions.censored_end_weights`; both from the posterior).
+
+        Transition rows thus learn a session's END without waiting for ``session_gap`` to run
+        out. The mass is provisional: it is read with the evidence (:meth:`read_evidence`, the
+        ``posterior`` and ``applied`` layers, :meth:`gate_report`), never stored, and gives
+        way to the session's next request or, once the gap has run out, to its confirmed END
+        (counted with the decay since its last request). It leaves the window-by-window scan
+        alone, so the scan stays a function of the per-(cell, window) sums.
+        """
+        E, P = len(self.endpoints_), len(self.personas_)
+        if self.window_ is None or not len(self.sessions):
+            return TransitionCounts.empty(P, E + 1)
+        T = float(self.config.update_interval)
+        now = self.window_ * T  # the end of the last closed window
+        e, p, ts = self.sessions.arrays()
+        known = ts < now  # a request in the open window is not in the evidence yet
+        if not known.any():
+            return TransitionCounts.empty(P, E + 1)
+        post = self.params_from(self.pooled_evidence())
+        w = censored_end_weights(e[known], p[known], ts[known], now=now,
+                                 think=post["think_time"].nig,
+                                 p_end=post.transitions.end_share(), interval=T,
+                                 decay=float(self.config.decay))
+        return TransitionCounts.from_coo(p[known], e[known], np.full(int(known.sum()), E), w,
+                                         P, E + 1)
+
+    def read_evidence(self, stats: Stats | None = None, gate=None) -> Stats:
+        """``stats`` (default: the evidence) with the open sessions' :meth:`censored_ends`
+        added to the transition rows (only to the ``(persona, src)`` rows where ``gate`` is
+        true, when given)."""
+        stats = self.evidence_ if stats is None else stats
+        ends = self.censored_ends()
+        if not len(ends):
+            return stats
+        if gate is not None:
+            ends = ends.with_values(ends.val * ends.per_pair(np.asarray(gate, float)))
+        out = Stats(dict(stats.arrays))
+        out["trans_count"] = stats["trans_count"] + ends
+        return out
 
     def _latency_quantiles(self, lat_alpha, lat_n, ends, mass: float) -> np.ndarray:
         """Lower, median and upper quantile of the median latency per cell; cells without
@@ -892,8 +1000,21 @@ class DriftLearner:
         prior = self._prior()
         ends = slice(None) if A is None else A
         ev = evidence if evidence is not None else Stats.zeros(self.sizes)
-        return CellParams({name: kind.params(prior[name], ev, ends)
-                           for name, kind in REGISTRY.items()})
+        fade = float(self.config.prior_fade)
+        out = {}
+        for name, kind in REGISTRY.items():
+            weight = None
+            n = (kind.fade_count(ev, self.statuses_) if fade > 0 and evidence is not None
+                 else None)
+            if n is not None:
+                if "src" in kind.cell_dims:  # per source row: endpoints, then START
+                    strength = np.r_[self._strength(name),
+                                     float(self.config.synthetic.prior_strength)]
+                else:
+                    strength = self._strength(name)[ends, None]
+                weight = cj.prior_weight(n, strength=strength, fade=fade)
+            out[name] = kind.params(prior[name], ev, ends, weight)
+        return CellParams(out)
 
     def snapshot(self) -> DriftLearner:
         """A copy with the open window closed, so every event seen so far is in the layers."""
@@ -913,9 +1034,10 @@ class DriftLearner:
         if name == "prior":
             return self.params_from(None)
         if name == "posterior":
-            return self.params_from(self.pooled_evidence())
-        if name == "applied":
-            return self.params_from(self.applied_)
+            return self.params_from(self.pooled_evidence(self.read_evidence()))
+        if name == "applied":  # rows whose gate is open serve the open sessions' ENDs too
+            return self.params_from(self.read_evidence(self.applied_,
+                                                       self.gate_["transitions"]))
         raise ValueError(f"unknown layer {name!r}; choose one of {', '.join(LAYERS)}")
 
     # ------------------------------------------------------------------ notebook API
@@ -1034,6 +1156,7 @@ class DriftLearner:
                     stats[name] = np.where(broadcast_gate(cells, name), 0.0, stats[name])
         for kind, g in self.gate_.items():
             g &= ~(rows if kind == "transitions" else cells)
+        self.runs.reset_cells(cells)
         if endpoint is not None:
             gone = {self.endpoints_[i] for i in np.flatnonzero(e_mask)}
             self.bodies_ = {k: v for k, v in self.bodies_.items() if k[0] not in gone}
@@ -1046,9 +1169,11 @@ class DriftLearner:
         Both are first brought to the same open window. Data statistics add; exposure (the
         observed time behind request rates) is shared, so it merges as the elementwise maximum.
         Evidence and pending statistics merge exactly when no shard detected a change
-        (``changepoint_z`` = 0, or no window contradicted its evidence: adaptive forgetting
-        depends on the data a shard saw); the applied layer is a controller whose path depends
-        on the gates, so merged applied statistics are the sum of the shards'.
+        (``changepoint_z`` = 0 and ``changepoint_hazard`` = 0, or no window contradicted its
+        evidence and no change probability crossed ``changepoint_threshold``: adaptive
+        forgetting depends on the data a shard saw); the applied layer is a controller whose
+        path depends on the gates, so merged applied statistics are the sum of the shards'. The
+        recent window sums add up; run-length posteriors start afresh from the long run.
         """
         if self.config.to_dict() != other.config.to_dict():
             raise ValueError("cannot merge learners with different configs")
@@ -1061,6 +1186,7 @@ class DriftLearner:
             merged["freq_exposure"] = np.maximum(x["freq_exposure"], y["freq_exposure"])
             setattr(out, attr, merged)
         out.gate_ = {k: a.gate_[k] | b.gate_[k] for k in KINDS}
+        out.runs.merge(b.runs)
         out.bodies_ = {**other.bodies_, **self.bodies_}
         out.n_events_ += b.n_events_
         out.n_late_ += b.n_late_
@@ -1180,6 +1306,7 @@ class DriftLearner:
         for k, g in b.gate_.items():
             idx = (ip, isrc) if k == "transitions" else (ie, ip)
             remapped.gate_[k][np.ix_(*idx)] = g
+        remapped.runs = b.runs.remapped(ie, ip, is_, remapped.sizes)
         remapped.window_, remapped.n_events_, remapped.n_late_ = b.window_, b.n_events_, b.n_late_
         remapped.t_first_, remapped.t_last_ = b.t_first_, b.t_last_
         remapped.sessions = b.sessions.remapped(ie, ip)

@@ -118,20 +118,25 @@ class OpenSessions:
         self._e[rows], self._p[rows], self._ts[rows] = endpoint, persona, ts
         self._alive[rows] = True
 
-    def end_before(self, t: float, gap: float) -> tuple[np.ndarray, np.ndarray]:
+    def end_before(self, t: float, gap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """End the sessions silent for more than ``gap`` at time ``t``; their last
-        ``(persona, endpoint)``."""
+        ``(persona, endpoint, time)``."""
         dead = self._alive & (self._ts + gap < t)
         self._alive &= ~dead
-        return self._p[dead], self._e[dead]
+        return self._p[dead], self._e[dead], self._ts[dead]
 
     def end_by_window(self, last: int, gap: float, interval: float):
         """End every session whose gap runs out by window ``last``: their last
-        ``(persona, endpoint, window)``."""
+        ``(persona, endpoint, time)``."""
         wend = np.floor((self._ts + gap) / interval).astype(np.int64)
         due = self._alive & (wend <= last)
         self._alive &= ~due
-        return self._p[due], self._e[due], wend[due]
+        return self._p[due], self._e[due], self._ts[due]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The open sessions' last ``(endpoint, persona, time)``, in row order."""
+        alive = self._alive
+        return self._e[alive], self._p[alive], self._ts[alive]
 
     def next_due(self, gap: float, interval: float) -> int | None:
         """The window in which the next open session's gap runs out."""
@@ -175,3 +180,44 @@ class OpenSessions:
         self._ids = {ids[r]: i for i, r in enumerate(keep)}
         self._e, self._p = self._e[keep], self._p[keep]
         self._ts, self._alive = self._ts[keep], self._alive[keep]
+
+
+def censored_end_weights(e, p, ts, *, now: float, think, p_end, interval: float,
+                         decay: float) -> np.ndarray:
+    """Provisional END mass of open sessions (censored session ends).
+
+    A session whose last request, at ``ts`` on endpoint ``e`` by persona ``p``, is followed by
+    silence until ``now`` has ended with probability
+    ``P(END | silent t) = π / (π + (1 − π)·S(t))``: ``π`` is the row's END probability
+    (``p_end[p, e]``) and ``S(t)`` the survival of the think time after ``e`` (the Student-t
+    predictive of log ms of the NIG ``think``, arrays ``(E, P)``). Each weight carries the decay
+    since the window of ``ts`` (the last closed window being the one ending at ``now``), as
+    the END will when it is confirmed.
+
+    Examples
+    --------
+    >>> from driftbayes.conjugate import nig_prior
+    >>> think = nig_prior(median_ms=[[1000.0]], sigma=[[1.0]], strength=[[1e6]])
+    >>> w = censored_end_weights([0, 0], [0, 0], [59.0, 0.0], now=60.0, think=think,
+    ...                          p_end=[[0.2]], interval=60.0, decay=0.0)
+    >>> [round(float(x), 3) for x in w]  # silent 1 s (the median): π/(π + (1-π)/2); 60 s: sure
+    [0.333, 1.0]
+    """
+    from scipy import special
+
+    from driftbayes.conjugate import normal_nig_predictive
+
+    e, p = np.asarray(e, dtype=np.int64), np.asarray(p, dtype=np.int64)
+    ts = np.asarray(ts, dtype=float)
+    df, loc, scale = normal_nig_predictive(mu=np.asarray(think.mu)[e, p],
+                                           kappa=np.asarray(think.kappa)[e, p],
+                                           alpha=np.asarray(think.alpha)[e, p],
+                                           beta=np.asarray(think.beta)[e, p])
+    x = np.log(np.maximum((now - ts) * 1000.0, 1.0))
+    survival = special.stdtr(df, (loc - x) / scale)
+    pi = np.asarray(p_end, dtype=float)[p, e]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(pi > 0, pi / (pi + (1.0 - pi) * survival), 0.0)
+    age = np.maximum(np.round(now / interval) - 1 - np.floor(ts / interval), 0.0)
+    return q * (1.0 - decay) ** age
+

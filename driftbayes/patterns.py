@@ -22,6 +22,8 @@ def patterns(source, layer: str = "applied") -> list[dict]:
 
     ``source`` is a learner (its ``layer``: ``applied``, ``posterior`` or ``prior``) or a
     posterior dataset (:func:`driftbayes.posterior.posterior`, whose layer it is).
+    Rows of kinds with online changepoint detection carry ``change_p``: the probability that
+    the cell's regime changed within the last 31 windows.
     ``estimate`` and ``interval`` describe that layer; ``n_eff`` and ``confidence`` are the
     posterior's (what the gate reads) and ``applied`` says whether the gate is open. Key
     quantities: median latency (ms) for ``latency``, P(status ≥ 500) for ``errors``, the most
@@ -49,6 +51,8 @@ def patterns(source, layer: str = "applied") -> list[dict]:
         at = {name: ds[name].values[index].tolist() for name in
               (q, f"{kind}_n_eff", f"{kind}_confidence", f"{kind}_gate", f"{kind}_enabled")}
         ci = ds[f"{q}_ci"].values[index].tolist()
+        change = (ds[f"{kind}_change_p"].values[index].tolist() if f"{kind}_change_p" in ds
+                  else None)
         ends, pers = (index[1], index[0]) if kind == "transitions" else index
         out = []
         for i, (e, p) in enumerate(zip(ends.tolist(), pers.tolist())):
@@ -60,6 +64,8 @@ def patterns(source, layer: str = "applied") -> list[dict]:
                    "enabled": bool(at[f"{kind}_enabled"][i]), "estimate": at[q][i],
                    "interval": {"lower": ci[i][0], "upper": ci[i][1], "mass": mass},
                    "unit": REGISTRY[kind].unit}
+            if change is not None:
+                row["change_p"] = change[i]
             row.update({k: v[i] for k, v in extra.items()})
             out.append(((e, p), row))
         return out

@@ -8,7 +8,9 @@ from pathlib import Path
 def plot_drift(history, *, endpoints: list[str] | None = None, persona: str | None = None,
                max_endpoints: int = 3, out: str | Path | None = None, title: str = "",
                truth=None):
-    """Latency and error-rate drift per endpoint: observed windows, posterior band, applied.
+    """Latency and error-rate drift per endpoint: observed windows, posterior band, applied;
+    and, when the learner detects changes online, the change probability of both (the
+    probability that the cell's regime changed within the last 31 windows).
 
     Parameters
     ----------
@@ -40,7 +42,10 @@ def plot_drift(history, *, endpoints: list[str] | None = None, persona: str | No
     df = df[df["persona"] == persona]
     if endpoints is None:
         endpoints = list(df.groupby("endpoint")["n"].sum().nlargest(max_endpoints).index)
-    fig, axes = plt.subplots(len(endpoints), 2, figsize=(13, 3.2 * len(endpoints)),
+    change = [c for c in ("latency_change_p", "error_change_p")
+              if c in df and df[c].notna().any()]
+    cols = 3 if change else 2
+    fig, axes = plt.subplots(len(endpoints), cols, figsize=(6.5 * cols, 3.2 * len(endpoints)),
                              squeeze=False, sharex=True)
     for row, ep in zip(axes, endpoints):
         d = df[df["endpoint"] == ep]
@@ -76,8 +81,11 @@ def plot_drift(history, *, endpoints: list[str] | None = None, persona: str | No
         ax.set_ylabel("P(status ≥ 500)")
         ax.set_ylim(bottom=0)
         ax.set_title(f"{ep} · {persona}: error rate", fontsize=10)
-    axes[0, 0].legend(fontsize=8, loc="upper right")
-    axes[0, 1].legend(fontsize=8, loc="upper right")
+        if change:
+            plot_change_probability(row[2], d, truth=tr)
+            row[2].set_title(f"{ep} · {persona}: change probability", fontsize=10)
+    for col in range(cols):
+        axes[0, col].legend(fontsize=8, loc="upper right")
     if title:
         fig.suptitle(title)
     fig.autofmt_xdate()
@@ -87,6 +95,26 @@ def plot_drift(history, *, endpoints: list[str] | None = None, persona: str | No
         fig.savefig(out, dpi=110)
     return fig
 
+
+
+def plot_change_probability(ax, history, *, threshold: float | None = 0.5, truth=None):
+    """One cell's change probability per window (latency and error rate) on ``ax``: the
+    probability, from its run-length posterior, that its regime changed within the last 31
+    windows; ``threshold`` (``changepoint_threshold``) drawn as a dotted line, and the times
+    the truth changed (a :func:`driftbayes.demo.truth_frame` cell) as vertical lines."""
+    for col, label, color in (("latency_change_p", "latency", "C0"),
+                              ("error_change_p", "error rate", "C1")):
+        if col in history and history[col].notna().any():
+            ax.plot(history["time"], history[col], color=color, lw=1.3, drawstyle="steps-pre",
+                    label=label)
+    if threshold is not None:
+        ax.axhline(threshold, color="0.5", lw=0.8, ls=":", label="threshold")
+    if truth is not None and len(truth) > 1:
+        moved = (truth["p50_ms"].diff().abs() > 0) | (truth["error_rate"].diff().abs() > 0)
+        for t in truth["time"][moved.to_numpy()]:
+            ax.axvline(t, color="k", lw=0.6, ls="--")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("P(change in last 31 windows)")
 
 
 def _truth_of(truth, endpoint: str, persona: str):

@@ -23,6 +23,9 @@ def posterior(learner: DriftLearner, layer: str = "posterior"):
     - ``<kind>_n_eff``, ``<kind>_confidence``, ``<kind>_gate``, ``<kind>_enabled`` (what the
       gate reads, from the posterior, whether it is open, whether the config learns it) and
       ``<kind>_seen`` (the cell has had data of its own, faded evidence included);
+    - ``<kind>_change_p`` for the kinds with online changepoint detection (latency, errors,
+      think time): the probability that the cell's regime changed within the last 31 windows
+      (:meth:`~driftbayes.learner.DriftLearner.change_probability`);
     - the conjugate parameters (:meth:`~driftbayes.kinds.base.Kind.variables`):
       ``latency_bin_alpha`` (Dirichlet over ``latency_bin``) and ``latency_log_mu``,
       ``_kappa``, ``_alpha``, ``_beta`` (Normal-Inverse-Gamma on log ms); ``status_alpha``
@@ -65,6 +68,9 @@ def posterior(learner: DriftLearner, layer: str = "posterior"):
         data[f"{name}_gate"] = (dims, np.asarray(gate[name], dtype=bool))
         data[f"{name}_enabled"] = (dims, np.broadcast_to(report["enabled"][name], est.shape))
         data[f"{name}_seen"] = (dims, np.asarray(kind.count(own)) > 0)
+        if name in snap.runs.kinds:
+            data[f"{name}_change_p"] = (dims, snap.change_probability(name),
+                                        {"units": "probability"})
         data.update(kind.variables(prm[name]))
     # the rate by hour of day: the prior spread evenly over the 24 hours, plus that hour's data
     ev = {"prior": None, "posterior": snap.pooled_evidence(), "applied": snap.applied_}[layer]

@@ -8,12 +8,14 @@ variable per sufficient statistic with a leading ``store`` dim (``evidence``, ``
 coords: endpoints plus START/END); one ``gate_<kind>`` per kind
 (:mod:`driftbayes.gating`); the open-session table on an ``open_session`` dim
 (:mod:`driftbayes.open_sessions`); recorded response bodies (redacted, one per endpoint
-× status) on a ``body`` dim (:mod:`driftbayes.bodies`); fitted hierarchical priors, when the
-state has them, as ``hprior_*`` variables on ``prior_group`` / ``prior_endpoint`` dims
-(:mod:`driftbayes.priors.stored`; optional, older readers ignore them); knobs and clocks in the
-attributes. Version-1 and version-2 files load through :func:`migrate`. Saving is atomic: a
-temporary file in the same folder is written, flushed and renamed over the target, so a crash
-mid-save never leaves a broken state.
+× status) on a ``body`` dim (:mod:`driftbayes.bodies`); the run-length posteriors and recent
+window sums of online changepoint detection (``run_<kind>``, ``ring_<statistic>``;
+:mod:`driftbayes.changepoint`, absent from older files: cells start afresh); fitted
+hierarchical priors, when the state has them, as ``hprior_*`` variables on ``prior_group`` /
+``prior_endpoint`` dims (:mod:`driftbayes.priors.stored`; optional, older readers ignore them);
+knobs and clocks in the attributes. Version-1 and version-2 files load through :func:`migrate`.
+Saving is atomic: a temporary file in the same folder is written, flushed and renamed over the
+target, so a crash mid-save never leaves a broken state.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import xarray as xr
 
 from driftbayes import __version__, yamlio
 from driftbayes.bodies import recorded_bodies_from_dataset, recorded_bodies_to_dataset
+from driftbayes.changepoint import RunLengths, online_kinds
 from driftbayes.config import Config
 from driftbayes.conjugate import LATENCY_EDGES_MS, N_LATENCY_BINS
 from driftbayes.gating import gates_from_dataset, gates_to_dataset
@@ -68,6 +71,7 @@ def to_dataset(learner: DriftLearner) -> xr.Dataset:
         gates_to_dataset(L.gate_),
         L.sessions.to_dataset(),
         recorded_bodies_to_dataset(L.bodies_),
+        L.runs.to_dataset(),
     ]
     if L.group_priors_ is not None:
         parts.append(L.group_priors_.to_dataset())
@@ -103,6 +107,7 @@ def from_dataset(ds: xr.Dataset, config: Config | None = None) -> DriftLearner:
         setattr(L, f"{store}_", stats)
     L.gate_ = gates_from_dataset(ds, L.sizes)
     L.sessions = OpenSessions.from_dataset(ds)
+    L.runs = RunLengths.from_dataset(ds, online_kinds(float(cfg.changepoint_hazard)), L.sizes)
     L.bodies_ = recorded_bodies_from_dataset(ds)
     L.set_group_priors(GroupPriors.from_dataset(ds))
     w = int(ds.attrs["window"])

@@ -199,7 +199,8 @@ def test_defaults():
     assert cfg.synthetic == SyntheticPrior(
         latency_median_ms=100.0, latency_sigma=0.6, status=200, error_status=500,
         error_rate=0.01, think_time_median_ms=1000.0, think_time_sigma=1.0, rate_per_s=0.1,
-        session_length=5.0, prior_strength=10.0)
+        session_length=5.0, prior_strength=3.0)
+    assert (cfg.prior_fade, cfg.changepoint_hazard, cfg.changepoint_threshold) == (1.0, 0.003, 0.5)
     assert cfg.synthetic_endpoints == {}
 
 
@@ -466,7 +467,8 @@ def test_samples_for_confidence():
 
 
 def test_gate_reachable_numbers():
-    cfg = Config()  # decay 0.05, min_samples 10, threshold 0.5, k = 10
+    # decay 0.05, min_samples 10, threshold 0.5, a prior worth k = 10 that never fades
+    cfg = Config(synthetic=SyntheticPrior(prior_strength=10.0), prior_fade=0.0)
     ok, reason = gate_reachable(cfg, 2.0)
     assert ok and reason.startswith("gate reachable")
     assert "n_eff = 40 >= min_samples 10" in reason
@@ -480,6 +482,24 @@ def test_gate_reachable_numbers():
 
     ok, reason = gate_reachable(Config(confidence_threshold=0.0), 0.4)  # n_eff 8 < 10
     assert not ok and "n_eff = 8 < min_samples 10" in reason
+
+    # the defaults: k = 3, fading (prior_fade 1) to 3/(1 + 20/3) = 0.39 at n_eff 20, so
+    # confidence 1 - sqrt(3/20.39) = 0.616 and the gate opens at about min_samples
+    ok, reason = gate_reachable(Config(), 1.0)
+    assert ok and "= 0.616" in reason and "k = 3 >=" in reason
+    assert "(needs n_eff >= 11.37)" in reason
+    assert samples_for_confidence(0.5, 3.0, 1.0) == pytest.approx(11.37, abs=0.01)
+
+
+def test_prior_fade_and_changepoint_knobs_are_checked():
+    with pytest.raises(ConfigError, match="prior_fade: 0.5 is below 1"):
+        Config(prior_fade=0.5)
+    Config(prior_fade=0.0)  # never fades
+    # a hazard whose prior change probability over 31 windows (0.27 at 0.01) reaches the
+    # threshold would make every uninformed cell forget at every window
+    with pytest.raises(ConfigError, match="changepoint_threshold: 0.2 is not above 0.268"):
+        Config(changepoint_hazard=0.01, changepoint_threshold=0.2)
+    Config(changepoint_hazard=0.0, changepoint_threshold=0.2)  # off: no constraint
 
 
 def test_gate_reachable_edge_cases():
@@ -581,7 +601,7 @@ def test_get_key_defaults_and_prefix():
     assert get_key(None, "drift_learning.mode") == "hybrid"
     assert get_key(None, "mode") == "hybrid"
     assert get_key(None, "update_interval") == "60s"
-    assert get_key(None, "synthetic.prior_strength") == 10.0
+    assert get_key(None, "synthetic.prior_strength") == 3.0
     assert get_key(None, "endpoint_learning./api/*") is None
     with pytest.raises(ConfigError, match="unknown key 'drift_learning.sensitivty'; did you mean "
                                           "'sensitivity'"):

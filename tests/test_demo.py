@@ -113,8 +113,15 @@ def test_demo_plot_draws_the_truth_and_real_drift_in_every_panel(scenario):
     fig = plot_drift(learner.history_frame(), endpoints=DEMO_ENDPOINTS, persona=DEMO_PERSONA,
                      truth=truth_frame(scenario))
     axes = fig.axes
-    assert len(axes) == 2 * len(DEMO_ENDPOINTS)
-    for ax in axes:
+    assert len(axes) == 3 * len(DEMO_ENDPOINTS)
+    # third column: the change probabilities cross the threshold where the truth changed
+    for (ep, line), ax in zip([("GET /api/products/{id}", "latency"),
+                               ("POST /api/cart", "error rate")], axes[2::3]):
+        assert ep in ax.get_title()
+        cp = {ln.get_label(): ln.get_ydata() for ln in ax.get_lines()}
+        assert np.nanmax(cp[line]) > 0.9
+        assert np.nanmin(cp[line]) < 0.5
+    for ax in [a for i, a in enumerate(axes) if i % 3 != 2]:
         assert not any("no status codes" in t.get_text() for t in ax.texts)
         labels = [line.get_label() for line in ax.get_lines()]
         assert "truth (simulated)" in labels

@@ -53,7 +53,9 @@ def test_learns_the_conjugate_posterior_of_the_raw_data(response_size):
         e, p = snap.resolve_endpoint(name), snap.resolve_persona("web")
         x = np.log(batch.extra["response_bytes"][batch.endpoint == name].astype(float))
         # the NIG update written out from the data (batch, not incremental)
-        k0, mu0 = strength, np.log(extra_kind.PRIOR_MEDIAN_BYTES)
+        # the prior keeps the share prior_weight of its pseudo-observations (it fades)
+        k0 = strength * cj.prior_weight(len(x), strength=strength, fade=snap.config.prior_fade)
+        mu0 = np.log(extra_kind.PRIOR_MEDIAN_BYTES)
         kappa = k0 + len(x)
         mu = (k0 * mu0 + x.sum()) / kappa
         np.testing.assert_allclose([post.mu[e, p], post.kappa[e, p]], [mu, kappa], rtol=1e-9)

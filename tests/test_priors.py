@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from driftbayes.config import Config
+from driftbayes.config import Config, SyntheticPrior
 from driftbayes.events import EventBatch
 from driftbayes.learner import DriftLearner
 from driftbayes.priors import GroupPriors, cell_data, group_of, prefix_of
@@ -83,6 +83,11 @@ def test_group_indexed_likelihood_equals_per_cell():
 
 
 # ----------------------------------------------------------------------------- data
+#: The synthetic prior these tests were written against: worth 10 pseudo-observations (the
+#: cap of a group's weight), evidence that is the plain (decayed) sum of the data.
+TEN = SyntheticPrior(prior_strength=10.0)
+
+
 def shop(seed=0, decay=0.0):
     """Three endpoints under /api/users (median 200–450 ms, 5% errors), two under /api/orders
     (30–50 ms, 20% errors): groups that differ, endpoints that differ within them."""
@@ -93,7 +98,8 @@ def shop(seed=0, decay=0.0):
              for i, (e, m, s, r) in enumerate(spec)]
     both = concat(*parts)
     order = np.argsort(both.ts, kind="stable")
-    return DriftLearner(Config(decay=decay)).learn_many(both.take(order))
+    cfg = Config(decay=decay, changepoint_hazard=0.0, synthetic=TEN)
+    return DriftLearner(cfg).learn_many(both.take(order))
 
 
 def test_cell_data_holds_the_learned_statistics():
@@ -217,8 +223,8 @@ def test_cold_endpoint_starts_from_its_group():
                                      "latency_ms": ms, "persona": "p"}
                                     for i, ms in enumerate((250.0, 300.0, 360.0))])
     both = concat(busy, cold)
-    lrn = DriftLearner(Config(decay=0.0)).learn_many(both.take(np.argsort(both.ts,
-                                                                          kind="stable")))
+    lrn = DriftLearner(Config(decay=0.0, synthetic=TEN)).learn_many(
+        both.take(np.argsort(both.ts, kind="stable")))
     synthetic = lrn.posterior("posterior")
     lrn.set_group_priors(priors_for(lrn, latency_ms={"/api/users": 300.0}))
     assert latency_prior(lrn, "/api/users/new") == pytest.approx((300.0, 10.0))
@@ -242,7 +248,8 @@ def test_well_observed_endpoint_is_not_pulled_beyond_its_own_standard_error():
     moves by exactly one own standard error, and the median stays at its own 300 ms. Without
     the cap, 10 pseudo-observations would pull it by 10/610·|d| (more than one se)."""
     many = traffic(600, seed=11, endpoints=("/api/a",), personas=("p",), median_ms=300.0)
-    lrn = DriftLearner(Config(decay=0.0)).learn_many(many)
+    # the cap alone: a prior that does not fade as well (fading would pull even less)
+    lrn = DriftLearner(Config(decay=0.0, prior_fade=0.0, synthetic=TEN)).learn_many(many)
     ev = lrn.snapshot().evidence_
     n, sx, sxx = (float(ev[k][0, 0]) for k in ("lat_n", "lat_sx", "lat_sxx"))
     mean = sx / n
@@ -260,7 +267,7 @@ def test_well_observed_endpoint_is_not_pulled_beyond_its_own_standard_error():
 
 def test_endpoint_that_agrees_with_its_group_gets_the_full_weight():
     many = traffic(600, seed=11, endpoints=("/api/a",), personas=("p",), median_ms=300.0)
-    lrn = DriftLearner(Config(decay=0.0)).learn_many(many)
+    lrn = DriftLearner(Config(decay=0.0, synthetic=TEN)).learn_many(many)
     lrn.set_group_priors(priors_for(lrn, latency_ms={"/api": 300.0}, weight=4.0))
     assert latency_prior(lrn, "/api/a") == pytest.approx((300.0, 4.0), rel=0.01)
 

@@ -25,7 +25,7 @@ import pytest
 from scipy import special, stats
 
 from driftbayes import conjugate as cj
-from driftbayes.config import Config
+from driftbayes.config import Config, SyntheticPrior
 from driftbayes.events import EventBatch
 from driftbayes.learner import DriftLearner
 from driftbayes.patterns import patterns
@@ -90,7 +90,12 @@ def check_dist(x, dist, label):
 
 
 def learner_from(records, **cfg):
-    return DriftLearner(Config(decay=0.0, **cfg)).learn_many(EventBatch.from_records(records))
+    # the conjugate models the NUTS fits are written for: a synthetic prior worth 10
+    # pseudo-observations that never fades (fading only rescales the prior's pseudo-counts:
+    # tests/test_learner_prior_fade.py) and no adaptive forgetting
+    fixed = dict(decay=0.0, prior_fade=0.0, changepoint_hazard=0.0,
+                 synthetic=SyntheticPrior(prior_strength=10.0))
+    return DriftLearner(Config(**fixed, **cfg)).learn_many(EventBatch.from_records(records))
 
 
 def sqrt_invgamma_moments(alpha, beta):

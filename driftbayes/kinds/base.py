@@ -97,6 +97,11 @@ class Kind:
     observable: str | None = None
     #: name of the key quantity in the posterior dataset (default: the kind's name)
     quantity: str = ""
+    #: whether changes are detected online by run length (:meth:`log_predictive`; see
+    #: :mod:`driftbayes.changepoint`) rather than by the per-window test :meth:`changed`
+    online_change: bool = False
+    #: the statistics :meth:`log_predictive` reads (default: all of the kind's)
+    change_stats: tuple[str, ...] = ()
 
     @property
     def cell_dims(self) -> tuple[str, ...]:
@@ -121,9 +126,16 @@ class Kind:
         """The prior's parameters per endpoint, from the synthetic defaults."""
         raise NotImplementedError
 
-    def params(self, prior, ev, ends):
-        """Posterior parameters per cell: ``prior`` (of endpoints ``ends``) plus ``ev``."""
+    def params(self, prior, ev, ends, weight=None):
+        """Posterior parameters per cell: ``prior`` (of endpoints ``ends``) plus ``ev``; each
+        cell keeps the share ``weight`` of the prior (power-prior fading, see
+        :meth:`fade_count`; ``None``: all of it)."""
         raise NotImplementedError
+
+    def fade_count(self, stats, statuses: list[int]):
+        """The ``n_eff`` that fades the prior, per cell (the ``weight`` :meth:`params` takes,
+        :func:`driftbayes.conjugate.prior_weight`); ``None`` when the prior never fades."""
+        return self.count(stats)
 
     def count(self, stats) -> np.ndarray:
         """Effective (decay-weighted) sample count per cell."""
@@ -157,6 +169,16 @@ class Kind:
     def borrow_terms(self, ev, statuses: list[int], split):
         """``(d, se, own)``: distance of each persona's estimate from its endpoint's other
         personas', its own standard error and sample count (``split(x)`` gives own, others)."""
+        raise NotImplementedError
+
+    def log_predictive(self, prior, e, before, window, weight, statuses: list[int]):
+        """Log probability of each cell's window statistics ``window`` given statistics
+        ``before`` under the prior (each cell keeping the share ``weight`` of it): the
+        conjugate marginal likelihood of the window, up to terms equal for every ``before``.
+
+        Cells are flat: ``e`` holds each one's endpoint; ``window[name]`` is ``(n, …)`` and
+        ``before[name]`` and ``weight`` carry leading hypothesis dims (``(h, n, …)``, ``(h,
+        n)``). Only kinds with :attr:`online_change` implement it."""
         raise NotImplementedError
 
     def changed(self, ev, pend, statuses: list[int], z: float):

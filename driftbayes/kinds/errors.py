@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from driftbayes import conjugate as cj
 from driftbayes.kinds.base import CELL, Kind, add_bincount, cell_array
@@ -40,12 +41,20 @@ class Errors(Kind):
         # codes the synthetic mock never serves keep a floor
         return ErrorParams(np.maximum(status, 0.0) + cj._ALPHA_FLOOR)
 
-    def params(self, prior, ev, ends):
-        return ErrorParams(cj.dirichlet_categorical_posterior(alpha0=prior.alpha[ends, None, :],
+    def params(self, prior, ev, ends, weight=None):
+        alpha0 = prior.alpha[ends, None, :]
+        if weight is not None:
+            alpha0 = alpha0 * weight[..., None]
+        return ErrorParams(cj.dirichlet_categorical_posterior(alpha0=alpha0,
                                                               counts=ev["status_count"]))
 
     def count(self, stats):
         return stats["status_count"].sum(-1)
+
+    def fade_count(self, stats, statuses):
+        # the errors seen, not the requests: a rare event's rate is known once a few have
+        # been seen, so a cell with many requests and no 5xx keeps the prior's caution
+        return error_split(stats["status_count"], statuses, 500)[0]
 
     def key(self, prm, statuses, mass):
         a5, rest = error_split(prm.alpha, statuses, 500)
@@ -72,6 +81,13 @@ class Errors(Kind):
         p_all = np.clip((e5 + e5_o) / (n + n_o), 1e-3, 1 - 1e-3)
         return np.abs(p - p_o), np.sqrt(p_all * (1 - p_all) / n), n
 
+    def log_predictive(self, prior, e, before, window, weight, statuses):
+        # Beta-binomial on P(5xx), the key quantity (the Dirichlet aggregated)
+        a5, rest = error_split(prior.alpha[e] * weight[..., None] + before["status_count"],
+                               statuses, 500)
+        k, other = error_split(window["status_count"], statuses, 500)
+        return special.betaln(a5 + k, rest + other) - special.betaln(a5, rest)
+
     def changed(self, ev, pend, statuses, z):
         n_w = pend["status_count"].sum(-1)
         if not (n_w >= 1).any():
@@ -83,4 +99,5 @@ class Errors(Kind):
 
 
 KIND = Errors("errors", {"status_count": ("endpoint", "persona", "status")},
-              unit="probability", observable="status", quantity="error_rate")
+              unit="probability", observable="status", quantity="error_rate",
+              online_change=True)

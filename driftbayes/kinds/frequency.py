@@ -41,8 +41,11 @@ class Frequency(Kind):
         return RateParams(*cj.gamma_prior(rate=ctx.col("rate_per_s"),
                                           strength=ctx.col("prior_strength")))
 
-    def params(self, prior, ev, ends):
-        a, b = cj.poisson_gamma_posterior(a0=prior.a[ends, None], b0=prior.b[ends, None],
+    def params(self, prior, ev, ends, weight=None):
+        a0, b0 = prior.a[ends, None], prior.b[ends, None]
+        if weight is not None:  # faded by the requests counted (fade_count = count)
+            a0, b0 = a0 * weight, b0 * weight
+        a, b = cj.poisson_gamma_posterior(a0=a0, b0=b0,
                                           count=ev["freq_count"].sum(-1),
                                           exposure=ev["freq_exposure"].sum(-1))
         shape = ev["freq_count"].shape[:2]

@@ -37,11 +37,13 @@ class Latency(Kind):
         return LatencyParams(alpha.reshape(len(strength), cj.N_LATENCY_BINS),
                              cj.nig_prior(median_ms=median, sigma=sigma, strength=strength))
 
-    def params(self, prior, ev, ends):
+    def params(self, prior, ev, ends, weight=None):
+        alpha0 = prior.alpha[ends, None, :]
+        if weight is not None:
+            alpha0 = alpha0 * weight[..., None]
         return LatencyParams(
-            cj.dirichlet_categorical_posterior(alpha0=prior.alpha[ends, None, :],
-                                               counts=ev["lat_hist"]),
-            lognormal.posterior(prior.nig, ev, "lat", ends))
+            cj.dirichlet_categorical_posterior(alpha0=alpha0, counts=ev["lat_hist"]),
+            lognormal.posterior(prior.nig, ev, "lat", ends, weight))
 
     def count(self, stats):
         return stats["lat_n"]
@@ -70,6 +72,12 @@ class Latency(Kind):
     def borrow_terms(self, ev, statuses, split):
         return lognormal.borrow_terms(ev, "lat", split)
 
+    def log_predictive(self, prior, e, before, window, weight, statuses):
+        # the log-normal summary: a smooth predictive. The fine histogram's Dirichlet-
+        # multinomial predicts a sparse cell's next request best from the run with the least
+        # data (whose prior smooths it most), so it sees changes in steady traffic
+        return lognormal.log_predictive(prior.nig, e, before, window, weight, "lat")
+
     def changed(self, ev, pend, statuses, z):
         return lognormal.changed(ev, pend, "lat", z)
 
@@ -78,4 +86,5 @@ KIND = Latency("latency", {
     "lat_hist": ("endpoint", "persona", "lat_bin"),
     **lognormal.stats("lat"),
 }, fixed_dims={"lat_bin": cj.N_LATENCY_BINS}, unit="ms", observable="latency_ms",
-   quantity="latency_median_ms")
+   quantity="latency_median_ms", online_change=True,
+   change_stats=("lat_n", "lat_sx", "lat_sxx"))

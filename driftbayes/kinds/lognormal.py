@@ -25,9 +25,12 @@ def accumulate(pend, prefix: str, cell: np.ndarray, x: np.ndarray) -> None:
     add_bincount(pend, f"{prefix}_sxx", cell, x * x)
 
 
-def posterior(prior: cj.NIG, ev, prefix: str, ends) -> cj.NIG:
-    """NIG posterior per cell of the prior (per endpoint, rows ``ends``) plus ``ev``."""
+def posterior(prior: cj.NIG, ev, prefix: str, ends, weight=None) -> cj.NIG:
+    """NIG posterior per cell of the prior (per endpoint, rows ``ends``; each cell keeping the
+    share ``weight`` of its pseudo-observations) plus ``ev``."""
     mu0, k0, a0, b0 = (np.asarray(x)[ends, None] for x in prior)
+    if weight is not None:
+        k0, a0, b0 = k0 * weight, a0 * weight, b0 * weight
     post = cj.normal_nig_posterior(mu0=mu0, kappa0=k0, alpha0=a0, beta0=b0,
                                    n=ev[f"{prefix}_n"], sx=ev[f"{prefix}_sx"],
                                    sxx=ev[f"{prefix}_sxx"])
@@ -77,6 +80,26 @@ def changed(ev, pend, prefix: str, z: float):
                                  pend[f"{prefix}_n"], pend[f"{prefix}_sx"], z=z)
 
 
+def log_predictive(prior: cj.NIG, e, before, window, weight, prefix: str) -> np.ndarray:
+    """Log probability of each cell's window mean of log values (statistics ``window``)
+    under each hypothesis' statistics ``before`` (``(h, n)``; the last one holds the cell's
+    whole evidence): a Normal–Normal predictive of the mean, ``N(x̄ | m_h, s²·(1/n_x +
+    1/κ_h))``, whose scale ``s²`` is the whole evidence's (``β/α`` of its NIG posterior) for
+    every hypothesis. Only the location is compared: heavy or skewed tails (a cache miss, a
+    long think time) then do not favour the short runs, whose own scales are the least sure;
+    terms equal for every hypothesis are left out."""
+    mu0, k0, a0, b0 = (np.asarray(x)[e] for x in prior)
+    k0, a0, b0 = k0 * weight, a0 * weight, b0 * weight
+    n, sx, sxx = (before[f"{prefix}_{k}"] for k in ("n", "sx", "sxx"))
+    pre = cj.normal_nig_posterior(mu0=mu0, kappa0=k0, alpha0=a0, beta0=b0, n=n, sx=sx, sxx=sxx)
+    scale2 = pre.beta[-1] / pre.alpha[-1]
+    wn, wsx = window[f"{prefix}_n"], window[f"{prefix}_sx"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(wn > 0, wsx / wn, 0.0)
+        var = scale2 * (1.0 / np.maximum(wn, 1e-300) + 1.0 / pre.kappa)
+    return -0.5 * (np.log(2 * np.pi * var) + (mean - pre.mu) ** 2 / var)
+
+
 def sample(nig: cj.NIG, e, p, rng: np.random.Generator) -> np.ndarray:
     """Log-normal predictive draws (Student-t on the log), one per cell ``(e[i], p[i])``."""
     return cj.sample_lognormal_nig(mu=nig.mu[e, p], kappa=nig.kappa[e, p],
@@ -117,8 +140,8 @@ class LogNormalKind(Kind):
         return LogNormalParams(cj.nig_prior(median_ms=median, sigma=sigma,
                                             strength=ctx.col("prior_strength")))
 
-    def params(self, prior, ev, ends):
-        return LogNormalParams(posterior(prior.nig, ev, self.prefix, ends))
+    def params(self, prior, ev, ends, weight=None):
+        return LogNormalParams(posterior(prior.nig, ev, self.prefix, ends, weight))
 
     def count(self, stats):
         return stats[f"{self.prefix}_n"]
@@ -140,6 +163,9 @@ class LogNormalKind(Kind):
 
     def borrow_terms(self, ev, statuses, split):
         return borrow_terms(ev, self.prefix, split)
+
+    def log_predictive(self, prior, e, before, window, weight, statuses):
+        return log_predictive(prior.nig, e, before, window, weight, self.prefix)
 
     def changed(self, ev, pend, statuses, z):
         return changed(ev, pend, self.prefix, z)

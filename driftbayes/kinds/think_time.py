@@ -24,4 +24,4 @@ class ThinkTime(lognormal.LogNormalKind):
 
 
 KIND = ThinkTime("think_time", lognormal.stats("think"), behavioral=True, unit="ms",
-                 quantity="think_median_ms")
+                 quantity="think_median_ms", online_change=True)

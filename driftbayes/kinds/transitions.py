@@ -303,6 +303,16 @@ class TransitionParams:
         E = self.n_states - 1
         return (self.base[rows] * E + self.end[rows])[None, :] + self.counts.row_sums()
 
+    def end_share(self) -> np.ndarray:
+        """``(P, rows)`` probability of END next, per row (the Dirichlet mean's END share)."""
+        c = self.counts
+        rows = self.rows()
+        end_alpha = np.broadcast_to(self.end[rows][None, :], (self.personas, len(rows))).copy()
+        is_end = c.dst == self.n_states - 1
+        end_alpha[:, c.row_pos()[is_end]] += c.val[is_end].T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.nan_to_num(end_alpha / self.totals())
+
     # ---------------------------------------------------------------- one row, dense
     def row(self, p: int, src: int) -> np.ndarray:
         """``(E+1,)`` Dirichlet parameters of row ``(p, src)`` (``src`` a global code)."""
@@ -476,11 +486,19 @@ class Transitions(Kind):
         return transition_prior(ctx.col("prior_strength"), 1.0 / ctx.col("session_length"),
                                 float(ctx.default.prior_strength))
 
-    def params(self, prior, ev, ends):
-        return TransitionParams(*prior, ev["trans_count"])
+    def params(self, prior, ev, ends, weight=None):
+        base, end = prior
+        if weight is not None:  # one share per source row (all personas): see fade_count
+            base, end = base * weight, end * weight
+        return TransitionParams(base, end, ev["trans_count"])
 
     def count(self, stats):
         return stats["trans_count"].row_sums()
+
+    def fade_count(self, stats, statuses):
+        # per source row, all personas together: the rows' prior vectors are shared by the
+        # personas (persona rows pool toward their endpoint's anyway)
+        return stats["trans_count"].row_totals()
 
     def key(self, prm, statuses, mass):
         _, top_alpha = prm.top()

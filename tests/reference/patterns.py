@@ -2,7 +2,8 @@
 the dense reference learner. One deliberate change: destinations of equal probability are
 listed in index order (``kind="stable"``); numpy's default introsort left their order
 arbitrary; and the prior layer's ``hourly_rate`` lists 24 equal hours (it was one number, the
-broadcast of an hourless prior). Do not change otherwise.
+broadcast of an hourless prior); and rows of the kinds with online changepoint detection carry
+``change_p`` (issue 15). Do not change otherwise.
 
 Learned patterns as records: one row per endpoint × persona × kind, intervals as data."""
 
@@ -67,11 +68,15 @@ def patterns(learner: DriftLearner, layer: str = "applied") -> list[dict]:
 
     rows: list[dict] = []
     names = snap.endpoints_ + [START]
+    change = {k: snap.runs.change_p(k, snap.window_ - 1, float(snap.config.changepoint_hazard))
+              for k in snap.runs.kinds}
     dst_names = snap.endpoints_ + [END]
 
     def row(ei, pi, kind, estimate, lower, upper, **extra):
         method, tmpl = split_endpoint(names[ei]) if ei < len(snap.endpoints_) else ("", START)
         gate_idx = (pi, ei) if kind == "transitions" else (ei, pi)
+        if kind in change:  # online changepoint detection (issue 15)
+            extra = {"change_p": float(change[kind][ei, pi]), **extra}
         rows.append({
             "endpoint": tmpl,
             "method": method,

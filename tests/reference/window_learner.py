@@ -8,6 +8,21 @@ spread of log values below 1e-9 of their mean square is rounding noise and count
 the pooling distance (a cell whose values were all one value got a spread from the last bits of
 its sums, which differ between closed-form and step-by-step decay).
 
+Three more rules, added with the library's (issue 15), shared with it where they are maths
+(``driftbayes.conjugate.prior_weight``, ``driftbayes.changepoint.RunLengths``,
+``driftbayes.open_sessions.censored_end_weights``) so both learners compute them alike:
+
+* the synthetic prior fades as a cell's evidence grows (``prior_fade``): each kind's prior is
+  scaled by ``prior_weight`` of the cell's count (errors: of its 5xx; transitions per source
+  row, all personas);
+* latency, errors and think time detect changes by run length (``changepoint_hazard`` > 0),
+  every cell every window: a cell whose change probability exceeds ``changepoint_threshold``
+  gets the run-length mixture of its statistics and an applied layer equal to its posterior;
+  the z-test of ``changepoint_z`` then covers the request rate only;
+* a session's END is counted with the decay since its last request (not at full weight in the
+  window its gap runs out), and the layers and gate report read the open sessions'
+  provisional END mass (``censored_end_weights``) with the evidence.
+
 The online drift learner: windows of event time, decay, gating and the applied layer.
 
 :class:`DriftLearner` is a thin stateful shell over the pure functions in
@@ -39,9 +54,14 @@ import numpy as np
 import pandas as pd
 
 from driftbayes import conjugate as cj
+from driftbayes.changepoint import RunLengths, online_kinds
 from driftbayes.config import Config, GateUnreachableWarning, gate_reachable
 from driftbayes.events import EventBatch
 from driftbayes.globs import match_glob
+from driftbayes.kinds import REGISTRY
+from driftbayes.kinds.base import PriorContext
+from driftbayes.open_sessions import censored_end_weights
+from driftbayes.stats import Sizes as LibrarySizes
 from tests.reference.dense_stats import (
     KIND_STATS,
     KINDS,
@@ -153,6 +173,11 @@ class DriftLearner:
         self.bodies_: dict[tuple[str, int], tuple[str, str]] = {}
         self._prior_cache: tuple | None = None
         self._warned_cells: set = set()
+        self.runs = RunLengths(online_kinds(float(self.config.changepoint_hazard)),
+                               self._library_sizes())
+
+    def _library_sizes(self) -> LibrarySizes:
+        return LibrarySizes(len(self.endpoints_), len(self.personas_), len(self.statuses_))
 
     @property
     def sizes(self) -> Sizes:
@@ -180,6 +205,7 @@ class DriftLearner:
                 self.gate_[k][: g.shape[0], : g.shape[1]] = g
         self._prior_cache = None
         self._prior_width_cache = None
+        self.runs.grow(self._library_sizes())
 
     def _index(self, values: np.ndarray, vocab: list, index: dict):
         """Vocabulary codes of ``values`` and the new names with where each first appears
@@ -284,7 +310,16 @@ class DriftLearner:
         trans = np.maximum(trans, 0.0) + cj._ALPHA_FLOOR * (trans == 0) * (E > 0)
         trans[E, E] = 0.0  # an empty session is impossible
         self._prior_cache = (lat_alpha, lat_nig, status, think_nig, rate_a, rate_b, trans)
+        self._strength_col = strength
+        ctx = PriorContext(syns, cfg.synthetic, self.statuses_, self._status_index)
+        self._kind_prior_cache = {name: kind.prior(ctx) for name, kind in REGISTRY.items()
+                                  if kind.online_change}
         return self._prior_cache
+
+    def _kind_priors(self) -> dict:
+        """The online kinds' priors as the library's kinds build them (run-length predictives)."""
+        self._prior()
+        return self._kind_prior_cache
 
     # ------------------------------------------------------------------ learning
     def learn_one(self, event: dict) -> DriftLearner:
@@ -388,9 +423,10 @@ class DriftLearner:
         src = np.where(cont, prev_e, E)  # START when the session (re)starts here
         flat = p * n + src * (E + 1) + e
         trans += np.bincount(flat, minlength=P * n).reshape(P, E + 1, E + 1)
-        if broke.any():  # the previous session ended before this request
+        if broke.any():  # the previous session ended before this request, at its last one
             flat = prev_p[broke] * n + prev_e[broke] * (E + 1) + E
-            trans += np.bincount(flat, minlength=P * n).reshape(P, E + 1, E + 1)
+            trans += np.bincount(flat, weights=self._end_weight(self.window_, prev_ts[broke]),
+                                 minlength=P * n).reshape(P, E + 1, E + 1)
         if cont.any():
             c = prev_e[cont] * P + p[cont]
             x = np.log(np.maximum(dt[cont] * 1000.0, 1.0))
@@ -414,8 +450,17 @@ class DriftLearner:
         E, P = len(self.endpoints_), len(self.personas_)
         n = (E + 1) * (E + 1)
         flat = self._open_p[dead] * n + self._open_e[dead] * (E + 1) + E
-        stats["trans_count"] += weight * np.bincount(flat, minlength=P * n).reshape(P, E + 1, E + 1)
+        w = weight * self._end_weight(window, self._open_ts[dead])
+        stats["trans_count"] += np.bincount(flat, weights=w, minlength=P * n).reshape(
+            P, E + 1, E + 1)
         self._open_alive &= ~dead
+
+    def _end_weight(self, window: int, ts: np.ndarray) -> np.ndarray:
+        """A session END confirmed in ``window`` after a last request at ``ts``: the decay
+        since that request's window."""
+        T = float(self.config.update_interval)
+        age = np.maximum(window - np.floor(np.asarray(ts) / T), 0.0)
+        return (1.0 - float(self.config.decay)) ** age
 
     # ------------------------------------------------------------------ window boundaries
     def _advance(self, target: int) -> None:
@@ -453,7 +498,7 @@ class DriftLearner:
             if due.any():
                 E, P = len(self.endpoints_), len(self.personas_)
                 n = (E + 1) * (E + 1)
-                wt = (1.0 - lam) ** (first + count - 1 - np.maximum(wend[due], first))
+                wt = self._end_weight(first + count - 1, self._open_ts[due])
                 flat = self._open_p[due] * n + self._open_e[due] * (E + 1) + E
                 ev["trans_count"] += np.bincount(flat, weights=wt, minlength=P * n).reshape(
                     P, E + 1, E + 1
@@ -472,9 +517,22 @@ class DriftLearner:
         pend["freq_exposure"] += hour_exposure(window * T, (window + 1) * T)[None, None, :]
         lam = float(cfg.decay)
         ev = cj.decay_evidence(self.evidence_, decay=lam)
+        online = self.runs.kinds
         if float(cfg.changepoint_z) > 0:
-            self.changes_ += self._forget_contradicted(ev, pend, float(cfg.changepoint_z))
-        self.evidence_ = ev + pend
+            self.changes_ += self._forget_contradicted(ev, pend, float(cfg.changepoint_z),
+                                                       skip=online)
+        new = ev + pend
+        changed = {}
+        if online:
+            every = np.arange(len(self.endpoints_))
+            n, changed = self.runs.step(
+                window, every, ev, pend, new, prior=self._kind_priors(),
+                strength={k: self._strength_col for k in online},
+                hazard=float(cfg.changepoint_hazard),
+                threshold=float(cfg.changepoint_threshold), decay=lam, statuses=self.statuses_)
+            self.changes_ += n
+            self.runs.push(window, every, pend)
+        self.evidence_ = new
         pooled = self.pooled_evidence()
         report = self._gates(pooled)
         s = float(cfg.sensitivity)
@@ -484,13 +542,16 @@ class DriftLearner:
                 gb = broadcast_gate(g, name)
                 a = self.applied_[name]
                 self.applied_[name] = np.where(gb, a + s * (pooled[name] - a), (1.0 - lam) * a)
+                if kind in changed:
+                    self.applied_[name] = np.where(broadcast_gate(changed[kind], name),
+                                                   pooled[name], self.applied_[name])
         self.gate_ = report["gate"]
         if self.track_history:
             self._record(window, pend, pooled, report)
         self.pending_ = Stats.zeros(self.sizes)
         self.n_windows_ += 1
 
-    def _forget_contradicted(self, ev: Stats, pend: Stats, z: float) -> int:
+    def _forget_contradicted(self, ev: Stats, pend: Stats, z: float, skip=()) -> int:
         """Adaptive forgetting: cells whose window contradicts their evidence (latency, think
         time, error rate, request rate) keep :data:`~driftbayes.conjugate.CHANGEPOINT_KEEP` of
         that kind's evidence. Returns how many cell × kind changes were detected."""
@@ -510,7 +571,7 @@ class DriftLearner:
         }
         n = 0
         for kind, changed in flags.items():
-            if not changed.any():
+            if kind in skip or not changed.any():
                 continue
             n += int(changed.sum())
             for name in KIND_STATS[kind]:  # exposure too: the rate estimate stays, its weight drops
@@ -606,7 +667,37 @@ class DriftLearner:
 
     def gate_report(self) -> dict:
         """The gate report (the read API the patterns table uses today)."""
-        return self._gates(self.pooled_evidence())
+        return self._gates(self.pooled_evidence(self.read_evidence()))
+
+    def censored_ends(self) -> np.ndarray:
+        """``(P, E+1, E+1)`` provisional END mass of the sessions open at the end of the last
+        closed window (their last request before it)."""
+        E, P = len(self.endpoints_), len(self.personas_)
+        out = np.zeros((P, E + 1, E + 1))
+        if self.window_ is None:
+            return out
+        T = float(self.config.update_interval)
+        now = self.window_ * T
+        known = self._open_alive & (self._open_ts < now)
+        if not known.any():
+            return out
+        post = self.params_from(self.pooled_evidence())
+        w = censored_end_weights(self._open_e[known], self._open_p[known], self._open_ts[known],
+                                 now=now, think=cj.NIG(*post.think_nig),
+                                 p_end=cj.dirichlet_mean(post.trans_alpha)[..., E], interval=T,
+                                 decay=float(self.config.decay))
+        np.add.at(out, (self._open_p[known], self._open_e[known], E), w)
+        return out
+
+    def read_evidence(self, stats: Stats | None = None, gate=None) -> Stats:
+        """``stats`` (default: the evidence) plus the censored END mass (rows where ``gate``)."""
+        stats = self.evidence_ if stats is None else stats
+        ends = self.censored_ends()
+        if gate is not None:
+            ends = ends * np.asarray(gate, float)[..., None]
+        out = Stats(dict(stats.arrays))
+        out["trans_count"] = stats["trans_count"] + ends
+        return out
 
     def _prior_widths(self, mass: float) -> dict[str, np.ndarray]:
         """Credible-interval widths under the synthetic prior (cached per vocabulary)."""
@@ -648,26 +739,37 @@ class DriftLearner:
         lat_alpha, lat_nig, status, think_nig, rate_a, rate_b, trans = self._prior()
         E, P = len(self.endpoints_), len(self.personas_)
         ev = evidence if evidence is not None else Stats.zeros(self.sizes)
+        fade = float(self.config.prior_fade) if evidence is not None else 0.0
+        k = self._strength_col[:, None]
+
+        def keep(n, strength=k):  # the share of the prior a cell keeps (power-prior fading)
+            return cj.prior_weight(n, strength=strength, fade=fade)
 
         def nig(prior, prefix):
             mu0, k0, a0, b0 = (np.asarray(x)[:, None] for x in prior)
+            w = keep(ev[f"{prefix}_n"])
             return cj.normal_nig_posterior(
-                mu0=mu0, kappa0=k0, alpha0=a0, beta0=b0,
+                mu0=mu0, kappa0=k0 * w, alpha0=a0 * w, beta0=b0 * w,
                 n=ev[f"{prefix}_n"], sx=ev[f"{prefix}_sx"], sxx=ev[f"{prefix}_sxx"],
             )
 
+        w_rate = keep(ev["freq_count"].sum(-1))
         a, b = cj.poisson_gamma_posterior(
-            a0=rate_a[:, None], b0=rate_b[:, None],
+            a0=rate_a[:, None] * w_rate, b0=rate_b[:, None] * w_rate,
             count=ev["freq_count"].sum(-1), exposure=ev["freq_exposure"].sum(-1),
         )
+        row_k = np.r_[self._strength_col, float(self.config.synthetic.prior_strength)]
+        w_rows = keep(ev["trans_count"].sum(axis=(0, 2)), row_k)
         return CellParams(
-            lat_alpha=lat_alpha[:, None, :] + ev["lat_hist"],
+            lat_alpha=lat_alpha[:, None, :] * keep(ev["lat_n"])[..., None] + ev["lat_hist"],
             lat_nig=tuple(np.broadcast_to(x, (E, P)) for x in nig(lat_nig, "lat")),
-            status_alpha=status[:, None, :] + ev["status_count"],
+            status_alpha=(status[:, None, :]
+                          * keep(_error_split(ev["status_count"], self.statuses_, 500)[0])[
+                              ..., None] + ev["status_count"]),
             think_nig=tuple(np.broadcast_to(x, (E, P)) for x in nig(think_nig, "think")),
             rate_a=np.broadcast_to(a, (E, P)),
             rate_b=np.broadcast_to(b, (E, P)),
-            trans_alpha=trans[None, :, :] + ev["trans_count"],
+            trans_alpha=trans[None, :, :] * w_rows[None, :, None] + ev["trans_count"],
         )
 
     def snapshot(self) -> DriftLearner:
@@ -690,9 +792,9 @@ class DriftLearner:
         if name == "prior":
             return self.params_from(None)
         if name == "posterior":
-            return self.params_from(self.pooled_evidence())
+            return self.params_from(self.pooled_evidence(self.read_evidence()))
         if name == "applied":
-            return self.params_from(self.applied_)
+            return self.params_from(self.read_evidence(self.applied_, self.gate_["transitions"]))
         raise ValueError(f"unknown layer {name!r}; choose one of {', '.join(LAYERS)}")
 
     # ------------------------------------------------------------------ names
@@ -754,6 +856,7 @@ class DriftLearner:
                 stats[name] = np.where(broadcast_gate(mask, name), 0.0, stats[name])
         for kind, g in self.gate_.items():
             g &= ~(rows if kind == "transitions" else cells)
+        self.runs.reset_cells(cells)
         if endpoint is not None:
             gone = {self.endpoints_[i] for i in np.flatnonzero(e_mask)}
             self.bodies_ = {k: v for k, v in self.bodies_.items() if k[0] not in gone}
@@ -780,6 +883,7 @@ class DriftLearner:
             merged["freq_exposure"] = np.maximum(x["freq_exposure"], y["freq_exposure"])
             setattr(out, attr, merged)
         out.gate_ = {k: a.gate_[k] | b.gate_[k] for k in KINDS}
+        out.runs.merge(b.runs)
         out.bodies_ = {**other.bodies_, **self.bodies_}
         out.n_events_ += b.n_events_
         out.n_late_ += b.n_late_
@@ -831,6 +935,7 @@ class DriftLearner:
         for k, g in b.gate_.items():
             idx = (ip, isrc) if k == "transitions" else (ie, ip)
             remapped.gate_[k][np.ix_(*idx)] = g
+        remapped.runs = b.runs.remapped(ie, ip, is_, remapped._library_sizes())
         remapped.window_, remapped.n_events_, remapped.n_late_ = b.window_, b.n_events_, b.n_late_
         remapped.t_first_, remapped.t_last_ = b.t_first_, b.t_last_
         remapped._open_ids = dict(b._open_ids)
@@ -867,6 +972,8 @@ class DriftLearner:
         n_st = pend["status_count"].sum(-1)
         o5, _ = _error_split(pend["status_count"], self.statuses_, 500)
         n_req = pend["freq_count"].sum(-1)
+        change = {k: self.runs.change_p(k, window, float(self.config.changepoint_hazard))
+                  for k in self.runs.kinds}
         for ei, pi in zip(*np.nonzero(_kind_count(pooled, "latency") + _kind_count(pooled, "errors") + n_req > 0)):
             self.history_.append((
                 (window + 1) * T, self.endpoints_[ei], self.personas_[pi], float(n_req[ei, pi]),
@@ -877,13 +984,15 @@ class DriftLearner:
                 float(err_lo[ei, pi]), float(err_med[ei, pi]), float(err_hi[ei, pi]),
                 float(err_app[ei, pi]),
                 float(report["confidence"]["errors"][ei, pi]), bool(report["gate"]["errors"][ei, pi]),
+                *(float(change[k][ei, pi]) if k in change else math.nan
+                  for k in ("latency", "errors")),
             ))
 
     HISTORY_COLUMNS = (
         "t", "endpoint", "persona", "n", "observed_latency_ms", "latency_lower", "latency_median",
         "latency_upper", "latency_applied", "latency_confidence", "latency_gate",
         "observed_error_rate", "error_lower", "error_mean", "error_upper", "error_applied",
-        "error_confidence", "error_gate",
+        "error_confidence", "error_gate", "latency_change_p", "error_change_p",
     )
 
     def history_frame(self):
