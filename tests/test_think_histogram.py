@@ -149,3 +149,16 @@ def test_state_round_trip_keeps_the_histogram(learned, tmp_path):
                                       getattr(snap, store)["think_hist"])
     np.testing.assert_array_equal(again.layer("applied").think_alpha,
                                   snap.layer("applied").think_alpha)
+
+
+def test_persona_pooling_borrows_histogram_and_summary_alike():
+    """A thin persona cell borrows the same share of its endpoint's other personas' gaps in
+    the histogram as in the log-normal summary (the share is the summary's to decide)."""
+    from tests.helpers import traffic
+
+    learner = DriftLearner(Config(pooling_strength=1000.0)).learn_many(
+        traffic(3000, seed=8, personas=("web", "batch", "mobile")))
+    own, pooled = learner.evidence_, learner.pooled_evidence()
+    assert not np.allclose(pooled["think_n"], own["think_n"])  # some cell borrowed
+    np.testing.assert_allclose(pooled["think_hist"].sum(-1), pooled["think_n"], rtol=1e-9,
+                               atol=1e-9)
