@@ -10,6 +10,7 @@ Models
 * latency shape — categorical over fine log-spaced bins, Dirichlet prior whose base measure is
   the synthetic log-normal; the median's credible interval is exact through the Dirichlet
   aggregation property (``F(edge_k) ~ Beta(A_k, A - A_k)``).
+* think-time shape — the same, on coarser bins (:data:`THINK_EDGES_MS`).
 * latency summary / think time — log-normal, Normal-Inverse-Gamma on ``(μ, σ²)`` of the log.
 * status mix — categorical, Dirichlet; error rates are Beta marginals.
 * request frequency — Poisson counts with exposure, Gamma prior, negative-binomial predictive.
@@ -28,6 +29,12 @@ from scipy import special
 LATENCY_EDGES_MS = np.geomspace(0.05, 3.0e5, 218)
 LOG_EDGES = np.log(LATENCY_EDGES_MS)
 N_LATENCY_BINS = len(LATENCY_EDGES_MS) - 1
+#: Think-time bin edges in milliseconds: 16 log-spaced bins per decade from 1 ms to 10^6.5 ms
+#: (53 min, beyond the default 30-min ``session_gap``), 104 bins. Coarser than latency's: a
+#: think time spans more decades and 16 per decade (bins 15% wide) keeps the state small.
+THINK_EDGES_MS = np.geomspace(1.0, 10**6.5, 105)
+THINK_LOG_EDGES = np.log(THINK_EDGES_MS)
+N_THINK_BINS = len(THINK_EDGES_MS) - 1
 
 # Pseudo-count floor so every Dirichlet component stays strictly positive (proper posterior).
 _ALPHA_FLOOR = 1e-9

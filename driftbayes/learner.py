@@ -101,6 +101,11 @@ class CellParams:
         return self.kinds["errors"].alpha
 
     @property
+    def think_alpha(self) -> np.ndarray:
+        """(E, P, B) Dirichlet over think-time bins after each source endpoint."""
+        return self.kinds["think_time"].alpha
+
+    @property
     def think_nig(self) -> cj.NIG:
         """(E, P) log think time (ms) after each source endpoint."""
         return self.kinds["think_time"].nig

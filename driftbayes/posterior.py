@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from driftbayes import conjugate as cj
+from driftbayes.kinds.histogram import LATENCY, THINK
 from driftbayes.learner import END, CellParams, DriftLearner
 
 
@@ -30,7 +30,8 @@ def posterior(learner: DriftLearner, layer: str = "posterior"):
       ``latency_bin_alpha`` (Dirichlet over ``latency_bin``) and ``latency_log_mu``,
       ``_kappa``, ``_alpha``, ``_beta`` (Normal-Inverse-Gamma on log ms); ``status_alpha``
       (Dirichlet over ``status``); ``request_rate_shape``, ``request_rate_exposure_s``
-      (Gamma); ``think_log_mu`` … ``think_log_beta``; ``transition_base``,
+      (Gamma); ``think_bin_alpha`` (Dirichlet over ``think_bin``) and ``think_log_mu`` …
+      ``think_log_beta``; ``transition_base``,
       ``transition_end`` (the prior's pseudo-counts per ``src`` row) and ``transition_count``
       on the observed pairs only (``pair``, with ``pair_src``/``pair_dst`` names and codes);
     - ``request_rate_hourly`` (``hour`` of day, UTC).
@@ -92,8 +93,7 @@ def posterior(learner: DriftLearner, layer: str = "posterior"):
               "status": np.asarray(snap.statuses_, dtype=np.int64),
               "src": src, "dst": dst, "ci_bound": ["lower", "upper"],
               "hour": np.arange(N_HOURS),
-              "latency_lower_ms": ("latency_bin", cj.LATENCY_EDGES_MS[:-1]),
-              "latency_upper_ms": ("latency_bin", cj.LATENCY_EDGES_MS[1:]),
+              **LATENCY.coords("latency_bin", "latency"), **THINK.coords("think_bin", "think"),
               "pair_src": ("pair", src[pair_src]), "pair_dst": ("pair", dst[pair_dst])}
     return xr.Dataset(data, coords=coords, attrs={
         "ci_prob": mass, "ci_kind": "eti", **{k: str(v) for k, v in

@@ -83,8 +83,8 @@ def sample_sessions(
 
     Persona by its share of the layer's request rate; first endpoint from the START row;
     each next endpoint (or END) from the transition row; think time before each later request
-    from the source endpoint's log-normal think-time predictive; status and latency per request
-    as in :func:`sample`.
+    from the source endpoint's think-time histogram (its posterior mean); status and latency
+    per request as in :func:`sample`.
 
     Returns
     -------

@@ -1,9 +1,9 @@
 """A learner's state as an ``xarray.Dataset`` of sufficient statistics, saved as NetCDF.
 
-Layout (schema ``driftbayes-state`` version 3), each part written by its own module: one
+Layout (schema ``driftbayes-state`` version 4), each part written by its own module: one
 variable per sufficient statistic with a leading ``store`` dim (``evidence``, ``applied``,
 ``pending``; :mod:`driftbayes.stats`) and named dims ``endpoint``, ``persona``, ``status``,
-``lat_bin``, ``hour``; the transition counts are sparse, on a ``pair`` dim
+``lat_bin``, ``think_bin``, ``hour``; the transition counts are sparse, on a ``pair`` dim
 (``trans_count_src`` / ``trans_count_dst`` hold each pair's codes in the ``src`` / ``dst``
 coords: endpoints plus START/END); one ``gate_<kind>`` per kind
 (:mod:`driftbayes.gating`); the open-session table on an ``open_session`` dim
@@ -13,7 +13,7 @@ window sums of online changepoint detection (``run_<kind>``, ``ring_<statistic>`
 :mod:`driftbayes.changepoint`, absent from older files: cells start afresh); fitted
 hierarchical priors, when the state has them, as ``hprior_*`` variables on ``prior_group`` /
 ``prior_endpoint`` dims (:mod:`driftbayes.priors.stored`; optional, older readers ignore them);
-knobs and clocks in the attributes. Version-1 and version-2 files load through :func:`migrate`.
+knobs and clocks in the attributes. Version-1 to version-3 files load through :func:`migrate`.
 Saving is atomic: a temporary file in the same folder is written, flushed and renamed over the
 target, so a crash mid-save never leaves a broken state.
 """
@@ -32,17 +32,18 @@ from driftbayes import __version__, yamlio
 from driftbayes.bodies import recorded_bodies_from_dataset, recorded_bodies_to_dataset
 from driftbayes.changepoint import RunLengths, online_kinds
 from driftbayes.config import Config
-from driftbayes.conjugate import LATENCY_EDGES_MS, N_LATENCY_BINS
+from driftbayes.conjugate import lognormal_bin_probs
 from driftbayes.gating import gates_from_dataset, gates_to_dataset
+from driftbayes.kinds.histogram import LATENCY, THINK
 from driftbayes.learner import END, START, DriftLearner
 from driftbayes.open_sessions import OpenSessions
 from driftbayes.priors.stored import GroupPriors
 from driftbayes.stats import KINDS, N_HOURS, stores_from_dataset, stores_to_dataset
 
 SCHEMA = "driftbayes-state"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Versions :func:`migrate` converts from.
-READABLE_VERSIONS = (1, 2, 3)
+READABLE_VERSIONS = (1, 2, 3, 4)
 STORES = ("evidence", "applied", "pending")
 
 
@@ -59,9 +60,8 @@ def to_dataset(learner: DriftLearner) -> xr.Dataset:
         "endpoint": np.array(L.endpoints_, dtype=object),
         "persona": np.array(L.personas_, dtype=object),
         "status": np.array(L.statuses_, dtype=np.int64),
-        "lat_bin": np.arange(N_LATENCY_BINS),
-        "lat_lower_ms": ("lat_bin", LATENCY_EDGES_MS[:-1]),
-        "lat_upper_ms": ("lat_bin", LATENCY_EDGES_MS[1:]),
+        "lat_bin": np.arange(LATENCY.n_bins), **LATENCY.coords("lat_bin", "lat"),
+        "think_bin": np.arange(THINK.n_bins), **THINK.coords("think_bin", "think"),
         "hour": np.arange(N_HOURS),
         "src": np.array(L.endpoints_ + [START], dtype=object),
         "dst": np.array(L.endpoints_ + [END], dtype=object),
@@ -130,7 +130,11 @@ def migrate(ds: xr.Dataset) -> xr.Dataset:
     Version 1 kept the gates of every kind but transitions on one ``kind`` dim (``gate``, with
     an all-zero transitions slot) and the transitions gate apart; version 2 has one
     ``gate_<kind>`` per kind with its own dims. Version 2 kept the transition counts dense
-    ``(store, persona, src, dst)``; version 3 keeps the observed pairs only.
+    ``(store, persona, src, dst)``; version 3 keeps the observed pairs only. Version 3 kept
+    think times as a log-normal summary only (``think_n``, ``_sx``, ``_sxx``); version 4 adds
+    their histogram ``think_hist``, which a migrated file gets from that summary: each cell's
+    count spread over the bins as the log-normal of its mean and spread (the shape its data
+    had is not in the file).
     """
     version = int(np.asarray(ds.attrs.get("schema_version", SCHEMA_VERSION)).item())
     if version == 1:
@@ -149,7 +153,28 @@ def migrate(ds: xr.Dataset) -> xr.Dataset:
             trans_count_src=("pair", src.astype(np.int64)),
             trans_count_dst=("pair", dst.astype(np.int64)),
         ).assign_attrs(schema_version=3)
+        version = 3
+    if version == 3:
+        if "think_hist" not in ds:
+            ds = ds.assign(think_hist=(("store", "endpoint", "persona", "think_bin"),
+                                       _think_hist_from_summary(ds, "think")))
+        if "ring_think_n" in ds and "ring_think_hist" not in ds:
+            ds = ds.assign(ring_think_hist=(("ring_cell", "persona", "think_bin"),
+                                            _think_hist_from_summary(ds, "ring_think")))
+        ds = ds.assign_attrs(schema_version=4)
     return ds
+
+
+def _think_hist_from_summary(ds: xr.Dataset, prefix: str) -> np.ndarray:
+    """Think-time bin counts ``n`` · P(bin) under the log-normal of each cell's mean and
+    spread of log values (statistics ``<prefix>_n``, ``_sx``, ``_sxx``)."""
+    n, sx, sxx = (np.asarray(ds[f"{prefix}_{k}"].values, dtype=float) for k in ("n", "sx", "sxx"))
+    has = n > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(has, sx / n, 0.0)
+        sd = np.sqrt(np.maximum(np.where(has, sxx / n, 0.0) - mean**2, 1e-6))
+    probs = lognormal_bin_probs(median_ms=np.exp(mean), sigma=sd, log_edges=THINK.log_edges)
+    return np.where(has, n, 0.0)[..., None] * probs
 
 
 def save_state(learner: DriftLearner, path: str | os.PathLike) -> Path:

@@ -51,6 +51,8 @@ def test_the_parameters_come_back_exactly(learner, layer):
 def test_dims_coords_and_intervals(learner):
     ds = posterior(learner, "posterior")
     assert ds["latency_bin_alpha"].dims == ("endpoint", "persona", "latency_bin")
+    assert ds["think_bin_alpha"].dims == ("endpoint", "persona", "think_bin")
+    assert ds["think_lower_ms"].values[0] == 1.0 and ds["think_upper_ms"].values[-1] > 1.8e6
     assert ds["status_alpha"].dims == ("endpoint", "persona", "status")
     assert ds["transition_count"].dims == ("pair", "persona")
     assert ds["next_state_p"].dims == ("persona", "src")

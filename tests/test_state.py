@@ -33,6 +33,8 @@ def test_round_trip_and_continue(tmp_path):
 def test_dataset_has_named_dims():
     ds = to_dataset(DriftLearner().learn_many(traffic(500, seed=2)))
     assert ds["lat_hist"].dims == ("store", "endpoint", "persona", "lat_bin")
+    assert ds["think_hist"].dims == ("store", "endpoint", "persona", "think_bin")
+    assert ds["think_lower_ms"].dims == ("think_bin",)
     assert ds["trans_count"].dims == ("store", "pair", "persona")
     assert ds["trans_count_src"].dims == ds["trans_count_dst"].dims == ("pair",)
     assert list(ds["store"].values) == ["evidence", "applied", "pending"]
@@ -105,9 +107,9 @@ def test_version_1_state_migrates_to_the_same_patterns():
     assert [s.session for s in old.sessions.open()] == [s.session for s in fresh.sessions.open()]
     for kind, g in fresh.gate_.items():
         np.testing.assert_array_equal(old.gate_[kind], g)
-    # saved again, it is a version-3 file with one gate variable per kind
+    # saved again, it is a current file with one gate variable per kind
     ds = state_mod.to_dataset(old)
-    assert ds.attrs["schema_version"] == 3 and "gate" not in ds
+    assert ds.attrs["schema_version"] == state_mod.SCHEMA_VERSION and "gate" not in ds
     assert ds["gate_transitions"].dims == ("persona", "src")
     assert ds["gate_latency"].dims == ("endpoint", "persona")
 
@@ -131,3 +133,34 @@ def test_version_2_dense_transitions_migrate_to_sparse(tmp_path):
     for layer in ("prior", "posterior", "applied"):
         assert_close(patterns(old, layer), patterns(learner, layer), (layer,))
     assert len(old.evidence_["trans_count"]) == int(dense.any(axis=(0, 1)).sum())
+
+
+def test_version_3_think_summary_migrates_to_a_histogram(tmp_path):
+    """Version 3 kept think times as a log-normal summary only: a migrated file gets each
+    cell's count spread as the log-normal of its mean and spread; the rest is unchanged."""
+    from scipy import stats
+
+    learner = DriftLearner(Config()).learn_many(traffic(3000, seed=6))
+    ds = state_mod.to_dataset(learner)
+    assert "ring_think_hist" in ds
+    v3 = ds.drop_vars(["think_hist", "ring_think_hist"]).assign_attrs(schema_version=3)
+    path = tmp_path / "v3.nc"
+    v3.to_netcdf(path, engine="h5netcdf")
+    old = state_mod.load_state(path)
+    for store in ("evidence_", "applied_", "pending_"):
+        got, want = getattr(old, store), getattr(learner, store)
+        for name, arr in want.arrays.items():
+            if name != "think_hist" and isinstance(arr, np.ndarray):  # (not the sparse counts)
+                np.testing.assert_array_equal(got[name], arr, err_msg=f"{store}{name}")
+        hist, n = got["think_hist"], want["think_n"]
+        np.testing.assert_allclose(hist.sum(-1), n, rtol=1e-9, atol=1e-12)
+    # one cell by hand: n · (Φ((log edge − m)/s)) differences, outer bins absorbing the tails
+    ev = learner.evidence_
+    e, p = np.unravel_index(np.argmax(ev["think_n"]), ev["think_n"].shape)
+    n, sx, sxx = (float(ev[f"think_{k}"][e, p]) for k in ("n", "sx", "sxx"))
+    m, s = sx / n, np.sqrt(sxx / n - (sx / n) ** 2)
+    cdf = stats.norm.cdf(np.log(ds["think_lower_ms"].values[1:]), m, s)
+    want = n * np.diff(np.r_[0.0, cdf, 1.0])
+    np.testing.assert_allclose(old.evidence_["think_hist"][e, p], want, rtol=1e-9, atol=1e-12)
+    assert old.runs.ring and all(
+        np.allclose(a["think_hist"].sum(-1), a["think_n"]) for _, _, a in old.runs.ring)

@@ -13,7 +13,8 @@ mock                what it serves
                     [min, max] of everything seen, running frequencies, no decay
 ``window``          the empirical distributions of the last ``windows`` windows
 ``ema``             empirical distributions with weights ``(1 - alpha) ** age``
-``driftbayes``      the applied layer of :class:`~driftbayes.learner.DriftLearner`
+``driftbayes``      the applied layer of :class:`~driftbayes.learner.DriftLearner` (latency and
+                    think time from their histograms' posterior mean)
 =================== ==========================================================================
 
 Cells a mock has no data for get the synthetic defaults (as driftbayes' prior does).
@@ -30,6 +31,7 @@ from driftbayes import conjugate as cj
 from driftbayes.bench.metrics import QUANTILE_LEVELS
 from driftbayes.config import Config
 from driftbayes.events import EventBatch
+from driftbayes.kinds.histogram import THINK
 from driftbayes.learner import DriftLearner
 
 _LEVELS = np.asarray(QUANTILE_LEVELS, dtype=float)
@@ -295,9 +297,7 @@ def served_from_learner(learner: DriftLearner, vocab: Vocabulary, default: Serve
     is5 = np.array([s >= 500 for s in learner.statuses_], dtype=bool)
     out.error_rate[ix] = status_p[..., is5].sum(-1)
     out.rate[ix] = prm.rate_a / prm.rate_b
-    mu, kappa, alpha, beta = prm.think_nig
-    scale = np.sqrt(beta * (kappa + 1.0) / (alpha * kappa))
-    out.think_q[ix] = mu[..., None] + scale[..., None] * stats.t.ppf(_LEVELS, 2 * alpha[..., None])
+    out.think_q[ix] = np.log(THINK.quantiles(prm.think_alpha, _LEVELS))
     E = len(vocab.endpoints)
     trans = cj.dirichlet_mean(prm.transitions.dense())  # (P', E'+1, E'+1)
     src = np.r_[e_map, E]

@@ -1,5 +1,6 @@
-"""Latency: a Dirichlet histogram over log-spaced bins (shape) and a Normal-Inverse-Gamma on log
-latency (summary); key quantity the median latency, on the log scale."""
+"""Latency: a Dirichlet histogram over log-spaced bins (shape, :data:`histogram.LATENCY`) and a
+Normal-Inverse-Gamma on log latency (summary); key quantity the median latency, on the log
+scale."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 
 from driftbayes import conjugate as cj
 from driftbayes.kinds import lognormal
-from driftbayes.kinds.base import CELL, Kind, add_bincount, cell_array
+from driftbayes.kinds.base import CELL, Kind, cell_array
+from driftbayes.kinds.histogram import LATENCY
 
 
 @dataclass(frozen=True)
@@ -27,39 +29,34 @@ class Latency(Kind):
         if not ok.any():
             return
         cell, x = events.cell[ok], np.log(np.maximum(lat[ok], 1e-3))
-        add_bincount(pend, "lat_hist", cell * cj.N_LATENCY_BINS + cj.latency_bin_index(lat[ok]))
+        LATENCY.accumulate(pend, cell, lat[ok])
         lognormal.accumulate(pend, "lat", cell, x)
 
     def prior(self, ctx):
         median, sigma = ctx.col("latency_median_ms"), ctx.col("latency_sigma")
         strength = ctx.col("prior_strength")
-        alpha = cj.dirichlet_prior_alpha(median_ms=median, sigma=sigma, strength=strength)
-        return LatencyParams(alpha.reshape(len(strength), cj.N_LATENCY_BINS),
+        return LatencyParams(LATENCY.prior(median, sigma, strength),
                              cj.nig_prior(median_ms=median, sigma=sigma, strength=strength))
 
     def params(self, prior, ev, ends, weight=None):
-        alpha0 = prior.alpha[ends, None, :]
-        if weight is not None:
-            alpha0 = alpha0 * weight[..., None]
-        return LatencyParams(
-            cj.dirichlet_categorical_posterior(alpha0=alpha0, counts=ev["lat_hist"]),
-            lognormal.posterior(prior.nig, ev, "lat", ends, weight))
+        return LatencyParams(LATENCY.posterior(prior.alpha, ev, ends, weight),
+                             lognormal.posterior(prior.nig, ev, "lat", ends, weight))
 
     def count(self, stats):
         return stats["lat_n"]
 
     def key(self, prm, statuses, mass):
         lo_q, hi_q = cj.tail_probs(mass)
-        q = cj.dirichlet_median_quantiles(prm.alpha, [lo_q, 0.5, hi_q])
+        q = LATENCY.median_quantiles(prm.alpha, [lo_q, 0.5, hi_q])
         return q[..., 1], q[..., 0], q[..., 2]
 
     def width(self, prm, statuses, mass):
         lo_q, hi_q = cj.tail_probs(mass)
-        q = cj.dirichlet_median_quantiles(prm.alpha, [lo_q, hi_q])
+        q = LATENCY.median_quantiles(prm.alpha, [lo_q, hi_q])
         return np.log(q[..., 1]) - np.log(q[..., 0])
 
     def predictive(self, prm, e, p, rng, statuses):
-        return cj.sample_histogram(cj.dirichlet_mean(prm.alpha)[e, p], rng)
+        return LATENCY.sample(prm.alpha, e, p, rng)
 
     def variables(self, prm):
         return {"latency_bin_alpha": (CELL + ("latency_bin",), prm.alpha),
@@ -85,6 +82,6 @@ class Latency(Kind):
 KIND = Latency("latency", {
     "lat_hist": ("endpoint", "persona", "lat_bin"),
     **lognormal.stats("lat"),
-}, fixed_dims={"lat_bin": cj.N_LATENCY_BINS}, unit="ms", observable="latency_ms",
+}, fixed_dims={"lat_bin": LATENCY.n_bins}, unit="ms", observable="latency_ms",
    quantity="latency_median_ms", online_change=True,
    change_stats=("lat_n", "lat_sx", "lat_sxx"))

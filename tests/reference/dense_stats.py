@@ -1,5 +1,6 @@
 """REFERENCE (tests only): the dense statistics containers as they were before transitions
-became sparse, used by the window-by-window reference learner. Do not change.
+became sparse, used by the window-by-window reference learner. Do not change (one addition
+since: the think-time histogram ``think_hist``, issue 15).
 
 Sufficient-statistic containers: named numpy arrays with named dims, mergeable by ``+``.
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from driftbayes.conjugate import N_LATENCY_BINS
+from driftbayes.conjugate import N_LATENCY_BINS, N_THINK_BINS
 
 N_HOURS = 24
 
@@ -28,6 +29,7 @@ STAT_DIMS: dict[str, tuple[str, ...]] = {
     "status_count": ("endpoint", "persona", "status"),
     "freq_count": ("endpoint", "persona", "hour"),
     "freq_exposure": ("endpoint", "persona", "hour"),
+    "think_hist": ("endpoint", "persona", "think_bin"),
     "think_n": ("endpoint", "persona"),
     "think_sx": ("endpoint", "persona"),
     "think_sxx": ("endpoint", "persona"),
@@ -39,7 +41,7 @@ KIND_STATS: dict[str, tuple[str, ...]] = {
     "latency": ("lat_hist", "lat_n", "lat_sx", "lat_sxx"),
     "errors": ("status_count",),
     "frequency": ("freq_count", "freq_exposure"),
-    "think_time": ("think_n", "think_sx", "think_sxx"),
+    "think_time": ("think_hist", "think_n", "think_sx", "think_sxx"),
     "transitions": ("trans_count",),
 }
 KINDS = tuple(KIND_STATS)
@@ -62,6 +64,7 @@ class Sizes:
             "persona": self.persona,
             "status": self.status,
             "lat_bin": N_LATENCY_BINS,
+            "think_bin": N_THINK_BINS,
             "hour": N_HOURS,
             "src": self.endpoint + 1,
             "dst": self.endpoint + 1,

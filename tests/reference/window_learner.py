@@ -19,6 +19,8 @@ Three more rules, added with the library's (issue 15), shared with it where they
   every cell every window: a cell whose change probability exceeds ``changepoint_threshold``
   gets the run-length mixture of its statistics and an applied layer equal to its posterior;
   the z-test of ``changepoint_z`` then covers the request rate only;
+* think time keeps a Dirichlet histogram (``think_hist`` on ``cj.THINK_EDGES_MS``) next to its
+  log-normal summary, built and faded exactly as latency's (the predictive draws from it);
 * a session's END is counted with the decay since its last request (not at full weight in the
   window its gap runs out), and the layers and gate report read the open sessions'
   provisional END mass (``censored_end_weights``) with the evidence.
@@ -110,6 +112,7 @@ class CellParams:
     lat_alpha: np.ndarray  # (E, P, B) Dirichlet over latency bins
     lat_nig: tuple  # (mu, kappa, alpha, beta), each (E, P), log-latency summary
     status_alpha: np.ndarray  # (E, P, S) Dirichlet over status codes
+    think_alpha: np.ndarray  # (E, P, B') Dirichlet over think-time bins
     think_nig: tuple  # (E, P) log think time (ms)
     rate_a: np.ndarray  # (E, P) Gamma shape of the request rate (events/s)
     rate_b: np.ndarray  # (E, P) Gamma rate (exposure seconds)
@@ -298,6 +301,10 @@ class DriftLearner:
         think_nig = cj.nig_prior(
             median_ms=col("think_time_median_ms"), sigma=col("think_time_sigma"), strength=strength
         )
+        think_alpha = cj.dirichlet_prior_alpha(
+            median_ms=col("think_time_median_ms"), sigma=col("think_time_sigma"),
+            strength=strength, log_edges=cj.THINK_LOG_EDGES,
+        ).reshape(E, cj.N_THINK_BINS)
         rate_a, rate_b = cj.gamma_prior(rate=col("rate_per_s"), strength=strength)
         # transition rows: endpoint rows end with prob 1/session_length, START rows never end
         g = cfg.synthetic
@@ -309,7 +316,8 @@ class DriftLearner:
             trans[E, :E] = g.prior_strength / E
         trans = np.maximum(trans, 0.0) + cj._ALPHA_FLOOR * (trans == 0) * (E > 0)
         trans[E, E] = 0.0  # an empty session is impossible
-        self._prior_cache = (lat_alpha, lat_nig, status, think_nig, rate_a, rate_b, trans)
+        self._prior_cache = (lat_alpha, lat_nig, status, (think_alpha, think_nig), rate_a, rate_b,
+                             trans)
         self._strength_col = strength
         ctx = PriorContext(syns, cfg.synthetic, self.statuses_, self._status_index)
         self._kind_prior_cache = {name: kind.prior(ctx) for name, kind in REGISTRY.items()
@@ -431,6 +439,9 @@ class DriftLearner:
             c = prev_e[cont] * P + p[cont]
             x = np.log(np.maximum(dt[cont] * 1000.0, 1.0))
             pend = self.pending_
+            B = cj.N_THINK_BINS
+            bins = cj.latency_bin_index(dt[cont] * 1000.0, cj.THINK_EDGES_MS)
+            pend["think_hist"] += np.bincount(c * B + bins, minlength=E * P * B).reshape(E, P, B)
             pend["think_n"] += np.bincount(c, minlength=E * P).reshape(E, P)
             pend["think_sx"] += np.bincount(c, weights=x, minlength=E * P).reshape(E, P)
             pend["think_sxx"] += np.bincount(c, weights=x * x, minlength=E * P).reshape(E, P)
@@ -736,7 +747,7 @@ class DriftLearner:
     # ------------------------------------------------------------------ layers
     def params_from(self, evidence: Stats | None) -> CellParams:
         """Synthetic prior plus ``evidence`` (relative to it) → conjugate parameters per cell."""
-        lat_alpha, lat_nig, status, think_nig, rate_a, rate_b, trans = self._prior()
+        lat_alpha, lat_nig, status, (think_alpha, think_nig), rate_a, rate_b, trans = self._prior()
         E, P = len(self.endpoints_), len(self.personas_)
         ev = evidence if evidence is not None else Stats.zeros(self.sizes)
         fade = float(self.config.prior_fade) if evidence is not None else 0.0
@@ -766,6 +777,7 @@ class DriftLearner:
             status_alpha=(status[:, None, :]
                           * keep(_error_split(ev["status_count"], self.statuses_, 500)[0])[
                               ..., None] + ev["status_count"]),
+            think_alpha=think_alpha[:, None, :] * keep(ev["think_n"])[..., None] + ev["think_hist"],
             think_nig=tuple(np.broadcast_to(x, (E, P)) for x in nig(think_nig, "think")),
             rate_a=np.broadcast_to(a, (E, P)),
             rate_b=np.broadcast_to(b, (E, P)),
