@@ -152,9 +152,9 @@ def dirichlet_prior_alpha(*, median_ms, sigma, strength, log_edges=LOG_EDGES):
     return np.asarray(strength, dtype=float)[..., None] * probs + _ALPHA_FLOOR
 
 
-def latency_bin_index(latency_ms, edges=LATENCY_EDGES_MS):
-    """Bin of each latency; out-of-range values go to the outer bins."""
-    idx = np.searchsorted(edges, latency_ms, side="right") - 1
+def bin_index(value_ms, edges=LATENCY_EDGES_MS):
+    """Bin of each value (ms) among ``edges``; out-of-range values go to the outer bins."""
+    idx = np.searchsorted(edges, value_ms, side="right") - 1
     return np.clip(idx, 0, len(edges) - 2)
 
 

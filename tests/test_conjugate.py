@@ -268,9 +268,9 @@ def test_lognormal_bin_probs_broadcasts_and_prior_alpha_scales():
     np.testing.assert_allclose(alpha.sum(), 10.0, rtol=1e-12, atol=cj.N_LATENCY_BINS * 1e-9)
 
 
-def test_latency_bin_index_edges_and_out_of_range():
+def test_bin_index_edges_and_out_of_range():
     e = cj.LATENCY_EDGES_MS
-    idx = cj.latency_bin_index(np.array([0.0, 0.01, e[0], e[1], e[5] * 1.0001, e[-1], 1e9]))
+    idx = cj.bin_index(np.array([0.0, 0.01, e[0], e[1], e[5] * 1.0001, e[-1], 1e9]))
     np.testing.assert_array_equal(idx, [0, 0, 0, 1, 5, cj.N_LATENCY_BINS - 1,
                                         cj.N_LATENCY_BINS - 1])
 
@@ -279,11 +279,11 @@ def test_latency_bin_index_edges_and_out_of_range():
 def _alphas():
     rng = np.random.default_rng(2024)
     prior = cj.dirichlet_prior_alpha(median_ms=100.0, sigma=0.6, strength=10.0)
-    uni = np.bincount(cj.latency_bin_index(np.exp(np.log(80.0) + 0.5 * rng.standard_normal(200))),
+    uni = np.bincount(cj.bin_index(np.exp(np.log(80.0) + 0.5 * rng.standard_normal(200))),
                       minlength=cj.N_LATENCY_BINS)
     two_modes = np.r_[np.exp(np.log(20.0) + 0.2 * rng.standard_normal(100)),
                       np.exp(np.log(500.0) + 0.2 * rng.standard_normal(100))]
-    bi = np.bincount(cj.latency_bin_index(two_modes), minlength=cj.N_LATENCY_BINS)
+    bi = np.bincount(cj.bin_index(two_modes), minlength=cj.N_LATENCY_BINS)
     return {"prior only": prior, "unimodal data": prior + uni, "bimodal data": prior + bi}
 
 

@@ -243,7 +243,7 @@ def test_latency_histogram_median_matches_nuts(single_endpoint):
     e = snap.resolve_endpoint("/api/items")
     prior = np.asarray(snap.layer("prior").lat_alpha[e, 0], dtype=float)
     post = np.asarray(snap.layer("posterior").lat_alpha[e, 0], dtype=float)
-    counts = np.bincount(cj.latency_bin_index(single_endpoint["lat"]), minlength=cj.N_LATENCY_BINS)
+    counts = np.bincount(cj.bin_index(single_endpoint["lat"]), minlength=cj.N_LATENCY_BINS)
     np.testing.assert_allclose(post, prior + counts, rtol=1e-12)
     # Keep the fine bins where the posterior median can be (P(median <= edge) in
     # (1e-6, 1 - 1e-6), plus two bins each side) and aggregate the rest into a lower and an

@@ -32,7 +32,7 @@ class LogHistogram:
 
     def accumulate(self, pend, cell: np.ndarray, value_ms: np.ndarray) -> None:
         """Count values ``value_ms`` of cells ``cell`` (flat ``e·P + p``) in place."""
-        bins = cj.latency_bin_index(value_ms, self.edges_ms)
+        bins = cj.bin_index(value_ms, self.edges_ms)
         add_bincount(pend, self.stat, cell * self.n_bins + bins)
 
     def prior(self, median_ms, sigma, strength) -> np.ndarray:

@@ -389,7 +389,7 @@ class DriftLearner:
         ok = np.isfinite(lat) & (lat >= 0)
         if ok.any():
             c, x = cell[ok], np.log(np.maximum(lat[ok], 1e-3))
-            bins = cj.latency_bin_index(lat[ok])
+            bins = cj.bin_index(lat[ok])
             pend["lat_hist"] += np.bincount(c * B + bins, minlength=E * P * B).reshape(E, P, B)
             pend["lat_n"] += np.bincount(c, minlength=E * P).reshape(E, P)
             pend["lat_sx"] += np.bincount(c, weights=x, minlength=E * P).reshape(E, P)
@@ -440,7 +440,7 @@ class DriftLearner:
             x = np.log(np.maximum(dt[cont] * 1000.0, 1.0))
             pend = self.pending_
             B = cj.N_THINK_BINS
-            bins = cj.latency_bin_index(dt[cont] * 1000.0, cj.THINK_EDGES_MS)
+            bins = cj.bin_index(dt[cont] * 1000.0, cj.THINK_EDGES_MS)
             pend["think_hist"] += np.bincount(c * B + bins, minlength=E * P * B).reshape(E, P, B)
             pend["think_n"] += np.bincount(c, minlength=E * P).reshape(E, P)
             pend["think_sx"] += np.bincount(c, weights=x, minlength=E * P).reshape(E, P)
