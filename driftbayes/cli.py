@@ -912,7 +912,8 @@ def priors_fit(
     d = fit.data
     err.print(f"{len(d.groups)} groups, {d.n_cells} cells ({', '.join(d.kinds)}); sampler "
               f"{fit.sampler}: compile {fit.compile_s:.1f} s, sampling {fit.sampling_s:.1f} s "
-              f"({chains} chains × {draws} draws)", highlight=False)
+              f"({chains} chains × {draws} draws), diagnostics {fit.post_s:.1f} s",
+              highlight=False)
     worst = fit.diagnostics.sort_values("r_hat", ascending=False)
     err.print(f"diagnostics: max r_hat {worst['r_hat'].iloc[0]:.4f} "
               f"({worst['variable'].iloc[0]}{worst['at'].iloc[0]}), min bulk ESS "

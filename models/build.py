@@ -1,13 +1,13 @@
 """Rebuild a learned model of a real recording with its hierarchical priors and model card.
 
-    python models/build.py nasa        # -> models/nasa/ (2,000 draws per chain)
+    python models/build.py nasa        # -> models/nasa/
     python models/build.py openstack   # -> models/openstack/
 
 The same as the CLI sequence (default config, event-time windows: deterministic up to NUTS's
 seeded draws)::
 
     driftbayes learn NAME --state models/NAME/state.nc
-    driftbayes priors fit --state models/NAME/state.nc --group-by prefix [--draws 2000]
+    driftbayes priors fit --state models/NAME/state.nc --group-by prefix
     driftbayes patterns --state models/NAME/state.nc --format json > models/NAME/patterns.json
 
 plus compression of the state (zlib: the NASA log has no latency, so its histograms are zeros)
@@ -42,8 +42,6 @@ MODELS = {
                    "redistributed\" (ita.ee.lbl.gov; copy from indeedeng/imhotep, Apache-2.0). "
                    "This folder holds only sufficient statistics and summaries of it.",
         "group_by": "prefix",
-        # 36 groups: with 1,000 draws the population request rate's bulk ESS was 329 < 400
-        "draws": 2000,
     },
     "openstack": {
         "title": "OpenStack nova-api sample (loghub OpenStack_2k)",

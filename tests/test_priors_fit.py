@@ -40,16 +40,28 @@ Z = 4.5
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     """A learned state of two groups (/api/users at 300 ms, /api/orders at 40 ms with 20%
-    errors), fitted through the CLI."""
+    errors), fitted through the CLI; with the ``PriorFit`` the CLI got (the CLI tests share
+    this one fit: compiling the model is most of its time)."""
+    import driftbayes.priors as priors_mod
+
     path = tmp_path_factory.mktemp("priors") / "state.nc"
     save_state(shop(), path)
-    res = CliRunner().invoke(app, ["priors", "fit", "--state", str(path), "--group-by",
-                                   "prefix", "--depth", "2", "--draws", "1000"])
-    return path, res
+    fits = []
+    real = priors_mod.fit_priors
+
+    def keep(*args, **kwargs):
+        fits.append(real(*args, **kwargs))
+        return fits[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(priors_mod, "fit_priors", keep)
+        res = CliRunner().invoke(app, ["priors", "fit", "--state", str(path), "--group-by",
+                                       "prefix", "--depth", "2", "--draws", "1000"])
+    return path, res, fits[0] if fits else None
 
 
 def test_cli_fit_stores_priors_that_find_the_groups(fitted):
-    path, res = fitted
+    path, res, _ = fitted
     assert res.exit_code == 0, res.output
     assert "compile" in res.output and "sampling" in res.output and "max r_hat" in res.output
     priors = load_state(path).group_priors_
@@ -71,24 +83,21 @@ def test_cli_fit_stores_priors_that_find_the_groups(fitted):
 
 
 def test_cli_refuses_priors_that_fail_their_diagnostics(fitted, monkeypatch, tmp_path):
-    """A fit failing a threshold is not stored, and the message names the variable."""
-    import driftbayes.priors as priors_mod
-    from driftbayes.priors import fit as fit_mod
+    """A fit failing a threshold is not stored, and the message names the variable (the
+    fixture's fit, diagnosed against an ESS no fit reaches)."""
+    import dataclasses
 
-    path, _ = fitted
+    import driftbayes.priors as priors_mod
+
+    path, _, fit = fitted
+    assert fit is not None
     lrn = load_state(path)
     lrn.set_group_priors(None)
     state = save_state(lrn, tmp_path / "s.nc")
-    real = fit_mod.fit_cells
-
-    def strict(*args, **kwargs):
-        monkeypatch.setattr(fit_mod, "ESS_MIN", 10**9)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(fit_mod, "fit_cells", strict)
-    monkeypatch.setattr(priors_mod, "fit_priors", fit_mod.fit_priors)
-    res = CliRunner().invoke(app, ["priors", "fit", "--state", str(state), "--draws", "200",
-                                   "--tune", "200"])
+    table, failures, _ = diagnose(fit.idata, ess_min=10**9)
+    strict = dataclasses.replace(fit, diagnostics=table, failures=failures)
+    monkeypatch.setattr(priors_mod, "fit_priors", lambda *args, **kwargs: strict)
+    res = CliRunner().invoke(app, ["priors", "fit", "--state", str(state)])
     assert res.exit_code == 1
     assert "no priors stored" in res.output and "bulk ESS" in res.output and "pop[" in res.output
     assert load_state(state).group_priors_ is None
@@ -183,8 +192,10 @@ def test_sufficient_statistics_fit_equals_a_raw_data_fit():
 
     from driftbayes.priors.model import group_parameters
 
-    with pm.Model(coords=model_coords(data)):
-        row = group_parameters(data, syn)
+    coords = model_coords(data)
+    with pm.Model(coords=coords) as raw_model:
+        flat, index = group_parameters(data, syn)
+        row = {n: flat[index[i]] for i, n in enumerate(coords["param"])}
         g = data.group
         for kind in LOGNORMAL_KINDS:
             sigma, kappa, alpha = (pm.math.exp(row[f"{kind}_log_{p}"])[g]
@@ -203,9 +214,7 @@ def test_sufficient_statistics_fit_equals_a_raw_data_fit():
         shape_ = pm.math.exp(row["frequency_log_shape"])[g]
         pm.NegativeBinomial("c", mu=pm.math.exp(row["frequency_log_rate"])[g] * T,
                             alpha=shape_, observed=counts.astype(int))
-        # the cells' latent scales make a mild funnel: a smaller step than the fit's
-        ref = pm.sample(draws=1500, tune=1500, chains=2, cores=2, random_seed=2,
-                        target_accept=0.99, progressbar=False, compute_convergence_checks=False)
+    ref = _sample_reference(raw_model)
     assert int(ref.sample_stats["diverging"].sum()) == 0
     for name in ("pop", "theta_u"):  # every group parameter is one of these
         a, b = fit.idata.posterior[name], ref.posterior[name]
@@ -213,6 +222,22 @@ def test_sufficient_statistics_fit_equals_a_raw_data_fit():
         tol = Z * np.hypot(az.mcse(a.to_dataset()).to_array().values[0],
                            az.mcse(b.to_dataset()).to_array().values[0])
         assert np.all(np.abs(mean_a - mean_b) < tol), (name, mean_a, mean_b, tol)
+
+
+def _sample_reference(model):
+    """NUTS draws of the raw-data model: nutpie when installed (its compiled sampler takes a
+    fraction of PyMC's time here), else PyMC's; the cells' latent scales make a mild funnel,
+    hence a smaller step than the fit's."""
+    try:
+        import nutpie
+    except ImportError:
+        with model:
+            return pm.sample(draws=1500, tune=1500, chains=2, cores=2, random_seed=2,
+                             target_accept=0.99, progressbar=False,
+                             compute_convergence_checks=False)
+    compiled = nutpie.compile_pymc_model(model, freeze_model=True)
+    return nutpie.sample(compiled, draws=1500, tune=1500, chains=2, seed=2, target_accept=0.99,
+                         progress_bar=False, save_warmup=False)
 
 
 # ----------------------------------------------------------------------------- coverage

@@ -47,49 +47,62 @@ def pytensor_ops():
 
 
 def _take(g):
-    return (lambda x: x) if g is None else (lambda x: x[..., g])
+    """Each cell's value of a per-group parameter (a scalar is every group's)."""
+    return (lambda x: x) if g is None else (lambda x: x[..., g] if np.ndim(x) else x)
 
 
-def nig_loglik(n, mean, W, mu, kappa, alpha, beta, xp=NP, g=None, const=True):
+def _combine(per_group, per_cell, take, counts):
+    """Per-cell log-likelihoods, or with ``counts`` (cells per group) their sum, in which each
+    group's own terms are computed once and weighed by its cells."""
+    if counts is None:
+        return take(per_group) + per_cell
+    return (counts * per_group).sum() + per_cell.sum()
+
+
+def nig_loglik(n, mean, W, mu, kappa, alpha, beta, xp=NP, g=None, const=True, counts=None):
     """Log marginal density of ``n`` log values with mean ``mean`` and within sum of squares
     ``W`` under ``s² ~ InvGamma(alpha, beta)``, ``m ~ N(mu, s²/kappa)`` (a multivariate
     Student-t; fractional ``n`` as in the learner's conjugate update).
 
-    With ``g``, the parameters are per group and ``g`` is each cell's group (the terms of the
-    group alone are computed once per group); ``const=False`` leaves out the terms of the data
-    alone (the sampler does not need them)."""
+    With ``g``, the parameters are per group (or scalars, shared by every group) and ``g`` is
+    each cell's group (the terms of the group alone are computed once per group);
+    ``const=False`` leaves out the terms of the data alone (the sampler does not need them);
+    ``counts`` (each group's number of cells, with ``const=False``) gives the sum over the
+    cells instead."""
     take = _take(g)
     per_group = 0.5 * xp.log(kappa) + alpha * xp.log(beta) - xp.gammaln(alpha)
     mu, kappa, alpha, beta = (take(x) for x in (mu, kappa, alpha, beta))
     kn = kappa + n
     an = alpha + n / 2.0
     bn = beta + W / 2.0 + kappa * n * (mean - mu) ** 2 / (2.0 * kn)
-    out = take(per_group) - 0.5 * xp.log(kn) - an * xp.log(bn) + xp.gammaln(an)
+    out = _combine(per_group, -0.5 * xp.log(kn) - an * xp.log(bn) + xp.gammaln(an), take,
+                   counts)
     return out - 0.5 * n * LOG_2PI if const else out
 
 
-def betabinom_loglik(n, k, a, b, xp=NP, g=None, const=True):
-    """Log Beta-binomial probability of ``k`` errors in ``n`` responses (``g``, ``const``:
-    see :func:`nig_loglik`)."""
+def betabinom_loglik(n, k, a, b, xp=NP, g=None, const=True, counts=None):
+    """Log Beta-binomial probability of ``k`` errors in ``n`` responses (``g``, ``const``,
+    ``counts``: see :func:`nig_loglik`)."""
     take = _take(g)
     per_group = xp.gammaln(a + b) - xp.gammaln(a) - xp.gammaln(b)
     a, b = take(a), take(b)
-    out = (take(per_group) + xp.gammaln(k + a) + xp.gammaln(n - k + b)
-           - xp.gammaln(n + a + b))
+    out = _combine(per_group, xp.gammaln(k + a) + xp.gammaln(n - k + b) - xp.gammaln(n + a + b),
+                   take, counts)
     if const:
         out = out + xp.gammaln(n + 1.0) - xp.gammaln(k + 1.0) - xp.gammaln(n - k + 1.0)
     return out
 
 
-def gamma_poisson_loglik(c, T, shape, rate, xp=NP, g=None, const=True):
+def gamma_poisson_loglik(c, T, shape, rate, xp=NP, g=None, const=True, counts=None):
     """Log negative-binomial probability of ``c`` requests in ``T`` seconds when the cell's
-    rate is ``Gamma(shape, shape/rate)`` (mean ``rate``; ``g``, ``const``: see
+    rate is ``Gamma(shape, shape/rate)`` (mean ``rate``; ``g``, ``const``, ``counts``: see
     :func:`nig_loglik`)."""
     take = _take(g)
     b = shape / rate
     per_group = shape * xp.log(b) - xp.gammaln(shape)
     shape, b = take(shape), take(b)
-    out = take(per_group) + xp.gammaln(c + shape) - (shape + c) * xp.log(b + T)
+    out = _combine(per_group, xp.gammaln(c + shape) - (shape + c) * xp.log(b + T), take,
+                   counts)
     return out + c * xp.log(T) - xp.gammaln(c + 1.0) if const else out
 
 

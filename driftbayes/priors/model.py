@@ -108,7 +108,14 @@ CENTRED_MIN_GROUPS = 5
 #: is that hyperprior, centred on the synthetic mock. Cells are still pooled within groups.
 POOLED_MIN_GROUPS = 5
 CENTRED_MIN_CELLS = 3
-CENTRED_MIN_EVIDENCE = 30.0
+#: A group's log request rate is known to about ``1/√requests`` (when spread over several cells
+#: with exposure, each with requests or not): 5 requests (±0.45) already pin it well inside the
+#: spread of groups (prior mean 1.5; 1.4 fitted on the NASA log, where with 30 requests in 3
+#: cells with a request each the groups of 5–30 requests stayed non-centred and
+#: ``pop[frequency_log_rate]`` mixed slowly: bulk ESS 330–470 of 2,000 draws). The log-normal
+#: kinds' ``log_sigma`` spread is much smaller (0.2 there), so their groups need more evidence
+#: before the centred form's funnel with ``τ`` is no risk (5 made a divergence).
+CENTRED_MIN_EVIDENCE = {"latency": 30.0, "think_time": 30.0, "errors": 30.0, "frequency": 5.0}
 _INFORMATIVE = {"latency": "n", "think_time": "n", "errors": "k", "frequency": "c"}
 
 
@@ -120,9 +127,12 @@ def centring(data: CellData, pairs) -> tuple[np.ndarray, np.ndarray]:
     for k in data.kinds:
         x = data.stats[k][_INFORMATIVE[k]]
         g = data.group[data.cells[k]]
-        cells = np.bincount(g, weights=x >= 1.0, minlength=G)
+        # a cell's requests count as exposure: every cell with exposure informs the rate, the
+        # more so the more of them (for the other kinds, a cell of less than one observation
+        # hardly does)
+        cells = np.bincount(g, weights=(x >= 1.0) | (k == "frequency"), minlength=G)
         evidence = np.bincount(g, weights=x, minlength=G)
-        strong[k] = (cells >= CENTRED_MIN_CELLS) & (evidence >= CENTRED_MIN_EVIDENCE)
+        strong[k] = (cells >= CENTRED_MIN_CELLS) & (evidence >= CENTRED_MIN_EVIDENCE[k])
     centred = np.array([strong[k] for k, _ in pairs]).reshape(len(pairs), G)
     centred &= G >= CENTRED_MIN_GROUPS
     if G < POOLED_MIN_GROUPS:
@@ -188,44 +198,57 @@ def model_coords(data: CellData) -> dict:
     return coords
 
 
-def group_parameters(data: CellData, synthetic) -> dict:
+def group_parameters(data: CellData, synthetic):
     """Inside a ``pm.Model`` with :func:`model_coords`: the population and group levels, as
-    each group parameter's ``(group,)`` tensor on its sampled scale, by name."""
+    ``(flat, index)``: every sampled-scale parameter in one vector ``flat`` (the population
+    first, then the group-specific values) and ``index`` ``(param, group)``, where group ``g``'s
+    value of parameter ``i`` is ``flat[index[i, g]]``.
+
+    One vector and constant indices keep the compiled graph small (each node of it is compiled
+    on its own, and compiling dominates a cold fit): the likelihood gathers each cell's
+    parameters from ``flat`` directly."""
     import pymc as pm
     import pytensor.tensor as pt
 
     G = len(data.groups)
     pairs = parameters(data.kinds)
-    names = [f"{k}_{p}" for k, p in pairs]
+    P = len(pairs)
     centre, sd, tau_sd = hyperpriors(pairs, synthetic)
     offset, centred = centring(data, pairs)
     pi, gi = np.nonzero(offset)
     pc, gc = np.nonzero(centred)
     grouped = np.flatnonzero([p in GROUPED for _, p in pairs]) if G > 1 else np.array([], int)
+    index = np.repeat(np.arange(P)[:, None], G, axis=1)
     pop = pm.Normal("pop", centre, sd, dims="param")
-    theta = pt.zeros((len(pairs), G)) + pop[:, None]
+    parts = [pop]
     if len(grouped) and G < POOLED_MIN_GROUPS:
-        free = pm.Normal("theta_u", centre[grouped, None], sd[grouped, None],
-                         dims=("grouped", "group"))
-        theta = theta[grouped].set(free)
+        parts.append(pm.Normal("theta_u", centre[grouped, None], sd[grouped, None],
+                               dims=("grouped", "group")).ravel())
+        index[grouped] = P + np.arange(len(grouped) * G).reshape(len(grouped), G)
     elif len(grouped):
         # Gamma(2): zero-avoiding, so that few groups cannot pull the spread into the neck of
         # the funnel where every group equals the population (mean tau_sd)
-        tau = pt.zeros(len(pairs))[grouped].set(
-            pm.Gamma("tau", 2.0, 2.0 / tau_sd[grouped], dims="grouped"))
+        tau = pm.Gamma("tau", 2.0, 2.0 / tau_sd[grouped], dims="grouped")
+        slot = np.zeros(P, int)
+        slot[grouped] = np.arange(len(grouped))  # a parameter's place in ``tau``
         if len(pi):
             z = pm.Normal("z", 0.0, 1.0, dims="offset")
-            theta = theta[pi, gi].set(pop[pi] + tau[pi] * z)
+            parts.append(pop[pi] + tau[slot[pi]] * z)
+            index[pi, gi] = P + np.arange(len(pi))
         if len(pc):
-            theta = theta[pc, gc].set(pm.Normal("theta_c", pop[pc], tau[pc], dims="centred"))
-    return {n: theta[i] for i, n in enumerate(names)}
+            parts.append(pm.Normal("theta_c", pop[pc], tau[slot[pc]], dims="centred"))
+            index[pc, gc] = P + len(pi) + np.arange(len(pc))
+    flat = pt.concatenate(parts) if len(parts) > 1 else pop
+    return flat, index
 
 
 def build_model(data: CellData, synthetic):
     """The PyMC model of ``data``: free variables ``pop`` (dims ``param``), ``tau``
     (``grouped``), ``z`` (``offset``: the non-centred group parameters) and ``theta_c``
-    (``centred``), with one group only ``pop``; every data array is a ``pm.Data``, so one
-    compiled model can be refitted on new statistics of the same shapes. The group
+    (``centred``), or ``theta_u`` (``grouped, group``) with fewer than
+    :data:`POOLED_MIN_GROUPS` groups, and with one group only ``pop``. Every data array is a
+    ``pm.Data``, so one compiled model can be refitted on new statistics of the same shapes
+    (freeze them, ``freeze_dims_and_data``, for a smaller graph otherwise). The group
     parameters are computed from the draws (:func:`group_theta`), not stored, to keep the
     compiled graph small."""
     import pymc as pm
@@ -234,27 +257,37 @@ def build_model(data: CellData, synthetic):
     from driftbayes.priors import data as lik
 
     ops = pytensor_ops()
+    names = [f"{k}_{p}" for k, p in parameters(data.kinds)]
     with pm.Model(coords=model_coords(data)) as model:
-        row = group_parameters(data, synthetic)
+        flat, index = group_parameters(data, synthetic)
         total = 0.0
         for kind in data.kinds:
             dims = f"{kind}_cell"
-            g = pm.Data(f"{kind}_group", data.group[data.cells[kind]], dims=dims)
+            g = data.group[data.cells[kind]]
+            counts = np.bincount(g, minlength=len(data.groups)).astype(float)
             s = {k: pm.Data(f"{kind}_{k}", v, dims=dims) for k, v in data.stats[kind].items()}
+            # each group's parameters: a vector for those that differ between groups, a scalar
+            # for those the groups share
+            row = {}
+            for i, n in enumerate(names):
+                if n.startswith(kind + "_"):
+                    at = index[i]
+                    row[n.removeprefix(kind + "_")] = (flat[at] if np.any(at != at[0])
+                                                       else flat[int(at[0])])
             if kind in LOGNORMAL_KINDS:
-                sigma, kappa, alpha = (pt.exp(row[f"{kind}_log_{p}"])
-                                       for p in ("sigma", "kappa", "alpha"))
-                ll = lik.nig_loglik(s["n"], s["mean"], s["W"], row[f"{kind}_mu"], kappa, alpha,
-                                    alpha * sigma**2, ops, g=g, const=False)
+                sigma, kappa, alpha = (pt.exp(row[f"log_{p}"]) for p in ("sigma", "kappa",
+                                                                          "alpha"))
+                ll = lik.nig_loglik(s["n"], s["mean"], s["W"], row["mu"], kappa, alpha,
+                                    alpha * sigma**2, ops, g=g, const=False, counts=counts)
             elif kind == "errors":
-                rate = pt.sigmoid(row["errors_logit_rate"])
-                conc = pt.exp(row["errors_log_concentration"])
+                rate = pt.sigmoid(row["logit_rate"])
+                conc = pt.exp(row["log_concentration"])
                 ll = lik.betabinom_loglik(s["n"], s["k"], rate * conc, (1.0 - rate) * conc, ops,
-                                          g=g, const=False)
+                                          g=g, const=False, counts=counts)
             else:
-                ll = lik.gamma_poisson_loglik(s["c"], s["T"], pt.exp(row["frequency_log_shape"]),
-                                              pt.exp(row["frequency_log_rate"]), ops, g=g,
-                                              const=False)
-            total = total + ll.sum()
+                ll = lik.gamma_poisson_loglik(s["c"], s["T"], pt.exp(row["log_shape"]),
+                                              pt.exp(row["log_rate"]), ops, g=g, const=False,
+                                              counts=counts)
+            total = total + ll
         pm.Potential("loglik", total)
     return model
