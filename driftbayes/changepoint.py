@@ -208,6 +208,28 @@ class RunLengths:
         self.ring = [(win, *by_window[win]) for win in sorted(by_window)]
         self.restart()
 
+    def take_cells(self, other: RunLengths, endpoints: np.ndarray) -> None:
+        """Take the run lengths and window sums of the endpoints ``endpoints`` (an ``(E,)``
+        mask) from ``other`` (same vocabulary): joining a scan split by endpoint."""
+        mask = np.asarray(endpoints, dtype=bool)
+        for k in self.kinds:
+            self.w[k][mask] = other.w[k][mask]
+            self.asof[k][mask] = other.asof[k][mask]
+        by_window: dict[int, list] = {}
+        for ring, keep in ((self.ring, ~mask), (other.ring, mask)):
+            for win, ends, arrays in ring:
+                sel = keep[ends]
+                if sel.any():
+                    by_window.setdefault(win, []).append(
+                        (ends[sel], {n: a[sel] for n, a in arrays.items()}))
+        self.ring = []
+        for win in sorted(by_window):
+            parts = by_window[win]
+            ends = np.concatenate([e for e, _ in parts])
+            order = np.argsort(ends, kind="stable")
+            self.ring.append((win, ends[order], {
+                n: np.concatenate([a[n] for _, a in parts])[order] for n in parts[0][1]}))
+
     def restart(self) -> None:
         """Every cell's run-length posterior back to the long run, without data."""
         for k in self.kinds:

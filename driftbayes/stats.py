@@ -132,6 +132,21 @@ class Stats:
             else:
                 self.arrays[n][endpoints] = a
 
+    def only(self, endpoints, rows) -> Stats:
+        """A copy holding some endpoints (``endpoint``-dim statistics) and transition source
+        rows (``src``) only, zero elsewhere (arrays allocated zero: pages the kept cells do
+        not touch take no memory)."""
+        out = {}
+        for n, a in self.arrays.items():
+            if STAT_DIMS[n][0] == "persona":
+                b = a.copy()
+                b.clear_rows(np.setdiff1d(np.arange(a.n_states), rows))
+            else:
+                b = np.zeros(a.shape, dtype=a.dtype)
+                b[endpoints] = a[endpoints]
+            out[n] = b
+        return Stats(out)
+
     def clear(self, endpoints, rows) -> None:
         """Zero some endpoints and transition source rows."""
         for n, a in self.arrays.items():
