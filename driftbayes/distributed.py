@@ -84,6 +84,7 @@ class Stages:
     groups: int = 0
     blocks: int = 0
     events: int = 0
+    scanned_on: list = field(default_factory=list)  # the worker of each block's scan
     seconds: dict = field(default_factory=dict)
 
 
@@ -598,6 +599,8 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
                  for b, m in enumerate(merged)]
         live = {f.key: f for f in scans}
         del merged
+        wait(scans)
+        stages.scanned_on = [sorted(client.who_has(f)[f.key])[0] for f in scans]
         scans = client.gather(scans)
     except BaseException:
         client.cancel(list(live.values()))

@@ -1348,8 +1348,8 @@ class DriftLearner:
         self.bodies_ = {**shard.bodies_, **self.bodies_}
         self.n_events_ += shard.n_events_
         self.n_late_ += shard.n_late_
-        self.t_first_ = float(np.nanmin([self.t_first_, shard.t_first_]))
-        self.t_last_ = float(np.nanmax([self.t_last_, shard.t_last_]))
+        self.t_first_ = float(np.fmin(self.t_first_, shard.t_first_))  # NaN: none yet
+        self.t_last_ = float(np.fmax(self.t_last_, shard.t_last_))
         return self
 
     def first_seen(self) -> dict[int, tuple[list, list, list]]:
