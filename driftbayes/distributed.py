@@ -283,29 +283,32 @@ def merge_groups(a: GroupLearner, b: GroupLearner) -> GroupLearner:
 
 
 def block_masks(endpoints: list[str], blocks: int) -> list[np.ndarray]:
-    """Each block's endpoints (an ``(E,)`` mask per block): endpoints go to blocks by a stable
-    hash of their name, so every shard splits alike whatever its vocabulary's order."""
-    at = np.array([_hash(e, blocks) for e in endpoints], dtype=np.int64)
+    """Each block's endpoints, an ``(E,)`` mask per block (:func:`~driftbayes.blocks.block_of`:
+    a stable hash of their names, so every process splits alike)."""
+    from driftbayes.blocks import block_of
+
+    at = block_of(endpoints, blocks)
     return [at == b for b in range(blocks)]
 
 
-def split_group(state: GroupLearner, blocks: int) -> list[DriftLearner]:
-    """A session group's shard split into ``blocks`` blocks of endpoints
-    (:meth:`~driftbayes.learner.DriftLearner.block`); block 0 has START's row."""
-    masks = block_masks(state.shard.endpoints_, blocks)
-    return [state.shard.block(m, start=b == 0) for b, m in enumerate(masks)]
+def split_group(state: GroupLearner, names: tuple, blocks: int, window: int | None) -> list:
+    """A session group's shard split into ``blocks`` blocks of endpoints in the run's whole
+    vocabulary ``names``, ending at the run's last ``window``
+    (:meth:`~driftbayes.learner.DriftLearner.split_blocks`)."""
+    return state.shard.split_blocks(names, blocks, window)
 
 
-def scan_block(learner: DriftLearner, shard: DriftLearner, joins: dict, block: int,
+def scan_block(learner: DriftLearner, sums, joins: dict, block: int,
                blocks: int) -> DriftLearner:
     """Stage 7 for one block of endpoints: a copy of ``learner`` that keeps only the block's
-    cells scans the block's merged sums (``shard``) with the whole run's ``joins``; its cells
-    come back up to date (:meth:`~driftbayes.learner.DriftLearner.join_blocks`)."""
+    cells scans the block's merged sums (a :class:`~driftbayes.blocks.BlockSums`) with the
+    whole run's ``joins``; its cells come back up to date
+    (:meth:`~driftbayes.learner.DriftLearner.join_blocks`)."""
     import copy
 
     out = copy.deepcopy(learner)
     out.keep_endpoints(block_masks(out.endpoints_, blocks)[block], start=block == 0)
-    out.learn_sums(shard, joins=joins)
+    out.learn_sums(sums.shard(out.config), joins=joins)
     out.evidence_  # noqa: B018 - brings every cell up to date with the last closed window
     return out
 
@@ -435,6 +438,17 @@ class Driver:
     def joins(self, summaries: list[tuple]) -> dict:
         """The run's new names by the window they join in (for :func:`scan_block`)."""
         return _merge_meta(self.learner, summaries, self.first_ts)[0]
+
+    def vocabulary(self, summaries: list[tuple]) -> tuple[list, list, list]:
+        """The run's whole vocabulary (endpoints, personas, statuses, in code order): the
+        learner's, then the new names in the order they join."""
+        out = (list(self.learner.endpoints_), list(self.learner.personas_),
+               list(self.learner.statuses_))
+        joins = self.joins(summaries)
+        for w in sorted(joins):
+            for names, more in zip(out, joins[w]):
+                names.extend(more)
+        return out
 
     def scan_start(self) -> DriftLearner:
         """What each block's scan starts from (:func:`scan_block`): a copy of the learner
@@ -577,8 +591,9 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
         stages.map = t2 - t1
         # each group's shard splits into blocks of endpoints; each block reduces in a tree
         # and scans on a worker: the merged sums of all cells never meet in one place
-        split = [client.submit(split_group, g, blocks, pure=False, priority=30)
-                 for g in shards]
+        names = driver.vocabulary(summaries)
+        split = [client.submit(split_group, g, names, blocks, driver.window, pure=False,
+                               priority=30) for g in shards]
         live = {f.key: f for f in split}
         merged = []
         for b in range(blocks):

@@ -1174,39 +1174,50 @@ class DriftLearner:
     # every other input is shared by all endpoints alike (the vocabularies and the windows
     # they join in, the exposure clock, the config and the priors, which depend on the whole
     # vocabulary but on no cell's data). So a copy of the learner that keeps only a block of
-    # endpoints (:meth:`keep_endpoints`), scanning only their sums (:meth:`block`) with the
+    # endpoints (:meth:`keep_endpoints`), scanning only their sums (:meth:`split_blocks`) with the
     # whole run's joins, ends with those endpoints' cells as the whole scan would, and
     # :meth:`join_blocks` puts the blocks back together. START's row goes with one block.
-    def block(self, endpoints: np.ndarray, start: bool = False) -> DriftLearner:
-        """This shard's sums of the endpoints ``endpoints`` (an ``(E,)`` mask) only, with
-        START's transition row when ``start``; the shard's open sessions and event counts go
-        with the ``start`` block alone, its response bodies with none."""
+    def split_blocks(self, names: tuple[list, list, list], blocks: int,
+                     window: int | None = None) -> list:
+        """This shard's sums in the vocabulary ``names`` (endpoints, personas, statuses: the
+        whole run's, holding this shard's), split into ``blocks``
+        :class:`~driftbayes.blocks.BlockSums` by :func:`~driftbayes.blocks.block_of`; block 0
+        has START's row, the open sessions and the event counts. ``window``: the run's last
+        window, which the shard's open window first moves to (closing the windows before it,
+        so sessions whose gap runs out end there), so that every block ends alike."""
+        from driftbayes.blocks import BlockSums, block_of, split_window
+
         if self.window_sums_ is None:
-            raise ValueError("block() splits a shard (DriftLearner.shard()), not a learner")
-        mask = np.asarray(endpoints, dtype=bool)
-
-        def only(stats: Stats) -> Stats:
-            m = mask[: len(stats["freq_count"])]  # sums of an older, smaller vocabulary
-            return stats.only(np.flatnonzero(m), np.flatnonzero(np.r_[m, start]))
-
-        sums, self.window_sums_ = self.window_sums_, None
-        try:
-            out = copy.deepcopy(self)
-        finally:
-            self.window_sums_ = sums
-        out.window_sums_ = {w: only(s) for w, s in sums.items()}
-        out.pending_ = only(self.pending_)
-        out.bodies_ = {}
-        if not start:
-            out.sessions = OpenSessions()
-            out.n_events_ = out.n_late_ = 0
-            out.t_first_ = out.t_last_ = math.nan
+            raise ValueError("split_blocks splits a shard (DriftLearner.shard()), not a learner")
+        if window is not None and self.window_ is not None and self.window_ < window:
+            self._advance(window)
+        sizes = Sizes(*(len(n) for n in names))
+        block = block_of(names[0], blocks)
+        codes = tuple(Vocabulary(whole).codes_of(mine.names)
+                      for whole, mine in zip(names, (self.endpoint_vocab, self.persona_vocab,
+                                                     self.status_vocab)))
+        if any((c < 0).any() for c in codes):
+            raise ValueError("split_blocks: names must hold every name of the shard")
+        sums = dict(self.window_sums_)
+        last = self.window_ if self.window_ is not None else window
+        if last is not None:
+            sums[last] = self.pending_
+        split = {w: split_window(s, codes, block, sizes, blocks) for w, s in sums.items()}
+        out = []
+        for b in range(blocks):
+            first = b == 0
+            sessions = (self.sessions.remapped(codes[0], codes[1]) if first
+                        else OpenSessions())
+            out.append(BlockSums(
+                names, np.flatnonzero(block == b), first, {w: s[b] for w, s in split.items()},
+                last, sessions, self.n_events_ if first else 0, self.n_late_ if first else 0,
+                self.t_first_ if first else math.nan, self.t_last_ if first else math.nan))
         return out
 
     def keep_endpoints(self, endpoints: np.ndarray, start: bool = False) -> DriftLearner:
         """Forget every cell but those of the endpoints ``endpoints`` (an ``(E,)`` mask) and,
         when ``start``, START's transition row: the learner a block of a scan split by
-        endpoint continues (see :meth:`block`). Returns ``self``."""
+        endpoint continues (see :meth:`split_blocks`). Returns ``self``."""
         mask = np.asarray(endpoints, dtype=bool)
         P = len(self.personas_)
         if not mask.size or (mask.all() and start):
@@ -1241,7 +1252,8 @@ class DriftLearner:
     def join_blocks(self, scans: list[DriftLearner], blocks: list[np.ndarray]) -> DriftLearner:
         """Become the result of a scan split by endpoint: ``scans[i]`` is a copy of this
         learner that kept the endpoints ``blocks[i]`` (masks over the final vocabulary,
-        :meth:`keep_endpoints`) and scanned their sums (:meth:`block`, :meth:`learn_sums`);
+        :meth:`keep_endpoints`) and scanned their sums (:meth:`split_blocks`,
+        :meth:`learn_sums`);
         ``scans[0]`` has START's row and the run's open sessions and counts. Change counts
         add up and history rows join in window order. Returns ``self``."""
         before, changes = len(self.history_), self.changes_
