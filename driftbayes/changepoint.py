@@ -43,7 +43,7 @@ import numpy as np
 from driftbayes import conjugate as cj
 from driftbayes.config import RUN_WINDOWS
 from driftbayes.kinds import REGISTRY
-from driftbayes.stats import KIND_STATS, STAT_DIMS, Stats, broadcast_gate
+from driftbayes.stats import KIND_STATS, STAT_DIMS, Stats, broadcast_gate, pack, unpack
 
 #: Run-length states: 1 … RUN_WINDOWS windows, and the long run (last).
 N_STATES = RUN_WINDOWS + 1
@@ -153,6 +153,25 @@ class RunLengths:
     @property
     def names(self) -> list[str]:
         return [n for k in self.kinds for n in KIND_STATS[k]]
+
+    def __getstate__(self) -> dict:
+        """Pickled with the window sums' mostly-zero arrays as their nonzero entries."""
+        state = dict(self.__dict__)
+        state["ring"] = [(win, ends, {n: pack(a) for n, a in arrays.items()})
+                         for win, ends, arrays in self.ring]
+        return state
+
+    def __deepcopy__(self, memo) -> RunLengths:
+        import copy
+
+        out = RunLengths.__new__(RunLengths)
+        out.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return out
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.ring = [(win, ends, {n: unpack(a) for n, a in arrays.items()})
+                     for win, ends, arrays in self.ring]
 
     # ---------------------------------------------------------------- vocabulary
     def grow(self, sizes) -> None:

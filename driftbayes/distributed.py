@@ -78,8 +78,8 @@ class Stages:
 
     plan: float = 0.0
     map: float = 0.0  # read + clock + route + learn, overlapped
-    reduce: float = 0.0
-    scan: float = 0.0
+    reduce: float = 0.0  # split into blocks of endpoints, then a tree per block
+    scan: float = 0.0  # the blocks' scans on the workers, then their join on the client
     partitions: int = 0
     groups: int = 0
     blocks: int = 0
@@ -622,8 +622,11 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
         raise
     del live
     # nothing touched the learner before this point
+    t4 = time.perf_counter()
     events = driver.finish(scans, summaries, report)
-    stages.scan = time.perf_counter() - t3
+    t5 = time.perf_counter()
+    stages.scan = t5 - t3
+    stages.seconds["join"] = t5 - t4
     stages.events = events
     return events
 
