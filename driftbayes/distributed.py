@@ -174,6 +174,7 @@ def route_partition(read: ReadPartition, rejected: list[dict[int, str]], start: 
         names: tuple[dict, dict, dict] = ({}, {}, {})
         bodies: dict = {}
         bad = BadRecordReport(keep=keep)
+        memo: dict = {}  # session key → group, across the partition's batches
         events, t_last, cur = 0, math.nan, start
         for seq, (batch, rej) in enumerate(zip(read.batches, rejected)):
             if rej:
@@ -192,13 +193,15 @@ def route_partition(read: ReadPartition, rejected: list[dict[int, str]], start: 
             cur = int(eff[-1])
             _first_names(batch, eff, names)
             bodies.update(response_bodies(batch))
-            group = _groups(enricher, batch, seq, groups)
-            present = np.unique(group).tolist()
+            group = _groups(enricher, batch, seq, groups, memo)
+            order = np.argsort(group, kind="stable")  # each group's events, in stream order
+            bounds = np.searchsorted(group[order], np.arange(groups + 1))
+            present = np.flatnonzero(np.diff(bounds)).tolist()
             if len(present) == 1:  # one group: no copy
                 pieces[present[0]].append((batch, eff))
                 present = []
             for g in present:
-                idx = np.flatnonzero(group == g)
+                idx = order[bounds[g]:bounds[g + 1]]
                 pieces[g].append((batch.take(idx), eff[idx]))
             events += len(batch)
             t_last = float(np.nanmax([t_last, batch.ts.max()]))
@@ -225,20 +228,30 @@ def _first_names(batch: EventBatch, eff: np.ndarray, names: tuple[dict, dict, di
             statuses.setdefault(int(batch.status[i]), int(eff[i]))
 
 
-def _groups(enricher, batch: EventBatch, seq: int, groups: int) -> np.ndarray:
+def _groups(enricher, batch: EventBatch, seq: int, groups: int,
+            memo: dict | None = None) -> np.ndarray:
     """Each event's session group: a stable hash of the key its session is cut from, else of
     its session id (``key#k`` ids by their key, :func:`~driftbayes.io.enrich.session_group`);
-    events without a session go with their batch's number."""
+    events without a session go with their batch's number. ``memo`` keeps the groups of keys
+    and ids seen before (they recur from batch to batch)."""
     from driftbayes.io.enrich import session_group
 
+    memo = {} if memo is None else memo
     out = np.full(len(batch), seq % groups, dtype=np.int64)
     keys = enricher.cut_keys(batch)
     cut = np.not_equal(keys, None)
     named = ~cut & (batch.session != "")
-    for mask, values, name in ((cut, keys, str), (named, batch.session, session_group)):
+    for mask, values, name, kind in ((cut, keys, str, "key"),
+                                     (named, batch.session, session_group, "id")):
         if mask.any():
             codes, uniq = pd.factorize(values[mask])
-            out[mask] = np.array([_hash(name(u), groups) for u in uniq.tolist()])[codes]
+            found = np.empty(len(uniq), dtype=np.int64)
+            for i, u in enumerate(uniq.tolist()):
+                g = memo.get((kind, u))
+                if g is None:
+                    g = memo[(kind, u)] = _hash(name(u), groups)
+                found[i] = g
+            out[mask] = found[codes]
     return out
 
 
