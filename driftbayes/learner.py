@@ -1190,7 +1190,9 @@ class DriftLearner:
         if self.window_sums_ is None:
             raise ValueError("split_blocks splits a shard (DriftLearner.shard()), not a learner")
         if window is not None and self.window_ is not None and self.window_ < window:
-            self._advance(window)
+            moved = self._copy()  # this shard stays as it is (an engine may share it)
+            moved._advance(window)
+            return moved.split_blocks(names, blocks)
         sizes = Sizes(*(len(n) for n in names))
         block = block_of(names[0], blocks)
         codes = tuple(Vocabulary(whole).codes_of(mine.names)
@@ -1257,7 +1259,7 @@ class DriftLearner:
         ``scans[0]`` has START's row and the run's open sessions and counts. Change counts
         add up and history rows join in window order. Returns ``self``."""
         before, changes = len(self.history_), self.changes_
-        base = scans[0]
+        base = copy.deepcopy(scans[0])  # written into: an engine may hand back read-only arrays
         for scan, mask in zip(scans[1:], blocks[1:]):
             base.take_cells(scan, mask)
         base.changes_ = changes + sum(s.changes_ - changes for s in scans)
