@@ -24,9 +24,10 @@ tcp://HOST:8786`` (a running cluster) and ``db.learn(paths, client=...)`` run
    per-(cell, window) sums (:meth:`~driftbayes.learner.DriftLearner.shard`). A session's
    events are all in one group and in stream order, so no transition or think time is lost or
    invented where files or partitions meet.
-6. **reduce** (workers, per block of endpoints): each group's shard splits into blocks of
-   endpoints by a hash of their names (:func:`split_group`, START's transition row in block 0);
-   each block's shards merge with ``+`` in a tree, so the merged sums of all cells never meet in
+6. **reduce** (workers, per block of endpoints): each group's shard moves to the run's last
+   window and splits into :class:`~driftbayes.blocks.BlockSums` in the run's whole vocabulary
+   (:func:`split_group`; blocks of endpoints by a hash of their names, START's transition row in
+   block 0); each block's pieces add up in a tree, so the merged sums of all cells never meet in
    one place.
 7. **scan** (workers, per block, :func:`scan_block`): a copy of the learner keeping only the
    block's cells runs :meth:`~driftbayes.learner.DriftLearner.learn_sums` (decay, change tests,
