@@ -143,7 +143,9 @@ def child_distributed(paths: list[str], state: str, workers: int) -> dict:
             "worker_peak_rss_mb": sorted(peaks.values()),
             "client_peak_rss_mb": peak_rss_mb(),
             "stages": {k: getattr(stages, k) for k in ("plan", "map", "reduce", "scan")},
-            "partitions": stages.partitions, "groups": stages.groups,
+            "join_s": stages.seconds.get("join", 0.0),
+            "partitions": stages.partitions, "groups": stages.groups, "blocks": stages.blocks,
+            "scanned_on": len(set(stages.scanned_on)),
             "window_sums_bytes": sum(a.nbytes for a in merged.pending_.arrays.values()
                                      if isinstance(a, np.ndarray)),
             "cells": len(learner.endpoints_) * len(learner.personas_),
@@ -239,11 +241,11 @@ def write_report(args, rows: dict, mib: float, load: float) -> None:
         "memory is each process's peak RSS.",
         "",
         "| run | seconds | events/s | vs one process | peak RSS MiB per worker | client "
-        "peak RSS MiB | plan s | map s | reduce s | scan s | partitions | equal to one "
-        "process |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        "peak RSS MiB | plan s | map s | reduce s | scan s (join) | partitions | blocks "
+        "(workers scanning) | equal to one process |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
         f"| one process | {single['seconds']:.1f} | {base:,.0f} | 1.00× | — | "
-        f"{single['peak_rss_mb']:,.0f} | | | | | | — |",
+        f"{single['peak_rss_mb']:,.0f} | | | | | | | — |",
     ]
     for w, r in rows.items():
         if w == "single":
@@ -255,14 +257,15 @@ def write_report(args, rows: dict, mib: float, load: float) -> None:
             f"{rate:,.0f} | {rate / base:.2f}× | "
             f"{', '.join(f'{x:,.0f}' for x in r['worker_peak_rss_mb'])} | "
             f"{r['client_peak_rss_mb']:,.0f} | {st['plan']:.1f} | {st['map']:.1f} | "
-            f"{st['reduce']:.1f} | {st['scan']:.1f} | {r['partitions']} | "
+            f"{st['reduce']:.1f} | {st['scan']:.1f} ({r.get('join_s', 0.0):.1f}) | "
+            f"{r['partitions']} | {r.get('blocks', 1)} ({r.get('scanned_on', 0)}) | "
             f"{'yes' if r['equal'] else '**no**'} (max rel. diff {r['max_rel_diff']:.1e}) |")
     if "cpu_s" in single:
         lines += [
             "",
             "CPU seconds (all threads of each process; independent of what else runs on the "
             "machine): the work each stage needs, and the wall time it would take with a core "
-            "per process (the busiest worker, then the client's serial reduce and scan).",
+            "per process (the busiest worker, then the client's join of the scanned blocks).",
             "",
             "| run | CPU s per worker | client CPU s | total CPU s | events per CPU s | "
             "wall time with a core each, s | vs one process with a core |",
@@ -274,7 +277,7 @@ def write_report(args, rows: dict, mib: float, load: float) -> None:
             if w == "single":
                 continue
             total = sum(r["worker_cpu_s"]) + r["client_cpu_s"]
-            ideal = max(r["worker_cpu_s"]) + r["stages"]["reduce"] + r["stages"]["scan"]
+            ideal = max(r["worker_cpu_s"]) + r.get("join_s", 0.0)
             lines.append(
                 f"| LocalCluster, {w} worker{'s' if w > 1 else ''} | "
                 f"{', '.join(f'{x:.1f}' for x in r['worker_cpu_s'])} | {r['client_cpu_s']:.1f} "

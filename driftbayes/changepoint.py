@@ -43,7 +43,7 @@ import numpy as np
 from driftbayes import conjugate as cj
 from driftbayes.config import RUN_WINDOWS
 from driftbayes.kinds import REGISTRY
-from driftbayes.stats import KIND_STATS, STAT_DIMS, Stats, broadcast_gate
+from driftbayes.stats import KIND_STATS, STAT_DIMS, Stats, broadcast_gate, pack, unpack
 
 #: Run-length states: 1 … RUN_WINDOWS windows, and the long run (last).
 N_STATES = RUN_WINDOWS + 1
@@ -154,6 +154,25 @@ class RunLengths:
     def names(self) -> list[str]:
         return [n for k in self.kinds for n in KIND_STATS[k]]
 
+    def __getstate__(self) -> dict:
+        """Pickled with the window sums' mostly-zero arrays as their nonzero entries."""
+        state = dict(self.__dict__)
+        state["ring"] = [(win, ends, {n: pack(a) for n, a in arrays.items()})
+                         for win, ends, arrays in self.ring]
+        return state
+
+    def __deepcopy__(self, memo) -> RunLengths:
+        import copy
+
+        out = RunLengths.__new__(RunLengths)
+        out.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return out
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.ring = [(win, ends, {n: unpack(a) for n, a in arrays.items()})
+                     for win, ends, arrays in self.ring]
+
     # ---------------------------------------------------------------- vocabulary
     def grow(self, sizes) -> None:
         """Pad to new vocabulary sizes (new cells start without data)."""
@@ -207,6 +226,28 @@ class RunLengths:
             by_window[win] = (union, merged)
         self.ring = [(win, *by_window[win]) for win in sorted(by_window)]
         self.restart()
+
+    def take_cells(self, other: RunLengths, endpoints: np.ndarray) -> None:
+        """Take the run lengths and window sums of the endpoints ``endpoints`` (an ``(E,)``
+        mask) from ``other`` (same vocabulary): joining a scan split by endpoint."""
+        mask = np.asarray(endpoints, dtype=bool)
+        for k in self.kinds:
+            self.w[k][mask] = other.w[k][mask]
+            self.asof[k][mask] = other.asof[k][mask]
+        by_window: dict[int, list] = {}
+        for ring, keep in ((self.ring, ~mask), (other.ring, mask)):
+            for win, ends, arrays in ring:
+                sel = keep[ends]
+                if sel.any():
+                    by_window.setdefault(win, []).append(
+                        (ends[sel], {n: a[sel] for n, a in arrays.items()}))
+        self.ring = []
+        for win in sorted(by_window):
+            parts = by_window[win]
+            ends = np.concatenate([e for e, _ in parts])
+            order = np.argsort(ends, kind="stable")
+            self.ring.append((win, ends[order], {
+                n: np.concatenate([a[n] for _, a in parts])[order] for n in parts[0][1]}))
 
     def restart(self) -> None:
         """Every cell's run-length posterior back to the long run, without data."""

@@ -24,10 +24,17 @@ tcp://HOST:8786`` (a running cluster) and ``db.learn(paths, client=...)`` run
    per-(cell, window) sums (:meth:`~driftbayes.learner.DriftLearner.shard`). A session's
    events are all in one group and in stream order, so no transition or think time is lost or
    invented where files or partitions meet.
-6. **reduce** (workers): the shards merge with ``+`` in a tree.
-7. **scan** (client): :meth:`~driftbayes.learner.DriftLearner.learn_sums` runs decay, change
-   tests, gates and the applied layer window by window over the merged sums, names joining in
-   the windows of their first events in stream order.
+6. **reduce** (workers, per block of endpoints): each group's shard moves to the run's last
+   window and splits into :class:`~driftbayes.blocks.BlockSums` in the run's whole vocabulary
+   (:func:`split_group`; blocks of endpoints by a hash of their names, START's transition row in
+   block 0); each block's pieces add up in a tree, so the merged sums of all cells never meet in
+   one place.
+7. **scan** (workers, per block, :func:`scan_block`): a copy of the learner keeping only the
+   block's cells runs :meth:`~driftbayes.learner.DriftLearner.learn_sums` (decay, change tests,
+   gates, applied layer) window by window over the block's sums, every name joining in the
+   window of its first event in the whole stream. The scan is per endpoint: an endpoint's
+   personas pool together and its transition rows are its own. The client joins the blocks'
+   cells into the learner (:meth:`~driftbayes.learner.DriftLearner.join_blocks`).
 
 Bad records are counted and reported in stream order, as one process reports them; in strict
 mode the first one fails the run. A partition that fails fails the run naming its file and byte
@@ -37,6 +44,7 @@ range. Nothing touches the learner before every partition has been read and lear
 from __future__ import annotations
 
 import math
+import operator
 import os
 import time
 import zlib
@@ -52,9 +60,10 @@ from driftbayes.events import BadRecord, BadRecordError, BadRecordReport, EventB
 from driftbayes.learner import DriftLearner, response_bodies
 from driftbayes.open_sessions import OpenSessions
 
-__all__ = ["Driver", "GroupLearner", "PartitionError", "Stages", "clock_input", "learn_distributed",
-           "learn_group", "local_cluster", "merge_groups", "plan", "read_partition",
-           "route_partition", "route_piece", "route_summary"]
+__all__ = ["Driver", "GroupLearner", "PartitionError", "Stages", "block_masks", "clock_input",
+           "learn_distributed", "learn_group", "local_cluster", "merge_groups", "plan",
+           "read_partition", "route_partition", "route_piece", "route_summary", "scan_block",
+           "split_group"]
 
 #: Default partition size: line files larger than this are read in ranges of about this size.
 PARTITION_BYTES = 64 << 20
@@ -70,11 +79,13 @@ class Stages:
 
     plan: float = 0.0
     map: float = 0.0  # read + clock + route + learn, overlapped
-    reduce: float = 0.0
-    scan: float = 0.0
+    reduce: float = 0.0  # split into blocks of endpoints, then a tree per block
+    scan: float = 0.0  # the blocks' scans on the workers, then their join on the client
     partitions: int = 0
     groups: int = 0
+    blocks: int = 0
     events: int = 0
+    scanned_on: list = field(default_factory=list)  # the worker of each block's scan
     seconds: dict = field(default_factory=dict)
 
 
@@ -164,6 +175,7 @@ def route_partition(read: ReadPartition, rejected: list[dict[int, str]], start: 
         names: tuple[dict, dict, dict] = ({}, {}, {})
         bodies: dict = {}
         bad = BadRecordReport(keep=keep)
+        memo: dict = {}  # session key → group, across the partition's batches
         events, t_last, cur = 0, math.nan, start
         for seq, (batch, rej) in enumerate(zip(read.batches, rejected)):
             if rej:
@@ -182,13 +194,15 @@ def route_partition(read: ReadPartition, rejected: list[dict[int, str]], start: 
             cur = int(eff[-1])
             _first_names(batch, eff, names)
             bodies.update(response_bodies(batch))
-            group = _groups(enricher, batch, seq, groups)
-            present = np.unique(group).tolist()
+            group = _groups(enricher, batch, seq, groups, memo)
+            order = np.argsort(group, kind="stable")  # each group's events, in stream order
+            bounds = np.searchsorted(group[order], np.arange(groups + 1))
+            present = np.flatnonzero(np.diff(bounds)).tolist()
             if len(present) == 1:  # one group: no copy
                 pieces[present[0]].append((batch, eff))
                 present = []
             for g in present:
-                idx = np.flatnonzero(group == g)
+                idx = order[bounds[g]:bounds[g + 1]]
                 pieces[g].append((batch.take(idx), eff[idx]))
             events += len(batch)
             t_last = float(np.nanmax([t_last, batch.ts.max()]))
@@ -215,20 +229,30 @@ def _first_names(batch: EventBatch, eff: np.ndarray, names: tuple[dict, dict, di
             statuses.setdefault(int(batch.status[i]), int(eff[i]))
 
 
-def _groups(enricher, batch: EventBatch, seq: int, groups: int) -> np.ndarray:
+def _groups(enricher, batch: EventBatch, seq: int, groups: int,
+            memo: dict | None = None) -> np.ndarray:
     """Each event's session group: a stable hash of the key its session is cut from, else of
     its session id (``key#k`` ids by their key, :func:`~driftbayes.io.enrich.session_group`);
-    events without a session go with their batch's number."""
+    events without a session go with their batch's number. ``memo`` keeps the groups of keys
+    and ids seen before (they recur from batch to batch)."""
     from driftbayes.io.enrich import session_group
 
+    memo = {} if memo is None else memo
     out = np.full(len(batch), seq % groups, dtype=np.int64)
     keys = enricher.cut_keys(batch)
     cut = np.not_equal(keys, None)
     named = ~cut & (batch.session != "")
-    for mask, values, name in ((cut, keys, str), (named, batch.session, session_group)):
+    for mask, values, name, kind in ((cut, keys, str, "key"),
+                                     (named, batch.session, session_group, "id")):
         if mask.any():
             codes, uniq = pd.factorize(values[mask])
-            out[mask] = np.array([_hash(name(u), groups) for u in uniq.tolist()])[codes]
+            found = np.empty(len(uniq), dtype=np.int64)
+            for i, u in enumerate(uniq.tolist()):
+                g = memo.get((kind, u))
+                if g is None:
+                    g = memo[(kind, u)] = _hash(name(u), groups)
+                found[i] = g
+            out[mask] = found[codes]
     return out
 
 
@@ -266,6 +290,41 @@ def learn_group(state: GroupLearner, config: Config,
 
 def merge_groups(a: GroupLearner, b: GroupLearner) -> GroupLearner:
     return GroupLearner(a.shard + b.shard, {}, {})
+
+
+# --------------------------------------------------------------------------------------------
+# stages 6-7: reduce and scan, per block of endpoints
+
+
+def block_masks(endpoints: list[str], blocks: int) -> list[np.ndarray]:
+    """Each block's endpoints, an ``(E,)`` mask per block (:func:`~driftbayes.blocks.block_of`:
+    a stable hash of their names, so every process splits alike)."""
+    from driftbayes.blocks import block_of
+
+    at = block_of(endpoints, blocks)
+    return [at == b for b in range(blocks)]
+
+
+def split_group(state: GroupLearner, names: tuple, blocks: int, window: int | None) -> list:
+    """A session group's shard split into ``blocks`` blocks of endpoints in the run's whole
+    vocabulary ``names``, ending at the run's last ``window``
+    (:meth:`~driftbayes.learner.DriftLearner.split_blocks`)."""
+    return state.shard.split_blocks(names, blocks, window)
+
+
+def scan_block(learner: DriftLearner, sums, joins: dict, block: int,
+               blocks: int) -> DriftLearner:
+    """Stage 7 for one block of endpoints: a copy of ``learner`` that keeps only the block's
+    cells scans the block's merged sums (a :class:`~driftbayes.blocks.BlockSums`) with the
+    whole run's ``joins``; its cells come back up to date
+    (:meth:`~driftbayes.learner.DriftLearner.join_blocks`)."""
+    import copy
+
+    out = copy.deepcopy(learner)
+    out.keep_endpoints(block_masks(out.endpoints_, blocks)[block], start=block == 0)
+    out.learn_sums(sums.shard(out.config), joins=joins)
+    out.evidence_  # noqa: B018 - brings every cell up to date with the last closed window
+    return out
 
 
 def route_piece(r: Routed, group: int) -> list[tuple[EventBatch, np.ndarray]]:
@@ -390,20 +449,51 @@ class Driver:
             out.merge(_in_line_order(local, summary[2], self.keep))
         return out
 
-    def finish(self, merged: DriftLearner, summaries: list[tuple],
+    def joins(self, summaries: list[tuple]) -> dict:
+        """The run's new names by the window they join in (for :func:`scan_block`)."""
+        return _merge_meta(self.learner, summaries, self.first_ts)[0]
+
+    def vocabulary(self, summaries: list[tuple]) -> tuple[list, list, list]:
+        """The run's whole vocabulary (endpoints, personas, statuses, in code order): the
+        learner's, then the new names in the order they join."""
+        out = (list(self.learner.endpoints_), list(self.learner.personas_),
+               list(self.learner.statuses_))
+        joins = self.joins(summaries)
+        for w in sorted(joins):
+            for names, more in zip(out, joins[w]):
+                names.extend(more)
+        return out
+
+    def scan_start(self) -> DriftLearner:
+        """What each block's scan starts from (:func:`scan_block`): a copy of the learner
+        without its open sessions (the shards continued them)."""
+        import copy
+
+        sessions, self.learner.sessions = self.learner.sessions, OpenSessions()
+        try:
+            return copy.deepcopy(self.learner)
+        finally:
+            self.learner.sessions = sessions
+
+    def finish(self, merged: DriftLearner | list[DriftLearner], summaries: list[tuple],
                report: BadRecordReport | None = None, strict: bool = False) -> int:
         """Scan the merged sums into the learner (names joining in stream order), report the
-        bad records; returns the events learned. ``strict`` and a bad record: raises
-        :class:`~driftbayes.events.BadRecordError` (the first), the learner untouched."""
+        bad records; returns the events learned. ``merged`` is the merged shard (scanned
+        here) or every block's :func:`scan_block`, in block order (joined here). ``strict``
+        and a bad record: raises :class:`~driftbayes.events.BadRecordError` (the first), the
+        learner untouched."""
         bad = self.bad_records(summaries)
         if strict and bad.count:
             raise BadRecordError(bad.first[0])
         learner = self.learner
         joins, bodies, events, t_first = _merge_meta(learner, summaries, self.first_ts)
         fresh = learner.window_ is None
-        merged.bodies_ = {}
-        learner.sessions = OpenSessions()  # the shards continued them
-        learner.learn_sums(merged, joins=joins)
+        if isinstance(merged, list):
+            learner.join_blocks(merged, block_masks(merged[0].endpoints_, len(merged)))
+        else:
+            merged.bodies_ = {}
+            learner.sessions = OpenSessions()  # the shards continued them
+            learner.learn_sums(merged, joins=joins)
         learner.bodies_.update(bodies)
         if fresh and not math.isnan(t_first):
             learner.t_first_ = t_first
@@ -416,6 +506,7 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
                       strict: bool = False, report: BadRecordReport | None = None,
                       openapi=None, batch_size: int = 65536,
                       partition_bytes: int = PARTITION_BYTES, groups: int | None = None,
+                      blocks: int | None = None,
                       progress: Callable[[str, int, int], None] | None = None,
                       stages: Stages | None = None) -> int:
     """Learn ``sources`` (paths or registered recordings, in order) into ``learner`` on the
@@ -436,6 +527,9 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
         Line files larger than this are read in ranges of about this size.
     groups : int, optional
         Session groups learned in parallel (default: the cluster's threads).
+    blocks : int, optional
+        Blocks of endpoints the reduce and the scan split into, each scanned by a worker
+        (default: the cluster's threads).
     progress : callable, optional
         ``progress(stage, done, total)`` after each partition read and each group learned.
     stages : Stages, optional
@@ -448,8 +542,7 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
     BadRecordError
         ``strict`` and a bad record (the first in stream order); nothing was learned.
     """
-    from distributed import as_completed
-
+    from distributed import as_completed, wait
 
     if isinstance(sources, str | os.PathLike):
         sources = [sources]
@@ -462,9 +555,10 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
     parts = plan(list(sources), fmt=fmt, partition_bytes=partition_bytes,
                  batch_size=batch_size,
                  mapper=lambda fn, items: client.gather(client.map(fn, items, pure=False)))
-    if groups is None:
-        groups = max(sum(client.nthreads().values()), 1)
-    stages.partitions, stages.groups = len(parts), groups
+    threads = max(sum(client.nthreads().values()), 1)
+    groups = threads if groups is None else groups
+    blocks = threads if blocks is None else blocks
+    stages.partitions, stages.groups, stages.blocks = len(parts), groups, blocks
     t1 = time.perf_counter()
     stages.plan = t1 - t0
     driver = Driver(learner, groups, keep)
@@ -509,21 +603,44 @@ def learn_distributed(learner: DriftLearner, sources, client, *, fmt: str | None
             tick("learn", done, groups)
         t2 = time.perf_counter()
         stages.map = t2 - t1
-        while len(shards) > 1:  # tree reduce
-            pairs = [client.submit(merge_groups, a, b, pure=False, priority=30)
-                     for a, b in zip(shards[0::2], shards[1::2])]
-            shards = pairs + ([shards[-1]] if len(shards) % 2 else [])
-            live = {f.key: f for f in shards}
-        merged = shards[0].result().shard
+        # each group's shard splits into blocks of endpoints; each block reduces in a tree
+        # and scans on a worker: the merged sums of all cells never meet in one place
+        names = driver.vocabulary(summaries)
+        split = [client.submit(split_group, g, names, blocks, driver.window, pure=False,
+                               priority=30) for g in shards]
+        live = {f.key: f for f in split}
+        merged = []
+        for b in range(blocks):
+            level = [client.submit(operator.getitem, f, b, pure=False, priority=30)
+                     for f in split]
+            while len(level) > 1:  # tree reduce
+                level = [client.submit(operator.add, x, y, pure=False, priority=30)
+                         for x, y in zip(level[0::2], level[1::2])] + level[len(level) // 2 * 2:]
+            merged.append(level[0])
+        del shards, split
+        live = {f.key: f for f in merged}
+        wait(merged)
         t3 = time.perf_counter()
         stages.reduce = t3 - t2
+        start = client.scatter(driver.scan_start(), broadcast=True, hash=False)
+        joins = driver.joins(summaries)
+        scans = [client.submit(scan_block, start, m, joins, b, blocks, pure=False, priority=40)
+                 for b, m in enumerate(merged)]
+        live = {f.key: f for f in scans}
+        del merged
+        wait(scans)
+        stages.scanned_on = [sorted(client.who_has(f)[f.key])[0] for f in scans]
+        scans = client.gather(scans)
     except BaseException:
         client.cancel(list(live.values()))
         raise
-    del shards, live
-    # the scan: nothing touched the learner before this point
-    events = driver.finish(merged, summaries, report)
-    stages.scan = time.perf_counter() - t3
+    del live
+    # nothing touched the learner before this point
+    t4 = time.perf_counter()
+    events = driver.finish(scans, summaries, report)
+    t5 = time.perf_counter()
+    stages.scan = t5 - t3
+    stages.seconds["join"] = t5 - t4
     stages.events = events
     return events
 

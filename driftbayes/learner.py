@@ -1153,6 +1153,15 @@ class DriftLearner:
             p_mask[self.resolve_persona(persona)] = True
         cells = e_mask[:, None] & p_mask[None, :]
         rows = np.r_[e_mask, endpoint is None][None, :] & p_mask[:, None]
+        self._forget(cells, rows)
+        if endpoint is not None:
+            gone = {self.endpoints_[i] for i in np.flatnonzero(e_mask)}
+            self.bodies_ = {k: v for k, v in self.bodies_.items() if k[0] not in gone}
+        return int(cells.sum())
+
+    def _forget(self, cells: np.ndarray, rows: np.ndarray) -> None:
+        """Zero the ``(endpoint, persona)`` ``cells`` and ``(persona, src)`` transition
+        ``rows``: evidence, applied, pending, gates and run lengths."""
         for stats in (self.evidence_, self.applied_, self.pending_):
             for name, dims in STAT_DIMS.items():
                 if dims[0] == "persona":
@@ -1162,11 +1171,114 @@ class DriftLearner:
         for kind, g in self.gate_.items():
             g &= ~(rows if kind == "transitions" else cells)
         self.runs.reset_cells(cells)
-        if endpoint is not None:
-            gone = {self.endpoints_[i] for i in np.flatnonzero(e_mask)}
-            self.bodies_ = {k: v for k, v in self.bodies_.items() if k[0] not in gone}
         self._lazy_reset()  # every cell is up to date; which are hot is recomputed
-        return int(cells.sum())
+
+    # ------------------------------------------------------------------ a scan split by endpoint
+    # The scan is per endpoint: an endpoint's persona cells pool together, its transition rows
+    # (source = the endpoint, any destination) and think times (after it) are its own, and
+    # every other input is shared by all endpoints alike (the vocabularies and the windows
+    # they join in, the exposure clock, the config and the priors, which depend on the whole
+    # vocabulary but on no cell's data). So a copy of the learner that keeps only a block of
+    # endpoints (:meth:`keep_endpoints`), scanning only their sums (:meth:`split_blocks`) with the
+    # whole run's joins, ends with those endpoints' cells as the whole scan would, and
+    # :meth:`join_blocks` puts the blocks back together. START's row goes with one block.
+    def split_blocks(self, names: tuple[list, list, list], blocks: int,
+                     window: int | None = None) -> list:
+        """This shard's sums in the vocabulary ``names`` (endpoints, personas, statuses: the
+        whole run's, holding this shard's), split into ``blocks``
+        :class:`~driftbayes.blocks.BlockSums` by :func:`~driftbayes.blocks.block_of`; block 0
+        has START's row, the open sessions and the event counts. ``window``: the run's last
+        window, which the shard's open window first moves to (closing the windows before it,
+        so sessions whose gap runs out end there), so that every block ends alike."""
+        from driftbayes.blocks import BlockSums, block_of, split_window
+
+        if self.window_sums_ is None:
+            raise ValueError("split_blocks splits a shard (DriftLearner.shard()), not a learner")
+        if window is not None and self.window_ is not None and self.window_ < window:
+            moved = self._copy()  # this shard stays as it is (an engine may share it)
+            moved._advance(window)
+            return moved.split_blocks(names, blocks)
+        sizes = Sizes(*(len(n) for n in names))
+        block = block_of(names[0], blocks)
+        codes = tuple(Vocabulary(whole).codes_of(mine.names)
+                      for whole, mine in zip(names, (self.endpoint_vocab, self.persona_vocab,
+                                                     self.status_vocab)))
+        if any((c < 0).any() for c in codes):
+            raise ValueError("split_blocks: names must hold every name of the shard")
+        sums = dict(self.window_sums_)
+        last = self.window_ if self.window_ is not None else window
+        if last is not None:
+            sums[last] = self.pending_
+        split = {w: split_window(s, codes, block, sizes, blocks) for w, s in sums.items()}
+        out = []
+        for b in range(blocks):
+            first = b == 0
+            sessions = (self.sessions.remapped(codes[0], codes[1]) if first
+                        else OpenSessions())
+            out.append(BlockSums(
+                names, np.flatnonzero(block == b), first, {w: s[b] for w, s in split.items()},
+                last, sessions, self.n_events_ if first else 0, self.n_late_ if first else 0,
+                self.t_first_ if first else math.nan, self.t_last_ if first else math.nan))
+        return out
+
+    def keep_endpoints(self, endpoints: np.ndarray, start: bool = False) -> DriftLearner:
+        """Forget every cell but those of the endpoints ``endpoints`` (an ``(E,)`` mask) and,
+        when ``start``, START's transition row: the learner a block of a scan split by
+        endpoint continues (see :meth:`split_blocks`). Returns ``self``."""
+        mask = np.asarray(endpoints, dtype=bool)
+        P = len(self.personas_)
+        if not mask.size or (mask.all() and start):
+            return self
+        self._forget(~np.repeat(mask[:, None], P, axis=1),
+                     ~np.repeat(np.r_[mask, start][None, :], P, axis=0))
+        return self
+
+    def take_cells(self, other: DriftLearner, endpoints: np.ndarray,
+                   start: bool = False) -> DriftLearner:
+        """Take the cells of the endpoints ``endpoints`` (an ``(E,)`` mask), and START's
+        transition row when ``start``, from ``other``, a learner with the same vocabularies
+        and open window: evidence, applied and pending statistics, gates and run lengths.
+        Returns ``self``."""
+        if (other.endpoints_, other.personas_, other.statuses_, other.window_) != (
+                self.endpoints_, self.personas_, self.statuses_, self.window_):
+            raise ValueError("take_cells needs learners with the same vocabularies and window")
+        mask = np.asarray(endpoints, dtype=bool)
+        A, R = np.flatnonzero(mask), np.flatnonzero(np.r_[mask, start])
+        for attr in ("evidence_", "applied_", "pending_"):  # both up to date
+            getattr(self, attr).assign(A, R, getattr(other, attr).subset(A, R))
+        gate, theirs = self.gate_, other.gate_
+        for kind, g in gate.items():
+            if kind == "transitions":
+                g[:, R] = theirs[kind][:, R]
+            else:
+                g[A] = theirs[kind][A]
+        self.runs.take_cells(other.runs, mask)
+        self._lazy_reset()
+        return self
+
+    def join_blocks(self, scans: list[DriftLearner], blocks: list[np.ndarray]) -> DriftLearner:
+        """Become the result of a scan split by endpoint: ``scans[i]`` is a copy of this
+        learner that kept the endpoints ``blocks[i]`` (masks over the final vocabulary,
+        :meth:`keep_endpoints`) and scanned their sums (:meth:`split_blocks`,
+        :meth:`learn_sums`);
+        ``scans[0]`` has START's row and the run's open sessions and counts. Change counts
+        add up and history rows join in window order. Returns ``self``."""
+        before, changes = len(self.history_), self.changes_
+        base = copy.deepcopy(scans[0])  # written into: an engine may hand back read-only arrays
+        for scan, mask in zip(scans[1:], blocks[1:]):
+            base.take_cells(scan, mask)
+        base.changes_ = changes + sum(s.changes_ - changes for s in scans)
+        if self.track_history:
+            codes = base.endpoint_vocab.codes
+            pcodes = base.persona_vocab.codes
+            rows = [r for s, mask in zip(scans, blocks) for r in s.history_[before:]
+                    if mask[codes[r[1]]]]
+            rows.sort(key=lambda r: (r[0], codes[r[1]], pcodes[r[2]]))
+            base.history_ = self.history_ + rows
+        config, track = self.config, self.track_history
+        self.__dict__.update(base.__dict__)
+        self.config, self.track_history = config, track
+        return self
 
     def __add__(self, other: DriftLearner) -> DriftLearner:
         """Merge two learners that saw disjoint traffic (e.g. shards) under the same config.
@@ -1225,9 +1337,9 @@ class DriftLearner:
                 yield w, shard.window_sums_[w].grown(shard.sizes)
             yield shard.window_, shard.pending_
 
-        vocabs = [(self.endpoint_vocab, shard.endpoint_vocab, (1, 2)),
-                  (self.persona_vocab, shard.persona_vocab, (0, 2)),
-                  (self.status_vocab, shard.status_vocab, None)]
+        if joins is None:
+            joins = shard.first_seen()
+        vocabs = (self.endpoint_vocab, self.persona_vocab, self.status_vocab)
         maps = None
         for w, stats in sums():
             if self.window_ is None:
@@ -1237,14 +1349,8 @@ class DriftLearner:
                 self._advance(w)
             # each name joins in the window of its first event, as when learning the events
             joined = False
-            for which, (mine, theirs, other_axes) in enumerate(vocabs):
-                if joins is not None:
-                    names = joins[w][which] if w in joins else []
-                else:
-                    seen = (stats["status_count"].sum(axis=(0, 1)) if other_axes is None
-                            else stats["freq_count"].sum(axis=other_axes)) > 0
-                    names = [theirs.names[c] for c in np.flatnonzero(seen)]
-                new = mine.missing(names)
+            for which, mine in enumerate(vocabs):
+                new = mine.missing(joins[w][which] if w in joins else [])
                 self._register(new, mine)
                 joined |= bool(new)
             if maps is None or joined:
@@ -1261,9 +1367,35 @@ class DriftLearner:
         self.bodies_ = {**shard.bodies_, **self.bodies_}
         self.n_events_ += shard.n_events_
         self.n_late_ += shard.n_late_
-        self.t_first_ = float(np.nanmin([self.t_first_, shard.t_first_]))
-        self.t_last_ = float(np.nanmax([self.t_last_, shard.t_last_]))
+        self.t_first_ = float(np.fmin(self.t_first_, shard.t_first_))  # NaN: none yet
+        self.t_last_ = float(np.fmax(self.t_last_, shard.t_last_))
         return self
+
+    def first_seen(self) -> dict[int, tuple[list, list, list]]:
+        """A shard's names by the window of their first data: window → ``(endpoints,
+        personas, statuses)`` first seen in it, each in code order (what :meth:`learn_sums`
+        joins when not told otherwise)."""
+        if self.window_sums_ is None:
+            raise ValueError("first_seen reads a shard (DriftLearner.shard())")
+        if self.window_ is None:
+            return {}
+        vocabs = ((self.endpoint_vocab, (1, 2)), (self.persona_vocab, (0, 2)),
+                  (self.status_vocab, None))
+        done = [np.zeros(len(v.names), bool) for v, _ in vocabs]
+        out = {}
+        windows = sorted(self.window_sums_)
+        for w in windows + [self.window_]:
+            stats = self.pending_ if w == self.window_ else self.window_sums_[w]
+            found = []
+            for (vocab, other_axes), seen_before in zip(vocabs, done):
+                seen = (stats["status_count"].sum(axis=(0, 1)) if other_axes is None
+                        else stats["freq_count"].sum(axis=other_axes)) > 0
+                new = np.flatnonzero(seen & ~seen_before[: len(seen)])
+                seen_before[new] = True
+                found.append([vocab.names[c] for c in new])
+            if any(found):
+                out[w] = tuple(found)
+        return out
 
     def _add_pending(self, stats: Stats) -> None:
         """Add statistics to the open window and mark the cells they touch."""

@@ -78,24 +78,10 @@ class Stats:
     def __getstate__(self) -> dict:
         """Pickled with mostly-zero dense arrays as their nonzero entries (a window's sums
         touch few cells and latency bins: shards travel between processes this way)."""
-        packed = {}
-        for n, a in self.arrays.items():
-            if isinstance(a, np.ndarray) and a.size > 64:
-                at = np.flatnonzero(a)
-                if at.size * 3 < a.size:
-                    a = ("nonzero", a.shape, a.dtype.str, at, a.ravel()[at])
-            packed[n] = a
-        return {"arrays": packed}
+        return {"arrays": {n: pack(a) for n, a in self.arrays.items()}}
 
     def __setstate__(self, state: dict) -> None:
-        arrays = {}
-        for n, a in state["arrays"].items():
-            if isinstance(a, tuple) and a and a[0] == "nonzero":
-                _, shape, dtype, at, values = a
-                a = np.zeros(shape, dtype=dtype)
-                a.ravel()[at] = values
-            arrays[n] = a
-        self.arrays = arrays
+        self.arrays = {n: unpack(a) for n, a in state["arrays"].items()}
 
     def __setitem__(self, name: str, value: np.ndarray) -> None:
         self.arrays[name] = value
@@ -131,6 +117,21 @@ class Stats:
                 self.arrays[n].assign_rows(rows, a)
             else:
                 self.arrays[n][endpoints] = a
+
+    def only(self, endpoints, rows) -> Stats:
+        """A copy holding some endpoints (``endpoint``-dim statistics) and transition source
+        rows (``src``) only, zero elsewhere (arrays allocated zero: pages the kept cells do
+        not touch take no memory)."""
+        out = {}
+        for n, a in self.arrays.items():
+            if STAT_DIMS[n][0] == "persona":
+                b = a.copy()
+                b.clear_rows(np.setdiff1d(np.arange(a.n_states), rows))
+            else:
+                b = np.zeros(a.shape, dtype=a.dtype)
+                b[endpoints] = a[endpoints]
+            out[n] = b
+        return Stats(out)
 
     def clear(self, endpoints, rows) -> None:
         """Zero some endpoints and transition source rows."""
@@ -178,6 +179,25 @@ class Stats:
             else np.allclose(a, other.arrays[n], rtol=rtol, atol=atol)
             for n, a in self.arrays.items()
         )
+
+
+def pack(a):
+    """A mostly-zero dense array as its nonzero entries, for pickling (:func:`unpack`);
+    anything else as it is."""
+    if isinstance(a, np.ndarray) and a.size > 64:
+        at = np.flatnonzero(a)
+        if at.size * 3 < a.size:
+            return ("nonzero", a.shape, a.dtype.str, at, a.ravel()[at])
+    return a
+
+
+def unpack(a):
+    """Inverse of :func:`pack`."""
+    if isinstance(a, tuple) and a and a[0] == "nonzero":
+        _, shape, dtype, at, values = a
+        a = np.zeros(shape, dtype=dtype)
+        a.ravel()[at] = values
+    return a
 
 
 def _zeros(dims: tuple[str, ...], sizes: Sizes):

@@ -184,6 +184,30 @@ def test_any_partitioning_learns_what_one_process_learns(client, files, referenc
     same_report(report, reference[1])
 
 
+def test_the_scan_is_split_by_endpoint_across_workers(client, files, reference):
+    """Blocks of endpoints reduce and scan as tasks of their own on the workers; with persona
+    pooling on and adaptive forgetting firing (``reference``), the result is the same."""
+    stages = Stages()
+    got, _ = distributed(files, client, stages=stages)
+    assert stages.blocks == 2 and len(stages.scanned_on) == 2
+    assert set(stages.scanned_on) <= set(client.scheduler_info()["workers"])
+    assert got.changes_ == reference[0].changes_ > 0
+    assert_same(got, reference[0])
+
+
+def test_split_scan_history_is_the_single_process_history(client, files):
+    """More blocks than workers, the per-window history kept: the same rows in the same
+    order as one process."""
+    want, _ = single(files[:3], track_history=True)
+    learner = DriftLearner(as_config(KNOBS), track_history=True)
+    stages = Stages()
+    got, _ = distributed(files[:3], client, learner=learner, blocks=5, stages=stages)
+    assert stages.blocks == 5 and len(stages.scanned_on) == 5
+    assert_same(got, want)
+    assert len(got.history_) == len(want.history_) > 0
+    assert_close([list(r) for r in got.history_], [list(r) for r in want.history_])
+
+
 def test_files_in_any_order(client, files):
     order = [files[4], files[2], files[0], files[3], files[1]]
     want, want_report = single(order)

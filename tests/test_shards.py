@@ -128,3 +128,62 @@ def test_how_events_are_batched_does_not_change_what_is_learned(name):
         np.testing.assert_allclose(got[key], arr, rtol=1e-9, atol=1e-9, err_msg=key)
     for layer in ("prior", "posterior", "applied"):
         assert_close(patterns(chunked, layer), patterns(whole, layer), (layer,))
+
+
+@pytest.mark.parametrize("name", ["defaults", "no-decay", "eager", "fast-decay", "no-pooling"])
+def test_a_scan_split_by_endpoint_equals_the_whole_scan(name):
+    """Shards split into blocks of endpoints (in the whole run's vocabulary) and added per
+    block; each block scanned alone (its sums, the whole run's joins) ends with its cells'
+    statistics, gates and transition rows as the whole scan does (its patterns would not:
+    reading a layer closes the open window only when it holds events, of any block); joined,
+    the blocks are the whole scan, history included."""
+    from driftbayes.distributed import block_masks, scan_block
+
+    cfg = Config(**CONFIGS[name])
+    batch = stream(11, 10, max_gap=40, late=0.0)
+    shards = [DriftLearner.shard(cfg).learn_many(part) for part in by_session(batch, 3)]
+    merged = functools.reduce(operator.add, shards)
+    whole = DriftLearner(cfg, track_history=True).learn_sums(merged)
+    joins = merged.first_seen()
+    names = (whole.endpoints_, whole.personas_, whole.statuses_)
+    last = max(s.window_ for s in shards)
+    assert min(s.window_ for s in shards) < last  # a shard moves to the run's last window
+    sums = [functools.reduce(operator.add, blocks) for blocks in
+            zip(*(s.split_blocks(names, 4, last) for s in shards))]
+    masks = block_masks(whole.endpoints_, 4)
+    assert all(m.any() for m in masks)  # every block has endpoints
+    parts = [scan_block(DriftLearner(cfg, track_history=True), blk, joins, b, 4)
+             for b, blk in enumerate(sums)]
+    want = reindexed(whole, whole)
+    for b, (part, mask) in enumerate(zip(parts, masks)):
+        assert part.endpoints_ == whole.endpoints_  # the same names, joined alike
+        rows = np.r_[mask, b == 0]
+        got = reindexed(part, whole)
+        for key, arr in want.items():
+            by_row = key == "gate_transitions" or key.endswith("trans_count")
+            sel = (slice(None), rows) if by_row else mask
+            np.testing.assert_allclose(got[key][sel], arr[sel], rtol=1e-9, atol=1e-9,
+                                       err_msg=f"block {b}: {key}")
+    joined = DriftLearner(cfg, track_history=True).join_blocks(parts, masks)
+    assert (joined.window_, joined.n_windows_, joined.n_events_, joined.changes_) == (
+        whole.window_, whole.n_windows_, whole.n_events_, whole.changes_)
+    assert sorted(joined.sessions.open()) == sorted(whole.sessions.open())
+    got = reindexed(joined, whole)
+    for key, arr in want.items():
+        np.testing.assert_allclose(got[key], arr, rtol=1e-9, atol=1e-9, err_msg=key)
+    for layer in ("prior", "posterior", "applied"):
+        assert_close(patterns(joined, layer), patterns(whole, layer), (layer,))
+    assert len(joined.history_) == len(whole.history_) > 0
+    assert_close([list(r) for r in joined.history_], [list(r) for r in whole.history_])
+
+
+def test_the_split_scan_runs_with_changes_detected_and_personas_pooled():
+    """The inputs of the test above do exercise what couples cells within an endpoint."""
+    cfg = Config(**CONFIGS["eager"])
+    batch = stream(11, 10, max_gap=40, late=0.0)
+    one = DriftLearner(cfg).learn_many(batch)
+    assert one.changes_ > 0
+    counts = one.evidence_["lat_n"]
+    assert ((counts > 0).sum(axis=1) > 1).any()  # endpoints seen by several personas
+    pooled = one.pooled_evidence()["lat_n"]
+    assert not np.allclose(pooled, counts)  # and pooling moves their cells

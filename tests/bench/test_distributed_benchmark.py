@@ -31,6 +31,7 @@ def test_tiny_benchmark_runs_and_every_cluster_learns_what_one_process_learns(tm
         assert rows[w]["equal"] is True and rows[w]["events"] == rows["single"]["events"] == 4000
         assert len(rows[w]["worker_peak_rss_mb"]) == int(w)
         assert all(x > 0 for x in rows[w]["worker_cpu_s"])
+        assert rows[w]["blocks"] == int(w)  # the scan splits into a block per worker
     md = out.with_suffix(".md").read_text()
     assert md.count("| LocalCluster, ") == 4  # a row per cluster in each table
     assert "**no**" not in md
