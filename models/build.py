@@ -92,17 +92,28 @@ def _plain(x):
     return str(x)
 
 
+def knobs(cfg) -> str:
+    """The learning knobs a model card states, from the config it was learned with."""
+    syn = cfg.synthetic_for("")
+    return (f"`sensitivity {cfg.sensitivity:g}`, `decay {cfg.decay:g}`, `min_samples "
+            f"{cfg.min_samples:g}`, `update_interval {cfg.update_interval:g}s`, "
+            f"`changepoint_hazard {cfg.changepoint_hazard:g}`, `changepoint_threshold "
+            f"{cfg.changepoint_threshold:g}`, `changepoint_z {cfg.changepoint_z:g}` (request "
+            f"rate), synthetic prior worth {syn.prior_strength:g} pseudo-observations fading "
+            f"with `prior_fade {cfg.prior_fade:g}`")
+
+
 def card(name, spec, learner, fit, learn_s, patterns: str) -> str:
     d, pri, info = fit.data, fit.priors, fit.priors.info
+    cfg = learner.config
+    k = float(cfg.synthetic_for("").prior_strength)
     sizes = {k: np.bincount(d.group[d.cells[k]], minlength=len(d.groups)) for k in d.kinds}
     lines = [f"# {spec['title']}: drift model with hierarchical priors", "",
              f"**Reproduce:** `python models/build.py {name}` (see the script for the same "
              "steps as CLI commands: `driftbayes learn`, `driftbayes priors fit --group-by "
              f"{spec['group_by']} --draws {info['draws']}`, `driftbayes patterns`).", "",
              f"**Data:** {spec['data']}", "", f"**License:** {spec['license']}", "",
-             "**Config:** driftbayes defaults (`sensitivity 0.2`, `decay 0.05`, "
-             "`min_samples 10`, `update_interval 60s`, `changepoint_z 5`, synthetic prior worth "
-             "10 pseudo-observations). Learned "
+             f"**Config:** driftbayes defaults ({knobs(cfg)}). Learned "
              f"{learner.n_events_:,} events into {len(learner.endpoints_):,} endpoints × "
              f"{len(learner.personas_)} persona(s) in {learn_s:.0f} s.", "",
              f"**Hierarchical priors:** grouped by `{pri.group_by}` (first directory of the URL "
@@ -120,7 +131,8 @@ def card(name, spec, learner, fit, learn_s, patterns: str) -> str:
              "## Fitted group priors", "",
              "Posterior median (90% interval) of each group's population; `weight` is what "
              "the prior is worth in pseudo-observations before the per-endpoint cap and the "
-             "synthetic `prior_strength` (10); `cells` are the cells with evidence of that kind. "
+             f"synthetic `prior_strength` ({k:g}); `cells` are the cells with evidence of that "
+             "kind. "
              "`*` is the population (an endpoint of a group the fit did not see gets it).", ""]
     main = {"latency": ("median_ms", "median ms"), "think_time": ("median_ms", "median ms"),
             "errors": ("rate", "5xx rate"), "frequency": ("rate", "req/s per cell")}
@@ -145,7 +157,7 @@ def card(name, spec, learner, fit, learn_s, patterns: str) -> str:
         lines.append("")
     lines += ["**Limits:** the fit uses the learner's decay-weighted evidence at the end of the "
               "recording (what it currently believes), so long-past traffic counts little; "
-              "a cell's prior weighs at most 10 pseudo-observations (the synthetic "
+              f"a cell's prior weighs at most {k:g} pseudo-observations (the synthetic "
               "`prior_strength`) and at least 1. Timings are from a 2-core machine shared with "
               "other jobs (load average 4–7 during these runs): compiling and sampling take "
               "several times longer than on an idle one (`benchmarks/results/priors_fit.md`).",
