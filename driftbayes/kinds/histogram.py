@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from driftbayes import conjugate as cj
+from driftbayes.kinds import lognormal
 from driftbayes.kinds.base import add_bincount
 
 
@@ -48,6 +49,17 @@ class LogHistogram:
         if weight is not None:
             a0 = a0 * weight[..., None]
         return cj.dirichlet_categorical_posterior(alpha0=a0, counts=ev[self.stat])
+
+    def prior_and_summary(self, median_ms, sigma, strength) -> tuple[np.ndarray, cj.NIG]:
+        """The histogram's pseudo-counts and its log-normal summary's NIG prior, both from the
+        same log-normal worth ``strength`` observations."""
+        return (self.prior(median_ms, sigma, strength),
+                cj.nig_prior(median_ms=median_ms, sigma=sigma, strength=strength))
+
+    def posterior_and_summary(self, prior_alpha, prior_nig, ev, prefix: str, ends, weight=None):
+        """:meth:`posterior` and the log-normal summary's posterior (statistics ``prefix``)."""
+        return (self.posterior(prior_alpha, ev, ends, weight),
+                lognormal.posterior(prior_nig, ev, prefix, ends, weight))
 
     def median_quantiles(self, alpha, qs) -> np.ndarray:
         """Quantiles ``qs`` of the posterior of the median (ms), per cell."""

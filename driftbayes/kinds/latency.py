@@ -34,13 +34,11 @@ class Latency(Kind):
 
     def prior(self, ctx):
         median, sigma = ctx.col("latency_median_ms"), ctx.col("latency_sigma")
-        strength = ctx.col("prior_strength")
-        return LatencyParams(LATENCY.prior(median, sigma, strength),
-                             cj.nig_prior(median_ms=median, sigma=sigma, strength=strength))
+        return LatencyParams(*LATENCY.prior_and_summary(median, sigma, ctx.col("prior_strength")))
 
     def params(self, prior, ev, ends, weight=None):
-        return LatencyParams(LATENCY.posterior(prior.alpha, ev, ends, weight),
-                             lognormal.posterior(prior.nig, ev, "lat", ends, weight))
+        return LatencyParams(*LATENCY.posterior_and_summary(prior.alpha, prior.nig, ev, "lat",
+                                                            ends, weight))
 
     def count(self, stats):
         return stats["lat_n"]

@@ -40,13 +40,11 @@ class ThinkTime(lognormal.LogNormalKind):
 
     def prior(self, ctx):
         median, sigma = self.prior_median_sigma(ctx)
-        strength = ctx.col("prior_strength")
-        return ThinkTimeParams(THINK.prior(median, sigma, strength),
-                               cj.nig_prior(median_ms=median, sigma=sigma, strength=strength))
+        return ThinkTimeParams(*THINK.prior_and_summary(median, sigma, ctx.col("prior_strength")))
 
     def params(self, prior, ev, ends, weight=None):
-        return ThinkTimeParams(THINK.posterior(prior.alpha, ev, ends, weight),
-                               lognormal.posterior(prior.nig, ev, "think", ends, weight))
+        return ThinkTimeParams(*THINK.posterior_and_summary(prior.alpha, prior.nig, ev, "think",
+                                                            ends, weight))
 
     def predictive(self, prm, e, p, rng, statuses):
         return THINK.sample(prm.alpha, e, p, rng)
