@@ -161,12 +161,24 @@ def split_window(stats: Stats, codes: tuple[np.ndarray, np.ndarray, np.ndarray],
         rows = np.flatnonzero(a.reshape(a.shape[0], -1).any(axis=1)) if a.size else []
         target = ie[rows]
         rest = [ip[: a.shape[i]] if d == "persona" else is_[: a.shape[i]] if d == "status"
-                else np.arange(a.shape[i]) for i, d in enumerate(dims) if i > 0]
+                else None for i, d in enumerate(dims) if i > 0]
         for b in range(blocks):
             dense = np.zeros((counts[b],) + shape)
             sel = block[target] == b
             if sel.any():
-                dense[np.ix_(pos[target[sel]], *rest)] = a[np.ix_(rows[sel], *(
-                    np.arange(len(r)) for r in rest))]
+                dense[pos[target[sel]]] = _widened(a[rows[sel]], rest, shape)
             out[b][name] = dense
     return out
+
+
+def _widened(a: np.ndarray, codes: list, shape: tuple) -> np.ndarray:
+    """``a`` with each axis after the first moved to the codes ``codes[i]`` (``None``: kept)
+    of an axis of ``shape[i]``: one advanced index per axis (a copy of whole rows), much
+    cheaper than one ``np.ix_`` over all axes."""
+    for i, c in enumerate(codes, start=1):
+        if c is None or (len(c) == shape[i - 1] and (c == np.arange(len(c))).all()):
+            continue
+        wide = np.zeros(a.shape[:i] + (shape[i - 1],) + a.shape[i + 1:])
+        wide[(slice(None),) * i + (c,)] = a
+        a = wide
+    return a

@@ -60,7 +60,8 @@ from driftbayes.events import BadRecord, BadRecordError, BadRecordReport, EventB
 from driftbayes.learner import DriftLearner, response_bodies
 from driftbayes.open_sessions import OpenSessions
 
-__all__ = ["Driver", "GroupLearner", "PartitionError", "Stages", "block_masks", "clock_input",
+__all__ = ["WORKER_CONFIG", "Driver", "GroupLearner", "PartitionError", "Stages", "block_masks",
+           "clock_input",
            "learn_distributed", "learn_group", "local_cluster", "merge_groups", "plan",
            "read_partition", "route_partition", "route_piece", "route_summary", "scan_block",
            "split_group"]
@@ -89,15 +90,24 @@ class Stages:
     seconds: dict = field(default_factory=dict)
 
 
+#: Dask settings for driftbayes' workers. The nanny's default ``MALLOC_TRIM_THRESHOLD_``
+#: (64 KiB) turns off glibc's adaptive mmap threshold, so every array over 128 KiB is mapped
+#: and unmapped afresh: the scan's per-window arrays then cost page faults, and a worker ~1.6×
+#: the CPU of one process. Workers keep glibc's defaults, as one process does.
+WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
 @contextmanager
 def local_cluster(workers: int, **options) -> Iterator:
     """A :class:`dask.distributed.Client` on a new local cluster of ``workers`` processes, one
     thread each (``driftbayes learn --workers N``); both are closed on exit."""
+    import dask
     from dask.distributed import Client, LocalCluster
 
     options.setdefault("dashboard_address", None)
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      **options) as cluster, Client(cluster) as client:
+    with dask.config.set(WORKER_CONFIG), LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, **options) as cluster, \
+            Client(cluster) as client:
         yield client
 
 

@@ -21,7 +21,12 @@ pytest.importorskip("distributed")
 
 import driftbayes as db  # noqa: E402
 from driftbayes.api import as_config  # noqa: E402
-from driftbayes.distributed import PartitionError, Stages, learn_distributed  # noqa: E402
+from driftbayes.distributed import (  # noqa: E402
+    PartitionError,
+    Stages,
+    learn_distributed,
+    local_cluster,
+)
 from driftbayes.events import BadRecordError, BadRecordReport  # noqa: E402
 from driftbayes.io.partitions import (  # noqa: E402
     batch_aligned,
@@ -44,11 +49,7 @@ T0 = 1.7e9
 
 @pytest.fixture(scope="module")
 def client():
-    from dask.distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, host="127.0.0.1",
-                      silence_logs=40) as cluster, Client(cluster) as c:
+    with local_cluster(2, host="127.0.0.1", silence_logs=40) as c:
         yield c
 
 
@@ -338,3 +339,11 @@ def test_stage_times_are_reported(client, files):
     assert stages.events == got.n_events_ > 0
     assert all(not math.isnan(x) and x >= 0 for x in (stages.plan, stages.map, stages.reduce,
                                                         stages.scan))
+
+
+@pytest.mark.skipif("MALLOC_TRIM_THRESHOLD_" in os.environ,
+                    reason="MALLOC_TRIM_THRESHOLD_ is set in this environment")
+def test_local_workers_keep_glibc_defaults(client):
+    # Dask's nanny would set it, turning off glibc's adaptive mmap threshold
+    got = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+    assert len(got) == 2 and set(got.values()) == {None}
