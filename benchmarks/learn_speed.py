@@ -1,11 +1,11 @@
-"""How fast driftbayes learns: the core-learner table and the issue-13 targets, in one command.
+"""How fast driftbayes learns: the core-learner table and the sparse-core targets, in one command.
 
 Section 1 (``table``): 1 M events through the core learner and end-to-end JSONL, as events/s and
 as a ratio against a plain ``pandas.read_json(lines=True)`` + ``groupby`` baseline measured in the
 same run (the machine is shared and noisy; the baseline learns nothing incremental).
 
-Section 2 (issue 13, "Benchmarks"), one function per row, each measurement in its own child
-process so its wall time and peak RSS (``wait4`` rusage) are its own:
+Section 2 (the sparse learner core's targets), one function per row, each measurement in its
+own child process so its wall time and peak RSS (``wait4`` rusage) are its own:
 
 ``nasa``        ``driftbayes learn nasa`` (before: the window-by-window reference learner in
                 ``tests/reference``, capped at ``--before-cap`` seconds);
@@ -348,7 +348,7 @@ def section_table(args, n: int, tmp: Path) -> list[str]:
 
 # ----------------------------------------------------------------------------- section 2
 class Report:
-    """Rows of the issue-13 table plus every raw measurement behind them."""
+    """Rows of the targets table plus every raw measurement behind them."""
 
     def __init__(self):
         self.rows: list[tuple[str, ...]] = []
@@ -409,13 +409,13 @@ def row_nasa(rep: Report, args, tmp: Path) -> None:
                     f"NASA recording unavailable: {res['error'][:80]}")
             return
         now = res["s"]
-    before = "109 s (issue 13)"
+    before = "109 s (before the sparse core)"
     ratio = "—"
     if args.before:
         ref = rep.measure("nasa: reference (window-by-window) learner, read_events + learn_many",
                           run_child("learn_file", path="nasa", learner="reference", limit=limit,
                                     timeout=args.before_cap, mem_gb=None))
-        before = f"109 s (issue 13); this run {_before(ref, args.before_cap)}"
+        before = f"109 s (before the sparse core); this run {_before(ref, args.before_cap)}"
         if not ref.get("timed_out") and not ref.get("error"):
             ratio = f"{ref['s'] / now:.1f}× faster"
         elif ref.get("timed_out"):
@@ -643,12 +643,13 @@ def row_ingest(rep: Report, args, tmp: Path) -> None:
                                 timeout=args.before_cap * 3, mem_gb=None))
     r_new = new["out"]["n"] / new["out"]["learn_s"]
     if ref.get("timed_out") or ref.get("error"):
-        rep.row(f"JSONL ingest, {n:,} events", "222,550 events/s (issue 13); this run: "
+        rep.row(f"JSONL ingest, {n:,} events", "222,550 events/s (before the sparse core); "
+                "this run: "
                 f"{_before(ref, args.before_cap * 3)}", f"{r_new:,.0f} events/s", "—",
                 "≥ today's, same run", "—", "")
         return
     r_ref = ref["out"]["n"] / ref["out"]["learn_s"]
-    rep.row(f"JSONL ingest, {n:,} events", f"222,550 events/s (issue 13); this run "
+    rep.row(f"JSONL ingest, {n:,} events", f"222,550 events/s (before the sparse core); this run "
             f"{r_ref:,.0f} events/s (reference learner)", f"{r_new:,.0f} events/s",
             f"{r_new / r_ref:.2f}×", "≥ today's, same run", _ok(r_new >= 0.95 * r_ref),
             f"peak RSS {_fmt_mb(new['rss_mb'])} vs {_fmt_mb(ref['rss_mb'])} MiB; "
@@ -669,7 +670,8 @@ def section_targets(args, tmp: Path) -> list[str]:
             except Exception as exc:  # noqa: BLE001 - one failing row must not lose the others
                 rep.row(key, "—", "failed", "—", "—", "**no**", f"{type(exc).__name__}: "
                         f"{str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else ''}")
-    lines = ["## 2. Issue 13 targets (each measurement in its own child process)", "",
+    lines = ["## 2. Targets of the sparse learner core (each measurement in its own child "
+             "process)", "",
              "| measure | before | now | ratio | target | met | detail |",
              "|---|---|---:|---:|---|---|---|"]
     lines += [f"| {' | '.join(r)} |" for r in rep.rows]

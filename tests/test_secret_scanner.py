@@ -1,6 +1,6 @@
 """Secrets without telling names, planted in HAR, JSONL and record-mode traffic, never reach any
 output: state bytes and variables, ``patterns``, ``sample``, every export, served headers and
-bodies, admin responses, metrics and logs (issue 12, case 11)."""
+bodies, admin responses, metrics and logs."""
 
 from __future__ import annotations
 
