@@ -247,13 +247,13 @@ def write_report(args, rows: dict, mib: float, load: float) -> None:
         f"| one process | {single['seconds']:.1f} | {base:,.0f} | 1.00× | — | "
         f"{single['peak_rss_mb']:,.0f} | | | | | | | — |",
     ]
-    for w, r in rows.items():
-        if w == "single":
-            continue
+    clusters = [(f"LocalCluster, {w} worker{'s' if w > 1 else ''}", r)
+                for w, r in rows.items() if w != "single"]
+    for label, r in clusters:
         st = r["stages"]
         rate = r["events"] / r["seconds"]
         lines.append(
-            f"| LocalCluster, {w} worker{'s' if w > 1 else ''} | {r['seconds']:.1f} | "
+            f"| {label} | {r['seconds']:.1f} | "
             f"{rate:,.0f} | {rate / base:.2f}× | "
             f"{', '.join(f'{x:,.0f}' for x in r['worker_peak_rss_mb'])} | "
             f"{r['client_peak_rss_mb']:,.0f} | {st['plan']:.1f} | {st['map']:.1f} | "
@@ -273,13 +273,11 @@ def write_report(args, rows: dict, mib: float, load: float) -> None:
             f"| one process | — | {single['cpu_s']:.1f} | {single['cpu_s']:.1f} | "
             f"{single['events'] / single['cpu_s']:,.0f} | {single['cpu_s']:.1f} | 1.00× |",
         ]
-        for w, r in rows.items():
-            if w == "single":
-                continue
+        for label, r in clusters:
             total = sum(r["worker_cpu_s"]) + r["client_cpu_s"]
             ideal = max(r["worker_cpu_s"]) + r.get("join_s", 0.0)
             lines.append(
-                f"| LocalCluster, {w} worker{'s' if w > 1 else ''} | "
+                f"| {label} | "
                 f"{', '.join(f'{x:.1f}' for x in r['worker_cpu_s'])} | {r['client_cpu_s']:.1f} "
                 f"| {total:.1f} | {r['events'] / total:,.0f} | {ideal:.1f} | "
                 f"{single['cpu_s'] / ideal:.2f}× |")

@@ -11,6 +11,7 @@ shape, and the merged sums of all endpoints never sit in one place.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,18 +21,20 @@ from driftbayes.kinds.transitions import TransitionCounts
 from driftbayes.open_sessions import OpenSessions
 from driftbayes.stats import STAT_DIMS, Sizes, Stats
 
-__all__ = ["BlockSums", "Names", "block_of"]
+__all__ = ["BlockSums", "Names", "block_of", "bucket"]
 
 #: A run's whole vocabulary: endpoint keys, personas, status codes, each in code order.
 Names = tuple[list, list, list]
 
 
-def block_of(endpoints: list[str], blocks: int) -> np.ndarray:
-    """Each endpoint's block: a stable hash of its name, so any process splits alike."""
-    import zlib
+def bucket(key: str, n: int) -> int:
+    """A stable hash of ``key`` into ``0 … n-1``: every process (and Python run) agrees."""
+    return zlib.crc32(str(key).encode("utf-8", "surrogatepass")) % n
 
-    return np.array([zlib.crc32(str(e).encode("utf-8", "surrogatepass")) % blocks
-                     for e in endpoints], dtype=np.int64)
+
+def block_of(endpoints: list[str], blocks: int) -> np.ndarray:
+    """Each endpoint's block: :func:`bucket` of its name, so any process splits alike."""
+    return np.array([bucket(e, blocks) for e in endpoints], dtype=np.int64)
 
 
 @dataclass

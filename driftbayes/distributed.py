@@ -47,7 +47,6 @@ import math
 import operator
 import os
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from driftbayes.blocks import bucket
 from driftbayes.config import Config
 from driftbayes.events import BadRecord, BadRecordError, BadRecordReport, EventBatch, Screen
 from driftbayes.learner import DriftLearner, response_bodies
@@ -260,7 +260,7 @@ def _groups(enricher, batch: EventBatch, seq: int, groups: int,
             for i, u in enumerate(uniq.tolist()):
                 g = memo.get((kind, u))
                 if g is None:
-                    g = memo[(kind, u)] = _hash(name(u), groups)
+                    g = memo[(kind, u)] = bucket(name(u), groups)
                 found[i] = g
             out[mask] = found[codes]
     return out
@@ -418,11 +418,11 @@ class Driver:
         cutter = Enricher(learner.config).resume_from(learner)
         open_by_group: list[list[str]] = [[] for _ in range(groups)]
         for s in learner.sessions.open():
-            open_by_group[_hash(session_group(s.session), groups)].append(s.session)
+            open_by_group[bucket(session_group(s.session), groups)].append(s.session)
         out = [GroupLearner(DriftLearner.shard(learner.config, resume=learner, sessions=ids),
                             {}, {}) for ids in open_by_group]
         for key, t in cutter.last_seen.items():
-            g = out[_hash(key, groups)]
+            g = out[bucket(key, groups)]
             g.last_seen[key], g.session_count[key] = t, cutter.session_count[key]
         return out
 
@@ -695,6 +695,3 @@ def _in_line_order(local: BadRecordReport, clock: BadRecordReport, keep: int
     out.first = merged[:keep]
     return out
 
-
-def _hash(key: str, groups: int) -> int:
-    return zlib.crc32(str(key).encode("utf-8", "surrogatepass")) % groups
