@@ -15,6 +15,10 @@ from driftbayes.server.app import MockEngine, create_app, serving
 from driftbayes.state import load_state, save_state
 from tests.helpers import concat, learn_in_time_order, traffic
 
+#: Seconds a request may take: an admin reload loads and swaps a state, which on a loaded
+#: 2-core machine outlasts httpx's 5 s default (the tests assert behaviour, not speed).
+LOADED = 120.0
+
 CFG = Config(update_interval=60, sensitivity=1, min_samples=1)
 RESET = "/__driftbayes/reset"
 
@@ -44,7 +48,7 @@ def test_cross_site_reset_is_refused_and_same_origin_json_is_accepted(learner, t
     save_state(learner, state)
     before = state.read_bytes()
     app, lrn = _app(learner, state)
-    with serving(app) as url, httpx.Client(trust_env=False) as c:
+    with serving(app) as url, httpx.Client(trust_env=False, timeout=LOADED) as c:
         port = _port(url)
         # the request: foreign Origin and Host, a text/plain body
         r = c.post(url + RESET, content=b"x", headers={
@@ -84,7 +88,7 @@ def test_cross_site_reset_is_refused_and_same_origin_json_is_accepted(learner, t
 
 def test_token_replaces_the_loopback_host_rule(learner):
     app, _ = _app(learner, admin_token="tok")
-    with serving(app) as url, httpx.Client(trust_env=False) as c:
+    with serving(app) as url, httpx.Client(trust_env=False, timeout=LOADED) as c:
         auth = {"Authorization": "Bearer tok", "Host": "mock.internal:80"}
         assert c.get(url + "/__driftbayes/health", headers=auth).status_code == 200
         assert c.get(url + "/__driftbayes/health",
@@ -109,7 +113,7 @@ def test_reset_rereads_the_state_and_keeps_newer_learning(tmp_path):
     newer.learn_many(more.take(np.argsort(more.ts, kind="stable")))
     save_state(newer, state)
     assert load_state(state).n_events_ == 2100
-    with serving(app) as url, httpx.Client(trust_env=False) as c:
+    with serving(app) as url, httpx.Client(trust_env=False, timeout=LOADED) as c:
         r = c.post(url + RESET, json={"persona": "batch"})
         assert r.status_code == 200, r.text
         assert r.json()["events"] == 2100
@@ -130,7 +134,7 @@ def test_crlf_persona_in_a_state_is_served_with_safe_headers(tmp_path):
     lrn = load_state(state)  # a state can still hold such a persona
     assert lrn.personas_ == [evil]
     app = create_app(MockEngine(lrn, CFG, seed=1), learner=lrn, config=CFG)
-    with serving(app) as url, httpx.Client(trust_env=False) as c:
+    with serving(app) as url, httpx.Client(trust_env=False, timeout=LOADED) as c:
         for _ in range(5):
             r = c.get(url + "/api/cart")
             assert r.status_code in (200, 500)
