@@ -11,11 +11,11 @@ shape, and the merged sums of all endpoints never sit in one place.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from driftbayes.kinds.transitions import TransitionCounts
 from driftbayes.open_sessions import OpenSessions
@@ -27,14 +27,26 @@ __all__ = ["BlockSums", "Names", "block_of", "bucket"]
 Names = tuple[list, list, list]
 
 
-def bucket(key: str, n: int) -> int:
-    """A stable hash of ``key`` into ``0 … n-1``: every process (and Python run) agrees."""
-    return zlib.crc32(str(key).encode("utf-8", "surrogatepass")) % n
+def bucket(keys, n: int) -> np.ndarray:
+    """A stable hash of each of ``keys`` (strings) into ``0 … n-1``, vectorised: every process,
+    machine and Python run agrees (SipHash-2-4 of the UTF-8 text under pandas' fixed key,
+    :func:`pandas.util.hash_array`; each distinct key hashed once)."""
+    keys = np.asarray(keys, dtype=object).ravel()
+    if n == 1 or not keys.size:
+        return np.zeros(keys.size, dtype=np.int64)
+    codes, uniq = pd.factorize(keys, use_na_sentinel=False)
+    uniq = np.asarray(uniq, dtype=object)
+    try:
+        h = pd.util.hash_array(uniq, categorize=False)
+    except (TypeError, UnicodeEncodeError):  # not text, or lone surrogates (undecodable bytes)
+        h = pd.util.hash_array(np.array([str(k).encode("utf-8", "surrogatepass")
+                                         for k in uniq], dtype=object), categorize=False)
+    return (h % np.uint64(n)).astype(np.int64)[codes]
 
 
 def block_of(endpoints: list[str], blocks: int) -> np.ndarray:
     """Each endpoint's block: :func:`bucket` of its name, so any process splits alike."""
-    return np.array([bucket(e, blocks) for e in endpoints], dtype=np.int64)
+    return bucket(endpoints, blocks)
 
 
 @dataclass

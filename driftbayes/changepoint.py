@@ -238,16 +238,28 @@ class RunLengths:
         for ring, keep in ((self.ring, ~mask), (other.ring, mask)):
             for win, ends, arrays in ring:
                 sel = keep[ends]
-                if sel.any():
+                if sel.all():  # a block's ring holds its own endpoints only: no copy
+                    by_window.setdefault(win, []).append((ends, arrays))
+                elif sel.any():
                     by_window.setdefault(win, []).append(
                         (ends[sel], {n: a[sel] for n, a in arrays.items()}))
         self.ring = []
         for win in sorted(by_window):
             parts = by_window[win]
+            if len(parts) == 1:
+                self.ring.append((win, *parts[0]))
+                continue
             ends = np.concatenate([e for e, _ in parts])
             order = np.argsort(ends, kind="stable")
-            self.ring.append((win, ends[order], {
-                n: np.concatenate([a[n] for _, a in parts])[order] for n in parts[0][1]}))
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))  # each row's place in endpoint order
+            at = np.split(rank, np.cumsum([len(e) for e, _ in parts])[:-1])
+            merged = {}
+            for n, a in parts[0][1].items():  # one copy of each row into its place
+                merged[n] = np.empty((len(ends),) + a.shape[1:], dtype=a.dtype)
+                for (_, arrays), rows in zip(parts, at):
+                    merged[n][rows] = arrays[n]
+            self.ring.append((win, ends[order], merged))
 
     def restart(self) -> None:
         """Every cell's run-length posterior back to the long run, without data."""

@@ -185,7 +185,6 @@ def route_partition(read: ReadPartition, rejected: list[dict[int, str]], start: 
         names: tuple[dict, dict, dict] = ({}, {}, {})
         bodies: dict = {}
         bad = BadRecordReport(keep=keep)
-        memo: dict = {}  # session key → group, across the partition's batches
         events, t_last, cur = 0, math.nan, start
         for seq, (batch, rej) in enumerate(zip(read.batches, rejected)):
             if rej:
@@ -204,7 +203,7 @@ def route_partition(read: ReadPartition, rejected: list[dict[int, str]], start: 
             cur = int(eff[-1])
             _first_names(batch, eff, names)
             bodies.update(response_bodies(batch))
-            group = _groups(enricher, batch, seq, groups, memo)
+            group = _groups(enricher, batch, seq, groups)
             order = np.argsort(group, kind="stable")  # each group's events, in stream order
             bounds = np.searchsorted(group[order], np.arange(groups + 1))
             present = np.flatnonzero(np.diff(bounds)).tolist()
@@ -239,30 +238,23 @@ def _first_names(batch: EventBatch, eff: np.ndarray, names: tuple[dict, dict, di
             statuses.setdefault(int(batch.status[i]), int(eff[i]))
 
 
-def _groups(enricher, batch: EventBatch, seq: int, groups: int,
-            memo: dict | None = None) -> np.ndarray:
+def _groups(enricher, batch: EventBatch, seq: int, groups: int) -> np.ndarray:
     """Each event's session group: a stable hash of the key its session is cut from, else of
-    its session id (``key#k`` ids by their key, :func:`~driftbayes.io.enrich.session_group`);
-    events without a session go with their batch's number. ``memo`` keeps the groups of keys
-    and ids seen before (they recur from batch to batch)."""
-    from driftbayes.io.enrich import session_group
+    its session id (``key#k`` ids by their key, :func:`~driftbayes.io.enrich.session_groups`);
+    events without a session go with their batch's number."""
+    from driftbayes.io.enrich import session_groups
 
-    memo = {} if memo is None else memo
     out = np.full(len(batch), seq % groups, dtype=np.int64)
+    if groups == 1:
+        return out
     keys = enricher.cut_keys(batch)
     cut = np.not_equal(keys, None)
     named = ~cut & (batch.session != "")
-    for mask, values, name, kind in ((cut, keys, str, "key"),
-                                     (named, batch.session, session_group, "id")):
-        if mask.any():
-            codes, uniq = pd.factorize(values[mask])
-            found = np.empty(len(uniq), dtype=np.int64)
-            for i, u in enumerate(uniq.tolist()):
-                g = memo.get((kind, u))
-                if g is None:
-                    g = memo[(kind, u)] = bucket(name(u), groups)
-                found[i] = g
-            out[mask] = found[codes]
+    if cut.any():
+        out[cut] = bucket(keys[cut], groups)
+    if named.any():
+        codes, ids = pd.factorize(batch.session[named])
+        out[named] = bucket(session_groups(np.asarray(ids, dtype=object)), groups)[codes]
     return out
 
 
@@ -412,18 +404,19 @@ class Driver:
     def start_groups(self) -> list[GroupLearner]:
         """Each session group's start: a shard resuming the learner's open sessions of the
         group, and the enricher's session count of its keys."""
-        from driftbayes.io.enrich import Enricher, session_group
+        from driftbayes.io.enrich import Enricher, session_groups
 
         learner, groups = self.learner, self.groups
         cutter = Enricher(learner.config).resume_from(learner)
-        open_by_group: list[list[str]] = [[] for _ in range(groups)]
-        for s in learner.sessions.open():
-            open_by_group[bucket(session_group(s.session), groups)].append(s.session)
-        out = [GroupLearner(DriftLearner.shard(learner.config, resume=learner, sessions=ids),
-                            {}, {}) for ids in open_by_group]
-        for key, t in cutter.last_seen.items():
-            g = out[bucket(key, groups)]
-            g.last_seen[key], g.session_count[key] = t, cutter.session_count[key]
+        ids = np.array([s.session for s in learner.sessions.open()], dtype=object)
+        at = bucket(session_groups(ids), groups) if ids.size else np.zeros(0, np.int64)
+        out = [GroupLearner(DriftLearner.shard(learner.config, resume=learner,
+                                               sessions=ids[at == g].tolist()), {}, {})
+               for g in range(groups)]
+        keys = list(cutter.last_seen)
+        for key, g in zip(keys, bucket(keys, groups).tolist()):
+            out[g].last_seen[key], out[g].session_count[key] = (cutter.last_seen[key],
+                                                                 cutter.session_count[key])
         return out
 
     def clock(self, ts_list: list[np.ndarray], bad: BadRecordReport

@@ -91,11 +91,11 @@ from driftbayes.redact import (
 from driftbayes.templates import OpenApiTemplates
 
 __all__ = ["Enricher", "OpenApiTemplates", "cut_sessions", "load_persona_map", "persona_matcher",
-           "session_group"]
+           "session_group", "session_groups"]
 
 #: Event columns a persona rule can name (everything else is an extra attribute or a header).
 _EVENT_FIELDS = ("endpoint", "method", "status", "session")
-_SESSION_ID = re.compile(r"(.*)#(\d+)", re.DOTALL)
+_SESSION_ID = re.compile(r"(.*)#([0-9]+)", re.DOTALL)  # the ids cut_sessions gives
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,6 +252,19 @@ def session_group(session: str) -> str:
     events of one group decide its sessions alone, whatever the other groups hold."""
     m = _SESSION_ID.fullmatch(session)
     return m.group(1) if m is not None else session
+
+
+def session_groups(sessions: np.ndarray) -> np.ndarray:
+    """:func:`session_group` of each of ``sessions`` (strings), vectorised with Arrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        keys = pc.replace_substring_regex(pa.array(sessions, type=pa.string()),
+                                          pattern=r"#[0-9]+\z", replacement="")
+    except (pa.ArrowException, UnicodeEncodeError):  # lone surrogates: one at a time
+        return np.array([session_group(s) for s in sessions], dtype=object)
+    return keys.to_numpy(zero_copy_only=False).astype(object)
 
 
 # --------------------------------------------------------------------------------------------
