@@ -68,6 +68,7 @@ one when given a ``config``). The steps, in order:
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -247,6 +248,10 @@ def cut_sessions(
     return out
 
 
+#: Session ids recur from batch to batch: each distinct id's SHA-256 is computed once (bounded).
+_hash_session_memo = functools.lru_cache(maxsize=1 << 18)(hash_session)
+
+
 def session_group(session: str) -> str:
     """The key a session id was cut from (``"key#k"`` → ``"key"``), else the id itself: the
     events of one group decide its sessions alone, whatever the other groups hold."""
@@ -344,7 +349,7 @@ class Enricher:
             out.endpoint = self._openapi(out)
         out.persona = self._personas(out)
         if self.policy.enabled and self.policy.hash_sessions:
-            out.session = _map_text(out.session, hash_session)
+            out.session = _map_text(out.session, _hash_session_memo)
         return out
 
     def cut(self, batch: EventBatch) -> EventBatch:
