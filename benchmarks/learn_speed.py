@@ -505,13 +505,11 @@ def row_rss(rep: Report, args, tmp: Path) -> None:
 
 def _serve_startup(state: Path, timeout: float = 120) -> dict:
     """Seconds from launching ``driftbayes serve`` until ``/__driftbayes/health`` answers."""
-    import socket
-
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from driftbayes.export.runtimes import free_port
+
+    port = free_port()
     t0 = time.perf_counter()
     def limit():
         if MEM_CAP_GB[0]:

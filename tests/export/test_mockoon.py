@@ -323,8 +323,8 @@ def test_mockoon_cli_serves_the_export(model, tmp_path):
            "--disable-admin-api"]
     t0 = time.monotonic()
     with running(cmd, f"{base}/api/products"):
-        wait_http(f"{zero}/api/products", timeout=30)
-        wait_http(f"{levels}/api/products", timeout=30)
+        wait_http(f"{zero}/api/products", timeout=90)  # the same process: up by now
+        wait_http(f"{levels}/api/products", timeout=90)
         for endpoint, persona in CHECKED:
             cell = model.cell(endpoint, persona)
             method, tmpl = endpoint.split(" ", 1)
