@@ -43,6 +43,7 @@ def _sane(x: float) -> bool:
     return math.isfinite(x) and x > 0
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_learn_speed_benchmark_runs_tiny_and_writes_well_formed_tables(tmp_path):
     # every section but the NASA one, which learns the whole recording (not a tiny input);

@@ -300,6 +300,7 @@ def _with_overhead(fn, url: str, method: str, headers: dict) -> tuple:
     return result, np.concatenate(samples) if samples else np.empty(0)
 
 
+@pytest.mark.slow
 def test_mockoon_cli_serves_the_export(model, tmp_path):
     modules = npm_package("@mockoon/cli", MOCKOON_CLI_VERSION)
     cli = modules / ".bin" / "mockoon-cli"

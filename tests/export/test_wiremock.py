@@ -340,6 +340,7 @@ def _served_delays(base: str, header: str) -> dict[tuple[str, str, str], np.ndar
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+@pytest.mark.slow
 def test_wiremock_serves_latency_and_status_mix(model, jar, ext_export):
     cells = checked_cells(model)
     port = free_port()
