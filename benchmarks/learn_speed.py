@@ -19,11 +19,13 @@ own child process so its wall time and peak RSS (``wait4`` rusage) are its own:
                 (learner API), plus what the JSONL reader makes of far-future timestamps;
 ``ingest``      ``benchmarks/ingest.py``'s 1 M-event JSONL, new learner vs reference learner.
 
-``--scale`` multiplies every event count (``--scale 0.01`` for a quick run); ``--only`` picks
-sections. Prints the tables and writes ``benchmarks/results/learn_speed.md``::
+``--scale`` multiplies every event count (``--scale 0.01`` for a quick run); ``--span-hours``
+sets the event time of section 1 and of the scale, rss and far-future rows (24 h; fewer hours
+are fewer windows to learn); ``--only`` picks sections. Prints the tables and writes
+``benchmarks/results/learn_speed.md``::
 
     python benchmarks/learn_speed.py [--only table,nasa,scale,rss,reads,far-future,ingest]
-        [--scale 1] [--before-cap 180] [--no-before]
+        [--scale 1] [--span-hours 24] [--before-cap 180] [--no-before]
 """
 
 from __future__ import annotations
@@ -429,24 +431,25 @@ def row_nasa(rep: Report, args, tmp: Path) -> None:
 
 def row_scale(rep: Report, args, tmp: Path) -> None:
     n = max(int(300_000 * args.scale), 1_000)
-    common = {"events": n, "personas": 4, "span_s": DAY, "interval": "60s"}
-    small = rep.measure(f"scale: {n:,} events, 20 endpoints, 1,440 windows (new)",
+    common = {"events": n, "personas": 4, "span_s": args.span_hours * 3600, "interval": "60s"}
+    windows = f"{round(args.span_hours * 60):,} windows"
+    small = rep.measure(f"scale: {n:,} events, 20 endpoints, {windows} (new)",
                         run_child("learn_synthetic", endpoints=20, **common,
                                   timeout=args.new_cap))
     wide = args.wide_endpoints
-    big = rep.measure(f"scale: {n:,} events, {wide:,} endpoints, 1,440 windows (new)",
+    big = rep.measure(f"scale: {n:,} events, {wide:,} endpoints, {windows} (new)",
                       run_child("learn_synthetic", endpoints=wide, **common,
                                 timeout=args.new_cap))
     if big.get("timed_out") or big.get("error"):
         # the cap also covers start-up and data generation: take the 20-endpoint run's share off
         bound = (args.new_cap - (small["s"] - small["out"]["learn_s"])) / small["out"]["learn_s"]
-        rep.row(f"{n:,} events, 24 h at 60-s windows, {wide:,} endpoints vs 20",
+        rep.row(f"{n:,} events, {args.span_hours:g} h at 60-s windows, {wide:,} endpoints vs 20",
                 _scale_before(rep, args, common, wide), f"> {bound:.0f}×", f"> {bound:.0f}×",
                 "≤ 2×", "**no**", f"{wide:,}-endpoint learner killed at --new-cap "
                 f"{args.new_cap:g} s vs {small['out']['learn_s']:.1f} s for 20 endpoints")
         return
     ratio = big["out"]["learn_s"] / small["out"]["learn_s"]
-    rep.row(f"{n:,} events, 24 h at 60-s windows, {wide:,} endpoints vs 20",
+    rep.row(f"{n:,} events, {args.span_hours:g} h at 60-s windows, {wide:,} endpoints vs 20",
             _scale_before(rep, args, common, wide), f"{ratio:.2f}×", f"{ratio:.2f}×", "≤ 2×",
             _ok(ratio <= 2),
             f"learn time {big['out']['learn_s']:.2f} s vs {small['out']['learn_s']:.2f} s "
@@ -479,7 +482,8 @@ def _scale_before(rep: Report, args, common: dict, wide: int) -> str:
 def row_rss(rep: Report, args, tmp: Path) -> None:
     n = max(int(1_000_000 * args.scale), 1_000)
     E = args.rss_endpoints
-    common = {"events": n, "endpoints": E, "personas": 4, "span_s": DAY, "interval": "60s"}
+    common = {"events": n, "endpoints": E, "personas": 4, "span_s": args.span_hours * 3600,
+              "interval": "60s"}
     data = rep.measure(f"rss: generate {n:,} events, {E:,} endpoints (no learning: baseline)",
                        run_child("learn_synthetic", learn=False, **common))
     full = rep.measure(f"rss: {n:,} events, {E:,} endpoints × 4 personas, learn (new)",
@@ -505,13 +509,11 @@ def row_rss(rep: Report, args, tmp: Path) -> None:
 
 def _serve_startup(state: Path, timeout: float = 120) -> dict:
     """Seconds from launching ``driftbayes serve`` until ``/__driftbayes/health`` answers."""
-    import socket
-
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from driftbayes.export.runtimes import free_port
+
+    port = free_port()
     t0 = time.perf_counter()
     def limit():
         if MEM_CAP_GB[0]:
@@ -592,9 +594,10 @@ def row_reads(rep: Report, args, tmp: Path) -> None:
 def row_far_future(rep: Report, args, tmp: Path) -> None:
     n = max(int(100_000 * args.scale), 1_000)
     st = tmp / "state-far.nc"
-    made = rep.measure(f"far-future: learn + save a 50-endpoint state ({n:,} events, 24 h, 60 s)",
+    made = rep.measure(f"far-future: learn + save a 50-endpoint state ({n:,} events, "
+                       f"{args.span_hours:g} h, 60 s)",
                        run_child("learn_synthetic", events=n, endpoints=50, personas=4,
-                                 span_s=DAY, interval="60s", save=str(st)))
+                                 span_s=args.span_hours * 3600, interval="60s", save=str(st)))
     last = made["out"]["last_ts"]
     near = run_child("one_event", ts=last + 60.0, state=str(st))
     far = run_child("one_event", ts=FAR_TS, state=str(st))
@@ -691,7 +694,8 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--events", type=int, default=1_000_000, help="section 1 events (× scale)")
     ap.add_argument("--endpoints", type=int, default=50)
     ap.add_argument("--personas", type=int, default=4)
-    ap.add_argument("--span-hours", type=float, default=24.0)
+    ap.add_argument("--span-hours", type=float, default=24.0,
+                    help="event time of section 1 and of the scale, rss and far-future rows")
     ap.add_argument("--update-interval", default="5m")
     ap.add_argument("--before", action=argparse.BooleanOptionalAction, default=True,
                     help="also run the reference (window-by-window) learner where feasible")

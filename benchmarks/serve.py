@@ -138,13 +138,7 @@ BASELINE_APP = textwrap.dedent('''
 ''')
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(port: int, timeout: float = 30.0) -> None:
+def _wait(port: int, timeout: float = 120.0) -> None:
     t = time.time()
     while time.time() - t < timeout:
         try:
@@ -256,6 +250,7 @@ def _measure(tools: dict[str, Path], args, tmp: Path) -> list[str]:
     """Table rows: per generator, the baseline and then ``driftbayes serve``, each fresh."""
     from driftbayes.bench.suite import scenario_stream
     from driftbayes.config import Config
+    from driftbayes.export.runtimes import free_port
     from driftbayes.learner import DriftLearner
     from driftbayes.state import save_state
 
@@ -273,7 +268,7 @@ def _measure(tools: dict[str, Path], args, tmp: Path) -> list[str]:
     for gen, tool in tools.items():
         results = {}
         for name in ("baseline", "driftbayes"):
-            port = _free_port()
+            port = free_port()
             if name == "baseline":
                 cmd = [sys.executable, "-m", "uvicorn", "baseline_app:app", "--host",
                        "127.0.0.1", "--port", str(port), "--log-level", "warning"]

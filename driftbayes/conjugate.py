@@ -198,8 +198,15 @@ def dirichlet_median_quantiles(alpha, qs, *, log_edges=LOG_EDGES):
     ndarray of shape (..., len(qs))
     """
     alpha = np.asarray(alpha, dtype=float)
-    cum = np.cumsum(alpha, axis=-1)
     n_bins = alpha.shape[-1]
+    flat = alpha.reshape(-1, n_bins)
+    if len(flat) > 1 and (flat == flat[:1]).all():
+        # one Dirichlet repeated (every endpoint's synthetic prior): computed once; each row's
+        # quantiles depend on that row alone, so this is exactly what the stack would give
+        one = dirichlet_median_quantiles(flat[:1], qs, log_edges=log_edges)
+        return np.broadcast_to(one, (len(flat), len(qs))).reshape(
+            alpha.shape[:-1] + (len(qs),)).copy()
+    cum = np.cumsum(alpha, axis=-1)
     flat_cum = cum.reshape(-1, n_bins)
     flat_tot = flat_cum[:, -1]
     if flat_cum.size <= 400_000:  # small: evaluate every edge at once (fewest numpy calls)

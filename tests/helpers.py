@@ -122,6 +122,11 @@ def learn_in_time_order(config, *batches):
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: Seconds one request to a test server may take. Generous: on a loaded 2-core machine (two test
+#: processes beside other work) a request that loads or saves a state outlasts httpx's 5 s
+#: default; the tests assert behaviour, never speed.
+LOADED = 120.0
+
 
 def child_env() -> dict[str, str]:
     """Environment for a child Python process that imports this checkout's driftbayes (with

@@ -31,6 +31,7 @@ def records(n: int, seed: int = 0) -> list[dict]:
              "user_agent": "test"} for i in range(n)]
 
 
+@pytest.mark.slow
 def test_a_path_learns_what_the_cli_learns(monkeypatch):
     use_recording("apache", monkeypatch)
     cfg = Config()

@@ -363,6 +363,16 @@ def test_dirichlet_median_quantiles_both_code_paths_agree_exactly():
     assert cj.dirichlet_median_quantiles(stack.reshape(3, 1, -1), qs).shape == (3, 1, len(qs))
 
 
+def test_one_repeated_dirichlet_gives_every_row_what_a_mixed_stack_gives():
+    stack = np.stack(list(ALPHAS.values()))  # distinct rows: the general path
+    qs = [0.05, 0.5, 0.95]
+    mixed = cj.dirichlet_median_quantiles(stack, qs)
+    for i, alpha in enumerate(stack):  # one row repeated: computed once
+        same = cj.dirichlet_median_quantiles(np.broadcast_to(alpha, (5, 2, len(alpha))), qs)
+        assert same.shape == (5, 2, len(qs))
+        np.testing.assert_array_equal(same, np.broadcast_to(mixed[i], same.shape))
+
+
 def test_dirichlet_median_quantiles_are_monotone_in_q():
     qs = np.linspace(0.01, 0.99, 41)
     for alpha in ALPHAS.values():

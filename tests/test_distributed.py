@@ -306,6 +306,7 @@ def run_cli(*args, cwd) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_workers_gives_the_same_patterns_json(files, tmp_path):
     (tmp_path / "driftbayes.yaml").write_text(
         "drift_learning:\n" + "".join(f"  {k}: {v}\n" for k, v in KNOBS.items()))

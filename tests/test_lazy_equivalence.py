@@ -142,6 +142,7 @@ def test_silence_longer_than_the_exact_span(name):
     assert_same_patterns(lazy, ref)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["defaults", "no-decay", "eager"])
 def test_reset_and_merge(name):
     cfg = Config(**CONFIGS[name])

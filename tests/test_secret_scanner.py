@@ -21,6 +21,7 @@ from driftbayes.config import Config
 from driftbayes.events import EventBatch
 from driftbayes.io.recordings import read_events
 from driftbayes.redact import find_secrets, hash_session
+from tests.helpers import LOADED
 
 sys.path.insert(0, str(Path(__file__).parent / "io"))
 from ingest_samples import Rec, har_bytes, har_entry  # noqa: E402
@@ -237,12 +238,12 @@ def test_record_mode_secrets_and_access_log(tmp_path, caplog):
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         try:
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 60  # generous: the loop ends as soon as it listens
             while not server.started:
                 assert thread.is_alive() and time.monotonic() < deadline
                 time.sleep(0.01)
             base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-            with httpx.Client(timeout=10, trust_env=False) as client:
+            with httpx.Client(timeout=LOADED, trust_env=False) as client:
                 for value in PLANTED.values():
                     for _ in range(2):
                         r = client.get(f"{base}/api/things/{value}/detail",

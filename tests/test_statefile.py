@@ -85,6 +85,7 @@ _SAVER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kill_9_during_saves_leaves_a_loadable_state_and_no_orphan(tmp_path):
     state = tmp_path / "s.nc"
     save_state(DriftLearner().learn_many(traffic(300, seed=300)), state)

@@ -128,9 +128,21 @@ def locust_bin(*, notify: Callable[[str], None] | None = None) -> Path:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on 127.0.0.1 now (the OS picks it), for a runtime to listen on.
+
+    The port is free until the runtime binds it. Under pytest-xdist, worker ``i`` of ``n`` only
+    takes ports ``p`` with ``p // 2 % n == i`` (Linux hands ``bind`` odd ports), so two test
+    processes starting runtimes at the same moment never get the same port.
+    """
+    n = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # gw0, gw1, ...
+    i = int(worker[2:]) if worker[:2] == "gw" and worker[2:].isdigit() else 0
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port // 2 % n == i % n:
+            return port
 
 
 def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None,

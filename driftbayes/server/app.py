@@ -850,10 +850,12 @@ def run_server(app, host: str = "127.0.0.1", port: int = 8000) -> None:
 
 @contextlib.contextmanager
 def serving(app, host: str = "127.0.0.1", port: int = 0,
-            timeout: float = 10.0) -> Iterator[str]:
+            timeout: float = 60.0) -> Iterator[str]:
     """Run ``app`` with uvicorn in a background thread; yields the base URL (real port).
 
-    For tests and embedding: waits until the server listens, shuts it down on exit.
+    For tests and embedding: waits until the server listens (at most ``timeout`` seconds,
+    generous for a loaded machine: it returns as soon as the server listens), shuts it down
+    on exit.
     """
     import uvicorn
 

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "distributed.py"
 
 
+@pytest.mark.slow
 def test_tiny_benchmark_runs_and_every_cluster_learns_what_one_process_learns(tmp_path):
     out = tmp_path / "distributed"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -300,6 +300,7 @@ def _with_overhead(fn, url: str, method: str, headers: dict) -> tuple:
     return result, np.concatenate(samples) if samples else np.empty(0)
 
 
+@pytest.mark.slow
 def test_mockoon_cli_serves_the_export(model, tmp_path):
     modules = npm_package("@mockoon/cli", MOCKOON_CLI_VERSION)
     cli = modules / ".bin" / "mockoon-cli"
@@ -323,8 +324,8 @@ def test_mockoon_cli_serves_the_export(model, tmp_path):
            "--disable-admin-api"]
     t0 = time.monotonic()
     with running(cmd, f"{base}/api/products"):
-        wait_http(f"{zero}/api/products", timeout=30)
-        wait_http(f"{levels}/api/products", timeout=30)
+        wait_http(f"{zero}/api/products", timeout=90)  # the same process: up by now
+        wait_http(f"{levels}/api/products", timeout=90)
         for endpoint, persona in CHECKED:
             cell = model.cell(endpoint, persona)
             method, tmpl = endpoint.split(" ", 1)

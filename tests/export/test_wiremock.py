@@ -61,6 +61,7 @@ from tests.export.conftest import (
     npm_package,
     running,
 )
+from tests.helpers import LOADED
 
 N = 1000  # requests per checked route
 PROBES = 150  # overhead probes per route
@@ -290,7 +291,7 @@ def test_reexport_replaces_the_previous_export(model, tmp_path):
 def test_start_script_needs_wiremock_jar(ring_export):
     env = {k: v for k, v in os.environ.items() if k != "WIREMOCK_JAR"}
     run = subprocess.run(["sh", str(ring_export / "start-wiremock.sh"), "8080"], env=env,
-                         capture_output=True, text=True, timeout=10)
+                         capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     assert "WIREMOCK_JAR is not set" in run.stderr
 
@@ -300,7 +301,8 @@ def test_start_script_needs_wiremock_jar(ring_export):
 
 
 def _post_stub(base: str, stub: dict) -> None:
-    httpx.post(f"{base}/__admin/mappings", json=stub, trust_env=False).raise_for_status()
+    httpx.post(f"{base}/__admin/mappings", json=stub, trust_env=False,
+               timeout=LOADED).raise_for_status()
 
 
 def _in_parallel(jobs: dict) -> dict:
@@ -326,7 +328,8 @@ def _in_parallel(jobs: dict) -> dict:
 def _served_delays(base: str, header: str) -> dict[tuple[str, str, str], np.ndarray]:
     """WireMock's request journal: the delay it drew for each request (``timing.addedDelay``,
     whole ms), by (method, path, persona header)."""
-    events = httpx.get(f"{base}/__admin/requests", trust_env=False).json()["requests"]
+    events = httpx.get(f"{base}/__admin/requests", trust_env=False,
+                       timeout=LOADED).json()["requests"]
     out: dict[tuple[str, str, str], list[float]] = {}
     for ev in events:
         req = ev["request"]
@@ -337,6 +340,7 @@ def _served_delays(base: str, header: str) -> dict[tuple[str, str, str], np.ndar
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+@pytest.mark.slow
 def test_wiremock_serves_latency_and_status_mix(model, jar, ext_export):
     cells = checked_cells(model)
     port = free_port()
@@ -350,6 +354,7 @@ def test_wiremock_serves_latency_and_status_mix(model, jar, ext_export):
         for persona, want in [(p, p) for p in sorted(have)] + [(None, fallback),
                                                                ("nobody", fallback)]:
             r = httpx.request(c0.method, base + concrete(c0.template), trust_env=False,
+                              timeout=LOADED,
                               headers={model.persona_header: persona} if persona else {})
             assert f"persona={want};" in r.headers["X-Driftbayes-Pattern"], (persona, r.headers)
             assert r.status_code in model.cell(c0.endpoint, want).statuses
@@ -372,7 +377,8 @@ def test_wiremock_serves_latency_and_status_mix(model, jar, ext_export):
             _post_stub(base, probe)
         hammer(f"{base}/__probe/0", 100, concurrency=4)  # JIT warm-up
         zero, _ = hammer(f"{base}/__probe/0", 60, concurrency=1)
-        httpx.delete(f"{base}/__admin/requests", trust_env=False).raise_for_status()
+        httpx.delete(f"{base}/__admin/requests", trust_env=False,
+                     timeout=LOADED).raise_for_status()
         conc = [max(2, math.ceil(RATE * mean_ms(c) / 1000.0)) for c in cells]
         routes = _in_parallel({
             i: (hammer, (base + concrete(c.template), N),
@@ -433,9 +439,10 @@ def test_wiremock_ring_serves_exact_shares(model, jar, tmp_path):
     base = f"http://127.0.0.1:{port}"
     with running([out / "start-wiremock.sh", str(port)], f"{base}/__admin/health",
                  env={"WIREMOCK_JAR": str(jar)}):
-        httpx.post(f"{base}/__admin/scenarios/reset", trust_env=False).raise_for_status()
+        httpx.post(f"{base}/__admin/scenarios/reset", trust_env=False,
+                   timeout=LOADED).raise_for_status()
         served, lat = [], []
-        with httpx.Client(base_url=base, trust_env=False) as client:
+        with httpx.Client(base_url=base, trust_env=False, timeout=LOADED) as client:
             for _ in range(size + 3):
                 r = client.request(cell.method, concrete(cell.template),
                                    headers={model.persona_header: cell.persona})
@@ -531,6 +538,6 @@ def test_cli_export_with_no_flags_builds_the_extension_and_serves(jar, tmp_path,
             meta = stub["metadata"]["driftbayes"]
             r = httpx.request(stub["request"]["method"],
                               base + concrete(stub["request"]["urlPathTemplate"]),
-                              trust_env=False)
+                              trust_env=False, timeout=LOADED)
             assert str(r.status_code) in meta["status_p"], (meta, r.status_code)
             assert r.headers["X-Driftbayes-Pattern"].startswith(meta["endpoint"] + ";")

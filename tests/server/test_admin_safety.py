@@ -13,11 +13,7 @@ from driftbayes.config import Config
 from driftbayes.learner import DriftLearner
 from driftbayes.server.app import MockEngine, create_app, serving
 from driftbayes.state import load_state, save_state
-from tests.helpers import concat, learn_in_time_order, traffic
-
-#: Seconds a request may take: an admin reload loads and swaps a state, which on a loaded
-#: 2-core machine outlasts httpx's 5 s default (the tests assert behaviour, not speed).
-LOADED = 120.0
+from tests.helpers import LOADED, concat, learn_in_time_order, traffic
 
 CFG = Config(update_interval=60, sensitivity=1, min_samples=1)
 RESET = "/__driftbayes/reset"

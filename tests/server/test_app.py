@@ -30,7 +30,7 @@ from driftbayes.patterns import patterns
 from driftbayes.sampling import sample
 from driftbayes.server.app import MockEngine, create_app, serving
 from driftbayes.state import load_state
-from tests.helpers import learn_in_time_order, traffic
+from tests.helpers import LOADED, learn_in_time_order, traffic
 
 CFG = Config(update_interval=60, sensitivity=1, min_samples=1)
 USERS = "GET /api/users/{id}"
@@ -204,7 +204,8 @@ async def _load(url: str, n_per_persona: int, concurrency: int = 50, n_clients: 
     # connection the server is closing ("Server disconnected without sending a response")
     limits = httpx.Limits(max_connections=per, max_keepalive_connections=per,
                           keepalive_expiry=1.0)
-    clients = [httpx.AsyncClient(base_url=url, limits=limits, timeout=30) for _ in range(n_clients)]
+    clients = [httpx.AsyncClient(base_url=url, limits=limits, timeout=LOADED)
+               for _ in range(n_clients)]
 
     async def one(i: int, persona: str):
         async with sem:
@@ -278,7 +279,7 @@ def test_http_load_matches_predictive_and_never_blocks(learner):
 
 
 def _get(url, path, **kw):
-    return httpx.get(url + path, timeout=10, **kw)
+    return httpx.get(url + path, timeout=LOADED, **kw)
 
 
 def test_http_routes_admin_and_metrics(learner):
@@ -288,11 +289,11 @@ def test_http_routes_admin_and_metrics(learner):
     with serving(app) as url:
         r = _get(url, "/api/nothing/here")
         assert r.status_code == 404 and r.json()["status"] == 404
-        r = httpx.delete(url + "/api/cart")
+        r = httpx.delete(url + "/api/cart", timeout=LOADED)
         assert r.status_code == 405
         assert r.headers["allow"] == "GET, HEAD, POST"
         assert "x-driftbayes-latency-ms" not in r.headers
-        r = httpx.post(url + "/api/cart", headers={"X-Persona": "web"})
+        r = httpx.post(url + "/api/cart", headers={"X-Persona": "web"}, timeout=LOADED)
         assert r.status_code in (200, 500)
         assert r.headers["x-driftbayes-pattern"].startswith("POST /api/cart; persona=web;")
         assert r.json() == {"endpoint": "POST /api/cart", "status": r.status_code,
@@ -340,11 +341,12 @@ def test_http_reset_persists_state(learner, tmp_path):
     eng = MockEngine(lrn, CFG, seed=1)
     app = create_app(eng, learner=lrn, config=CFG, state_path=state)
     with serving(app) as url:
-        r = httpx.post(url + "/__driftbayes/reset", params={"persona": "nobody"}, json={})
+        r = httpx.post(url + "/__driftbayes/reset", params={"persona": "nobody"}, json={},
+                       timeout=LOADED)
         assert r.status_code == 400 and "nobody" in r.json()["error"]
         assert not state.exists()
         r = httpx.post(url + "/__driftbayes/reset",
-                       json={"persona": "batch", "endpoint": "/api/users/*"})
+                       json={"persona": "batch", "endpoint": "/api/users/*"}, timeout=LOADED)
         assert r.status_code == 200, r.text
         assert r.json()["reset_cells"] == 1 and r.json()["saved"] == str(state)
         assert eng.reloads == 2
@@ -368,7 +370,7 @@ def test_admin_token_and_no_headers(learner):
             assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
         assert _get(url, "/__driftbayes/health",
                     headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert httpx.post(url + "/__driftbayes/reset").status_code == 401
+        assert httpx.post(url + "/__driftbayes/reset", timeout=LOADED).status_code == 401
         ok = _get(url, "/__driftbayes/health", headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200 and ok.json()["status"] == "ok"
         r = _get(url, "/api/users/3", headers={"X-Persona": "web"})  # the mock needs no token

@@ -18,6 +18,7 @@ from driftbayes.server.app import (
     create_app,
     serving,
 )
+from tests.helpers import LOADED
 
 CFG = Config(update_interval=60, sensitivity=1, min_samples=1, decay=0)  # all evidence kept
 FLOW = [("GET", "/products"), ("POST", "/cart"), ("POST", "/checkout")]
@@ -125,7 +126,8 @@ def test_traffic_mirroring_sets_the_default_and_bad_modes_fail(learner):
 def test_flow_over_http_with_a_session_cookie(learner):
     eng = MockEngine(learner, CFG, seed=5)
     app = create_app(eng, learner=learner, config=CFG)
-    with serving(app) as url, httpx.Client(base_url=url, trust_env=False) as client:
+    with serving(app) as url, httpx.Client(base_url=url, trust_env=False,
+                                         timeout=LOADED) as client:
         jar = {"Cookie": "theme=dark; sessionid=u-1", "X-Persona": "web"}
         r = client.post("/checkout", headers=jar)
         assert r.status_code == 409 and r.json()["error"].startswith("POST /checkout")

@@ -26,6 +26,7 @@ from driftbayes.learner import DriftLearner  # noqa: E402
 from driftbayes.patterns import patterns  # noqa: E402
 from driftbayes.server.record import create_record_app  # noqa: E402
 from driftbayes.state import load_state  # noqa: E402
+from tests.helpers import LOADED  # noqa: E402
 
 from .conftest import run_dropper, run_uvicorn  # noqa: E402
 
@@ -33,8 +34,9 @@ SECRET = "s3cr3t-XYZ"
 BINARY = np.random.default_rng(3).bytes(200_000)
 GZIPPED = gzip.compress(b'{"compressed": true}' * 50, mtime=0)
 #: The proxies' upstream timeout: long enough for every quick upstream answer on a loaded
-#: machine (the upstream runs in this process), short against /slow's :data:`SLOW_S`.
-PROXY_TIMEOUT = 2.0
+#: machine (the upstream runs in this process, beside a second test process and other work),
+#: short against /slow's :data:`SLOW_S`.
+PROXY_TIMEOUT = 5.0
 SLOW_S = 30.0
 
 
@@ -124,7 +126,7 @@ def upstream():
 @pytest.fixture()
 def client():
     # idle connections expire before uvicorn's 5 s keep-alive closes them under the client
-    with httpx.Client(timeout=10, trust_env=False,
+    with httpx.Client(timeout=LOADED, trust_env=False,
                       limits=httpx.Limits(keepalive_expiry=1.0)) as c:
         yield c
 

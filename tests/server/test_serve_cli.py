@@ -19,7 +19,7 @@ from driftbayes import cli
 from driftbayes.config import Config
 from driftbayes.learner import DriftLearner
 from driftbayes.state import save_state
-from tests.helpers import traffic
+from tests.helpers import LOADED, traffic
 
 pytestmark = pytest.mark.skipif(
     not any(c.name == "serve" or (c.name is None and c.callback.__name__ == "serve")
@@ -48,7 +48,7 @@ def served(monkeypatch):
         with server_app.serving(app) as url:
             for name, (method, path, headers) in fake_run_server.requests.items():
                 rec["responses"][name] = httpx.request(method, url + path, headers=headers,
-                                                       timeout=10)
+                                                       timeout=LOADED)
         calls.append(rec)
 
     fake_run_server.requests = {}
